@@ -1,0 +1,122 @@
+// Options as data: one declaration per option, with its default, help and key.
+//
+// Every option has a key "section.name" that is both its INI entry
+//     [data]
+//     label = stress
+// and its flag `--data.label stress` (dashes and underscores are equivalent in
+// names); an option may also have a short alias such as `--label`. Precedence is
+// defaults < config file (`--config F.ini`) < command line. Unknown keys are
+// errors that name the file and line and suggest the closest key. After parsing,
+// `checks` run (the validate() step) and the effective configuration can be
+// printed and hashed for provenance.
+//
+// This class deliberately knows nothing about what the options mean: modules
+// declare their own options next to their option structs (data::declare_options
+// etc.). Command-line tokenising and help layout come from Boost.Program_options.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace sensecf {
+
+enum class OptionSource { kDefault, kConfigFile, kCommandLine };
+const char* to_string(OptionSource source);
+
+class Options {
+ public:
+  struct Entry {
+    std::string key;    // "section.name"
+    std::string alias;  // short CLI form without dashes, or empty
+    std::string help;
+    std::string default_text;
+    std::vector<std::string> choices;  // allowed values (empty: any)
+    bool is_flag = false;              // bool: `--flag` alone means true
+    bool hashed = true;                // part of the config hash (results depend on it)
+    OptionSource source = OptionSource::kDefault;
+    std::function<void(const std::string&)> set;  // throws std::invalid_argument
+    std::function<std::string()> get;
+  };
+
+  Options(std::string command, std::string summary);
+
+  // Declares an option whose default is the current value of *target. Supported
+  // T: std::string, bool, int, long, long long, unsigned long, double,
+  // std::vector<std::string|double|int> (comma- or space-separated).
+  template <class T>
+  Options& add(const std::string& key, T* target, const std::string& help,
+               const std::string& alias = {});
+  // Modifiers for the option declared last.
+  Options& choices(std::vector<std::string> allowed);
+  Options& not_hashed();
+
+  // A validation step run after all values are set; throw UsageError to reject.
+  void add_check(std::function<void()> check);
+
+  // Parses the command-line arguments that follow the sub-command name.
+  // Returns false when --help was given (the help text was printed to stdout).
+  // Throws UsageError for unknown keys, bad values and failed checks.
+  bool parse(const std::vector<std::string>& args);
+
+  std::string help() const;
+  // The effective configuration as INI text, each value commented with its source.
+  std::string effective_ini() const;
+  // FNV-1a hash of every hashed key=value pair: equal configs, equal hash.
+  std::string config_hash() const;
+  const std::vector<Entry>& entries() const { return entries_; }
+  const std::string& command() const { return command_; }
+  const std::vector<std::string>& config_files() const { return config_files_; }
+
+ private:
+  Entry& declare(const std::string& key, const std::string& help, const std::string& alias);
+  Entry* find(const std::string& name);
+  std::string suggest(const std::string& name) const;
+  void apply(Entry& entry, const std::string& value, OptionSource source,
+             const std::string& where);
+  void read_config_file(const std::string& path);
+  std::vector<std::string> normalise_args(const std::vector<std::string>& args) const;
+
+  std::string command_;
+  std::string summary_;
+  std::vector<Entry> entries_;
+  std::vector<std::function<void()>> checks_;
+  std::vector<std::string> config_files_;
+};
+
+namespace detail {
+// Text <-> value conversions used by Options::add; throw std::invalid_argument.
+void parse_value(const std::string& text, std::string* out);
+void parse_value(const std::string& text, bool* out);
+void parse_value(const std::string& text, int* out);
+void parse_value(const std::string& text, long* out);
+void parse_value(const std::string& text, long long* out);
+void parse_value(const std::string& text, unsigned long* out);
+void parse_value(const std::string& text, double* out);
+void parse_value(const std::string& text, std::vector<std::string>* out);
+void parse_value(const std::string& text, std::vector<double>* out);
+void parse_value(const std::string& text, std::vector<int>* out);
+std::string format_value(const std::string& v);
+std::string format_value(bool v);
+std::string format_value(int v);
+std::string format_value(long v);
+std::string format_value(long long v);
+std::string format_value(unsigned long v);
+std::string format_value(double v);
+std::string format_value(const std::vector<std::string>& v);
+std::string format_value(const std::vector<double>& v);
+std::string format_value(const std::vector<int>& v);
+}  // namespace detail
+
+template <class T>
+Options& Options::add(const std::string& key, T* target, const std::string& help,
+                      const std::string& alias) {
+  Entry& e = declare(key, help, alias);
+  e.default_text = detail::format_value(*target);
+  e.is_flag = std::is_same_v<T, bool>;
+  e.set = [target](const std::string& text) { detail::parse_value(text, target); };
+  e.get = [target] { return detail::format_value(*target); };
+  return *this;
+}
+
+}  // namespace sensecf

@@ -1,0 +1,29 @@
+// Small string helpers shared by the option parser, CSV reader and CLI.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sensecf {
+
+std::string_view trim(std::string_view s);
+// Splits on `sep`; trims each piece; an empty input gives an empty list.
+std::vector<std::string> split_list(std::string_view s, char sep = ',');
+std::string join(const std::vector<std::string>& parts, std::string_view sep);
+std::string to_lower(std::string_view s);
+
+// Parses the whole of `s` as a number; nullopt on any trailing garbage.
+std::optional<double> parse_double(std::string_view s);
+std::optional<long long> parse_int(std::string_view s);
+
+// Levenshtein distance, for "did you mean" suggestions.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+// The closest candidate within a sensible distance, or empty.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
+// 64-bit FNV-1a, printed as 16 hex digits. Used for config hashes and task keys.
+std::string fnv1a_hex(std::string_view data);
+
+}  // namespace sensecf

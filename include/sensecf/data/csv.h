@@ -1,0 +1,39 @@
+// CSV input and output of Datasets, and the data options every command shares
+// (`--data F.csv --label COL --group COL --categorical A,B --immutable A,B`).
+//
+// The reader validates everything and names file, line and column in its
+// errors: ragged rows, non-numeric cells, empty/NaN cells (error, or dropped
+// with --missing drop), a missing or non-binary label, constant features,
+// duplicate headers. Quoted fields ("a,b" and "" escapes) are supported.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sensecf/data/dataset.h"
+
+namespace sensecf {
+class Options;
+}
+
+namespace sensecf::data {
+
+struct DataOptions {
+  std::string path;                             // CSV file
+  std::string label = "high_stress";            // binary 0/1 label column
+  std::string group = "participant_id";         // patient id column; "" = none
+  std::vector<std::string> categorical = {"gender", "medication", "subgroup"};
+  std::vector<std::string> immutable = {"age", "gender", "medication", "subgroup"};
+  std::vector<std::string> drop;                // columns to ignore
+  std::string missing = "error";                // error | drop
+  double test_fraction = 0.2;                   // patients held out for test
+};
+
+// Declares the [data] options (keys data.*) on `options`.
+void declare_options(Options& options, DataOptions& data);
+
+Dataset read_csv(const DataOptions& options);
+// Writes the dataset with group first, then features (categories as text), label last.
+void write_csv(const Dataset& data, const std::string& path);
+
+}  // namespace sensecf::data

@@ -1,0 +1,41 @@
+// Patient-level train/test split and label-scarcity scenarios.
+//
+// split: all rows of a patient land on the same side; patients are stratified
+// by their majority label so that both sides keep the class balance where the
+// data allow it. Scenarios remove a fraction of one or both classes from the
+// training rows and remember what they removed (augmentation ratios are relative
+// to the removed count).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sensecf/data/dataset.h"
+
+namespace sensecf::data {
+
+struct Split {
+  std::vector<std::size_t> train;  // row indices into the Dataset, ascending
+  std::vector<std::size_t> test;
+};
+
+Split patient_split(const Dataset& data, double test_fraction, std::uint64_t seed);
+
+enum class Scarcity { kFull, kPositive, kNegative, kDual };
+Scarcity parse_scarcity(const std::string& name);  // full|positive|negative|dual
+std::string to_string(Scarcity s);
+
+struct Scenario {
+  Scarcity kind = Scarcity::kFull;
+  double fraction = 0.5;            // share of the targeted class(es) removed
+  std::vector<std::size_t> kept;    // training rows that remain
+  std::vector<std::size_t> removed; // training rows taken away
+  std::size_t removed_of(int label, const Dataset& data) const;
+};
+
+// Applies a scarcity scenario to `train_rows` (row-level, seeded).
+Scenario make_scenario(const Dataset& data, const std::vector<std::size_t>& train_rows,
+                       Scarcity kind, double fraction, std::uint64_t seed);
+
+}  // namespace sensecf::data

@@ -1,0 +1,42 @@
+// A synthetic AI-READI-like cohort: the paper's 12 features per 2-hour window.
+//
+// Mutable: awake_pct, light_pct, deep_pct, rem_pct (sleep stages of the previous
+// night, %), steps_mean (mean steps per minute-record in the window), glucose_mean
+// (mg/dL), hyper_events (count of >=15 min runs above 180 mg/dL), tir_pct (% of
+// readings in 70-180 mg/dL). Immutable: age, gender, medication, subgroup.
+// Plus participant_id and the label high_stress.
+//
+// Distributions follow the AI-READI study groups; values are correlated within a
+// participant; the label comes from a documented nonlinear ground-truth model
+// with noise (see synth.cpp), so the direction of a useful counterfactual change
+// is known. Deterministic for a seed.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "sensecf/data/dataset.h"
+
+namespace sensecf {
+class Options;
+}
+
+namespace sensecf::data {
+
+struct SynthOptions {
+  int n_participants = 400;
+  int windows_per_participant = 24;  // 2-hour windows (50% overlap) per participant
+  double positive_rate = 0.4;        // target share of high-stress windows
+  double label_noise = 1.0;          // sd of the noise in the latent stress score
+  unsigned long seed = 7;           // Options supports unsigned long
+};
+
+void declare_options(Options& options, SynthOptions& synth);
+
+Dataset make_synthetic_cohort(const SynthOptions& options);
+
+// The ground-truth latent stress score before noise (higher = more stressed);
+// exposed so tests and CF checks know the right direction of a change.
+double synthetic_stress_score(const Dataset& data, std::size_t row);
+
+}  // namespace sensecf::data

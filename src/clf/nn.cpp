@@ -1,0 +1,168 @@
+// NN classifier (LibTorch MLP): the explained black box f.
+//
+// Reference path only: fp32 on CPU, single process. Shapes: x: [B, n_in],
+// logits: [B]. Does not do class weighting or hyper-parameter search.
+#include "sensecf/clf/nn.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <limits>
+
+#include "sensecf/clf/preprocess.h"
+#include "sensecf/core/error.h"
+#include "sensecf/core/random.h"
+
+namespace sensecf::clf {
+namespace {
+
+torch::nn::Sequential make_mlp(std::size_t n_inputs, const std::vector<int>& hidden, double dropout) {
+  torch::nn::Sequential net;
+  auto in = static_cast<std::int64_t>(n_inputs);
+  for (int h : hidden) {
+    net->push_back(torch::nn::Linear(in, h));
+    net->push_back(torch::nn::ReLU());
+    if (dropout > 0) net->push_back(torch::nn::Dropout(dropout));
+    in = h;
+  }
+  net->push_back(torch::nn::Linear(in, 1));
+  return net;
+}
+
+torch::Tensor to_tensor(const data::Matrix& m) {
+  auto t = torch::empty({static_cast<std::int64_t>(m.n_rows), static_cast<std::int64_t>(m.n_cols)}, torch::kFloat32);
+  auto acc = t.accessor<float, 2>();
+  for (std::size_t r = 0; r < m.n_rows; ++r)
+    for (std::size_t c = 0; c < m.n_cols; ++c) acc[static_cast<long>(r)][static_cast<long>(c)] = static_cast<float>(m.at(r, c));
+  return t;
+}
+
+class NnClassifier final : public Classifier {
+ public:
+  explicit NnClassifier(ClfOptions options) : options_(std::move(options)) {}
+  std::string kind() const override { return "nn"; }
+
+  void fit(const data::Schema& schema, const data::Matrix& x, const std::vector<int>& y) override {
+    if (options_.threads > 0) torch::set_num_threads(options_.threads);
+    torch::manual_seed(options_.seed);
+    encoder_.fit(schema, x);
+    net_ = make_mlp(encoder_.n_inputs(), options_.nn_hidden, options_.nn_dropout);
+
+    // Stratified validation split of the training rows.
+    Rng rng(derive_seed(options_.seed, "nn/validation"));
+    std::vector<std::size_t> by_class[2];
+    for (std::size_t i = 0; i < y.size(); ++i) by_class[y[i]].push_back(i);
+    std::vector<std::size_t> train_idx, val_idx;
+    for (auto& rows : by_class) {
+      rng.shuffle(rows);
+      const auto n_val = static_cast<std::size_t>(options_.nn_validation_fraction * static_cast<double>(rows.size()));
+      val_idx.insert(val_idx.end(), rows.begin(), rows.begin() + static_cast<long>(n_val));
+      train_idx.insert(train_idx.end(), rows.begin() + static_cast<long>(n_val), rows.end());
+    }
+    if (train_idx.empty()) throw Error("NN training set is empty");
+    const torch::Tensor xt = to_tensor(encoder_.transform(x));  // [N, n_in]
+    torch::Tensor yt = torch::empty({static_cast<long>(y.size())}, torch::kFloat32);
+    for (std::size_t i = 0; i < y.size(); ++i) yt[static_cast<long>(i)] = static_cast<float>(y[i]);
+    auto index = [](const std::vector<std::size_t>& v) {
+      std::vector<std::int64_t> w(v.begin(), v.end());
+      return torch::tensor(w, torch::kInt64);
+    };
+    const torch::Tensor x_val = val_idx.empty() ? xt : xt.index_select(0, index(val_idx));
+    const torch::Tensor y_val = val_idx.empty() ? yt : yt.index_select(0, index(val_idx));
+
+    torch::optim::Adam opt(net_->parameters(),
+                           torch::optim::AdamOptions(options_.nn_learning_rate).weight_decay(options_.nn_weight_decay));
+    double best_loss = std::numeric_limits<double>::infinity();
+    std::vector<torch::Tensor> best_state;
+    int since_best = 0;
+    int epoch = 0;
+    const auto batch = static_cast<std::size_t>(options_.nn_batch_size);
+    for (; epoch < options_.nn_max_epochs; ++epoch) {
+      net_->train();
+      rng.shuffle(train_idx);
+      for (std::size_t start = 0; start < train_idx.size(); start += batch) {
+        const std::vector<std::size_t> b(train_idx.begin() + static_cast<long>(start),
+                                         train_idx.begin() + static_cast<long>(std::min(train_idx.size(), start + batch)));
+        const auto bi = index(b);
+        const torch::Tensor logits = net_->forward(xt.index_select(0, bi)).squeeze(1);  // [B]
+        const torch::Tensor loss = torch::binary_cross_entropy_with_logits(logits, yt.index_select(0, bi));
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+      }
+      net_->eval();
+      double val_loss = 0;
+      {
+        torch::NoGradGuard no_grad;
+        val_loss = torch::binary_cross_entropy_with_logits(net_->forward(x_val).squeeze(1), y_val).item<double>();
+      }
+      if (val_loss < best_loss - 1e-6) {
+        best_loss = val_loss;
+        since_best = 0;
+        best_state.clear();
+        for (const auto& p : net_->parameters()) best_state.push_back(p.detach().clone());
+      } else if (++since_best >= options_.nn_patience) {
+        break;
+      }
+    }
+    {
+      torch::NoGradGuard no_grad;
+      auto params = net_->parameters();
+      for (std::size_t i = 0; i < params.size() && i < best_state.size(); ++i) params[i].copy_(best_state[i]);
+    }
+    net_->eval();
+    spdlog::info("nn: {} epochs (best validation loss {:.4f}, {} train / {} validation rows, {} inputs)",
+                 epoch, best_loss, train_idx.size(), val_idx.size(), encoder_.n_inputs());
+  }
+
+  std::vector<double> predict_proba(const data::Matrix& x) const override {
+    if (!net_) throw Error("nn: predict_proba called before fit/load");
+    torch::NoGradGuard no_grad;
+    torch::nn::Sequential net = net_;  // forward() is non-const; the handle copy shares the module
+    const torch::Tensor p = torch::sigmoid(net->forward(to_tensor(encoder_.transform(x))).squeeze(1)).contiguous();
+    const float* ptr = p.data_ptr<float>();
+    return std::vector<double>(ptr, ptr + p.numel());
+  }
+
+  void save(const std::string& dir) const override {
+    torch::save(net_, dir + "/nn.pt");
+    const nlohmann::json meta = {{"hidden", options_.nn_hidden}, {"dropout", options_.nn_dropout},
+                                 {"encoder", encoder_.to_json()}};
+    std::ofstream(dir + "/nn.json") << meta.dump(2) << "\n";
+  }
+
+  void load(const std::string& dir, const data::Schema& schema) override {
+    std::ifstream in(dir + "/nn.json");
+    if (!in) throw Error("cannot open '" + dir + "/nn.json'", "is '" + dir + "' a directory written by `sensecf train-clf --model nn`?");
+    nlohmann::json meta;
+    try {
+      in >> meta;
+      options_.nn_hidden = meta.at("hidden").get<std::vector<int>>();
+      options_.nn_dropout = meta.at("dropout").get<double>();
+      encoder_ = InputEncoder::from_json(meta.at("encoder"));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("'" + dir + "/nn.json' is malformed: " + e.what());
+    }
+    net_ = make_mlp(encoder_.n_inputs(), options_.nn_hidden, options_.nn_dropout);
+    try {
+      torch::load(net_, dir + "/nn.pt");
+    } catch (const c10::Error& e) {
+      throw Error("cannot load '" + dir + "/nn.pt': " + e.what_without_backtrace());
+    }
+    net_->eval();
+  }
+
+ private:
+  ClfOptions options_;
+  InputEncoder encoder_;
+  torch::nn::Sequential net_{nullptr};
+};
+
+}  // namespace
+
+std::unique_ptr<Classifier> make_nn_classifier(const ClfOptions& options) {
+  return std::make_unique<NnClassifier>(options);
+}
+
+}  // namespace sensecf::clf

@@ -1,0 +1,160 @@
+// `sensecf train-clf`: train one classifier on a CSV, save it, print its test
+// metrics; or with --reduce, the paper's Fig. 1 curve (test F1 of all four
+// classifiers as the training data shrinks).
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "commands.h"
+#include "sensecf/clf/classifier.h"
+#include "sensecf/clf/metrics.h"
+#include "sensecf/core/error.h"
+#include "sensecf/core/provenance.h"
+#include "sensecf/core/random.h"
+#include "sensecf/data/csv.h"
+#include "sensecf/data/split.h"
+
+namespace sensecf::cli {
+namespace {
+
+struct TrainOptions {
+  std::string out = "results/clf";
+  bool json = false;
+  std::vector<double> reduce;
+};
+
+// Keeps a stratified share (1 - reduction) of the training rows.
+std::vector<std::size_t> reduce_rows(const data::Dataset& d, const std::vector<std::size_t>& rows,
+                                     double reduction, std::uint64_t seed) {
+  std::vector<std::size_t> out;
+  for (int label = 0; label < 2; ++label) {
+    std::vector<std::size_t> cls;
+    for (auto r : rows)
+      if (d.y[r] == label) cls.push_back(r);
+    Rng rng(derive_seed(seed, "reduce/" + std::to_string(label)));
+    rng.shuffle(cls);
+    const auto keep = static_cast<std::size_t>(std::llround((1.0 - reduction) * static_cast<double>(cls.size())));
+    out.insert(out.end(), cls.begin(), cls.begin() + static_cast<long>(keep));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+clf::Metrics train_and_score(const clf::ClfOptions& options, const data::Dataset& d,
+                             const std::vector<std::size_t>& train, const std::vector<std::size_t>& test,
+                             std::unique_ptr<clf::Classifier>* trained = nullptr) {
+  auto model = clf::make_classifier(options);
+  std::vector<int> y_train;
+  for (auto r : train) y_train.push_back(d.y[r]);
+  model->fit(d.schema, d.x.rows(train), y_train);
+  std::vector<int> y_test;
+  for (auto r : test) y_test.push_back(d.y[r]);
+  const auto m = clf::evaluate(y_test, model->predict_proba(d.x.rows(test)));
+  if (trained) *trained = std::move(model);
+  return m;
+}
+
+int fig1_curve(const TrainOptions& t, const clf::ClfOptions& base, const data::Dataset& d, const data::Split& split) {
+  std::vector<double> reductions = t.reduce;
+  if (std::find(reductions.begin(), reductions.end(), 0.0) == reductions.end()) reductions.insert(reductions.begin(), 0.0);
+  const std::vector<std::string> kinds = {"nn", "xgb", "rf", "svm"};
+  nlohmann::json rows = nlohmann::json::array();
+  std::ostringstream table;
+  table << "reduction";
+  for (const auto& k : kinds) table << fmt::format(" {:>8}", "f1_" + k);
+  table << "\n";
+  for (double r : reductions) {
+    const auto train = reduce_rows(d, split.train, r, base.seed);
+    table << fmt::format("{:>9.2f}", r);
+    for (const auto& k : kinds) {
+      clf::ClfOptions o = base;
+      o.model = k;
+      const auto m = train_and_score(o, d, train, split.test);
+      table << fmt::format(" {:>8.4f}", m.f1);
+      rows.push_back({{"reduction", r}, {"model", k}, {"n_train", train.size()}, {"metrics", m.to_json()}});
+    }
+    table << "\n";
+  }
+  if (t.json) {
+    std::cout << rows.dump() << "\n";
+  } else {
+    std::cout << table.str();
+  }
+  if (!t.out.empty()) {
+    std::filesystem::create_directories(t.out);
+    std::ofstream csv(t.out + "/fig1.csv");
+    csv << "reduction,model,n_train,accuracy,precision,recall,f1,auc\n";
+    for (const auto& row : rows) {
+      const auto& m = row["metrics"];
+      csv << fmt::format("{},{},{},{},{},{},{},{}\n", row["reduction"].get<double>(), row["model"].get<std::string>(),
+                         row["n_train"].get<std::size_t>(), m["accuracy"].get<double>(), m["precision"].get<double>(),
+                         m["recall"].get<double>(), m["f1"].get<double>(), m["auc"].get<double>());
+    }
+    spdlog::info("Fig. 1 data written to {}/fig1.csv", t.out);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int cmd_train_clf(const std::vector<std::string>& args) {
+  data::DataOptions data_options;
+  clf::ClfOptions clf_options;
+  TrainOptions t;
+  LogOptions log;
+  Options options("train-clf",
+                  "Train a classifier on a patient-level 80/20 split of a CSV, save it to --out and print its\n"
+                  "test metrics (ACC, PRE, REC, F1, AUC). With --reduce, print the F1 of all four classifiers\n"
+                  "as the training data is reduced (the paper's Fig. 1).");
+  data::declare_options(options, data_options);
+  clf::declare_options(options, clf_options);
+  options.add("train.out", &t.out, "output directory (the model; with --reduce, fig1.csv)", "out");
+  options.add("train.json", &t.json, "print the metrics as JSON", "json").not_hashed();
+  options.add("train.reduce", &t.reduce,
+              "training-data reductions for the Fig. 1 curve, e.g. 0.1,0.2,...,0.7 (trains nn, xgb, rf, svm)",
+              "reduce");
+  options.add_check([&t] {
+    for (double r : t.reduce)
+      if (!(r >= 0 && r < 1)) throw UsageError(fmt::format("train.reduce values must be in [0, 1), got {}", r));
+  });
+  declare_common_options(options, log);
+  if (!parse_and_start(options, log, args)) return 0;
+
+  data::Dataset d = data::read_csv(data_options);
+  const auto split = data::patient_split(d, data_options.test_fraction, clf_options.seed);
+  d.schema.learn_bounds(d.x, split.train);
+  spdlog::info("{}: {} rows ({} positive), {} features; split {} train / {} test rows", d.source, d.size(),
+               d.count_label(1), d.schema.size(), split.train.size(), split.test.size());
+
+  if (!t.reduce.empty()) return fig1_curve(t, clf_options, d, split);
+
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<clf::Classifier> model;
+  const auto m = train_and_score(clf_options, d, split.train, split.test, &model);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  nlohmann::json meta = {{"provenance", make_provenance(options).to_json()},
+                         {"test_metrics", m.to_json()},
+                         {"train_rows", split.train.size()},
+                         {"test_rows", split.test.size()},
+                         {"train_seconds", seconds},
+                         {"data", d.source}};
+  clf::save_model(*model, d.schema, meta, t.out);
+  spdlog::info("{} trained in {:.2f} s, saved to {}", model->kind(), seconds, t.out);
+  if (t.json) {
+    nlohmann::json j = m.to_json();
+    j["model"] = model->kind();
+    j["train_seconds"] = seconds;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << "model=" << model->kind() << " " << m.line() << "\n";
+  }
+  return 0;
+}
+
+}  // namespace sensecf::cli

@@ -1,0 +1,24 @@
+// The sub-commands of the single `sensecf` binary. Each parses its own options
+// (`sensecf <cmd> --help`), runs, and returns the process exit code. Errors are
+// thrown as sensecf::Error / UsageError and reported by main().
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sensecf/core/log.h"
+#include "sensecf/core/options.h"
+
+namespace sensecf::cli {
+
+// Options every command has: [log] level, all_ranks.
+void declare_common_options(Options& options, LogOptions& log);
+// Parses args; returns false if --help was printed. Installs logging.
+bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::string>& args);
+
+int cmd_synth(const std::vector<std::string>& args);      // cmd_synth.cpp
+int cmd_train_clf(const std::vector<std::string>& args);  // cmd_train_clf.cpp
+int cmd_score(const std::vector<std::string>& args);      // cmd_score.cpp
+int cmd_info(const std::vector<std::string>& args);       // cmd_info.cpp
+
+}  // namespace sensecf::cli

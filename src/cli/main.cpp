@@ -1,0 +1,80 @@
+// sensecf: entry point. Dispatches to a sub-command and turns exceptions into
+// messages and exit codes (0 ok, 1 runtime error, 2 usage error).
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <iostream>
+#include <map>
+
+#include "commands.h"
+#include "sensecf/core/error.h"
+#include "sensecf/core/provenance.h"
+#include "sensecf/core/strings.h"
+
+namespace {
+
+struct Command {
+  int (*run)(const std::vector<std::string>&);
+  const char* summary;
+};
+
+const std::map<std::string, Command>& commands() {
+  using namespace sensecf::cli;
+  static const std::map<std::string, Command> table = {
+      {"synth", {cmd_synth, "write a synthetic AI-READI-like cohort (12 features per 2-h window) as CSV"}},
+      {"train-clf", {cmd_train_clf, "train a classifier (nn|xgb|rf|svm) on a CSV, save it, print test metrics"}},
+      {"score", {cmd_score, "compute ACC/PRE/REC/F1/AUC of a predictions CSV (columns y_true, score)"}},
+      {"info", {cmd_info, "print versions, MPI ranks and GPU binding of this build"}},
+  };
+  return table;
+}
+
+void print_usage() {
+  std::cout << "sensecf — distributed experiment runner for LLM-generated counterfactual explanations\n\n"
+               "Usage: sensecf <command> [options]      (sensecf <command> --help for its options)\n\n"
+               "Commands:\n";
+  for (const auto& [name, cmd] : commands()) {
+    std::cout << "  " << name << std::string(12 - std::min<std::size_t>(11, name.size()), ' ')
+              << cmd.summary << "\n";
+  }
+  std::cout << "\nOptions:\n  -h, --help     this help\n  --version      versions of sensecf and its libraries\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::cout << sensecf::version_string() << "\n";
+    return 0;
+  }
+  const std::string name = argv[1];
+  const auto it = commands().find(name);
+  if (it == commands().end()) {
+    std::vector<std::string> names;
+    for (const auto& [n, c] : commands()) names.push_back(n);
+    const std::string best = sensecf::closest_match(name, names);
+    std::cerr << "sensecf: unknown command '" << name << "'"
+              << (best.empty() ? "" : "; did you mean '" + best + "'?") << "\n"
+              << "Run `sensecf --help` for the list of commands.\n";
+    return 2;
+  }
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    return it->second.run(args);
+  } catch (const sensecf::UsageError& e) {
+    std::cerr << "sensecf " << name << ": error: " << e.what() << "\n";
+    if (!e.hint().empty()) std::cerr << "  hint: " << e.hint() << "\n";
+    return 2;
+  } catch (const sensecf::Error& e) {
+    std::cerr << "sensecf " << name << ": error: " << e.what() << "\n";
+    if (!e.hint().empty()) std::cerr << "  hint: " << e.hint() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "sensecf " << name << ": unexpected error: " << e.what() << "\n";
+    return 1;
+  }
+}

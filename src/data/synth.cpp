@@ -1,0 +1,451 @@
+// Synthetic AI-READI-like cohort: participants, nights, 2-hour CGM/activity
+// windows, and a high-stress label from a documented ground-truth model.
+//
+// What it simulates, per participant (all draws from sensecf::Rng streams
+// derived from the seed, one stream per participant, so adding participants
+// does not change the earlier ones):
+//   - clinical site (UW 1xxx, UCSD 4xxx, UAB 7xxx) and a 4-digit id;
+//   - study group with AI-READI-like shares (healthy 33%, pre-diabetes 26%,
+//     oral/non-insulin 29%, insulin 12%); medication follows the study group:
+//       healthy, pre_diabetes_lifestyle_controlled               -> "none"
+//       oral_medication_and_or_non_insulin_injectable_...        -> "oral"
+//         (oral agents and/or non-insulin injectables such as GLP-1RA)
+//       insulin_dependent                                        -> "insulin";
+//   - gender (55% female), age >= 40 (mean ~61, sd ~11, integer years);
+//   - participant random effects: mean glucose (group mean/sd of aireadi.md §4,
+//     log-normal), glycaemic variability, meal-response size, daily steps
+//     (log-normal, group- and age-dependent), sleep-stage propensities, and an
+//     unobserved stress trait.
+// Windows are daytime 2-hour windows with a 1-hour stride (50% overlap):
+// 12 per day (08:00-10:00 ... 19:00-21:00), so W windows span ceil(W/12) days.
+// Each day has its own previous night (sleep-stage shares: log-normal
+// propensities normalised to 100%), its own hourly step rates (heavy right tail;
+// a window's steps_mean is the mean of its two hours) and a 5-minute CGM trace
+// (log-space AR(1) slow + fast components, meal responses, exercise lowering
+// glucose). From the 24 readings of a window: glucose_mean, tir_pct (% of
+// readings in 70-180 mg/dL) and hyper_events (runs of >= 3 consecutive readings,
+// i.e. >= 15 min, above 180 mg/dL), exactly as the preprocessing of aireadi.md §3.
+//
+// Ground-truth stress model (sp(z) = log(1 + e^z), softplus: a smooth threshold):
+//   sleep    = 1.0 sp((16 - deep)/3) + 0.8 sp((19 - rem)/3) + 0.8 sp((awake - 8)/2)
+//   activity = 1.0 sp(1.5 ln(6 / (steps + 0.5)))          (low activity hurts)
+//   glycemia = 1.0 sp((glucose - 150)/20) + 0.6 ((100 - tir)/25)^2 / (1 + (100 - tir)/25)
+//              + 0.5 sqrt(hyper_events)
+//   score    = kScale * ( sleep + activity + glycemia
+//                         + 0.6 sleep * sp((glucose - 150)/20)     (poor sleep x hyperglycaemia)
+//                         + 0.4 sleep * activity                  (poor sleep x inactivity)
+//                         + 0.02 (age - 61) + 0.3 [medication = insulin] ) - kCentre
+//   latent   = score + u_participant + eps,  u ~ N(0, kTraitSd^2), eps ~ N(0, label_noise^2)
+//   label    = 1 for the round(positive_rate * n) rows with the largest latent
+//              (the (1 - positive_rate) quantile threshold), else 0.
+// Every term is non-decreasing in awake, steps^-1, glucose, hyper_events,
+// 100 - tir and strictly decreasing in deep, rem and steps: raising deep/REM
+// sleep or activity, or lowering glucose, lowers the score. synthetic_stress_score
+// returns `score` computed from a row's (stored, rounded) feature values.
+//
+// It does not write files (csv.h does) or split the data (split.h does).
+#include "sensecf/data/synth.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <numeric>
+
+#include "sensecf/core/error.h"
+#include "sensecf/core/options.h"
+#include "sensecf/core/random.h"
+
+namespace sensecf::data {
+
+void declare_options(Options& options, SynthOptions& synth) {
+  options.add("synth.participants", &synth.n_participants, "number of synthetic participants",
+              "participants");
+  options.add("synth.windows", &synth.windows_per_participant,
+              "2-hour windows (50% overlap, 12 per day) per participant");
+  options.add("synth.positive_rate", &synth.positive_rate,
+              "share of high-stress windows (label 1), in (0, 1)");
+  options.add("synth.label_noise", &synth.label_noise,
+              "sd of the Gaussian noise added to the latent stress score (0: labels follow the "
+              "features and the participant trait only)");
+  options.add("synth.seed", &synth.seed, "random seed of the synthetic cohort");
+  options.add_check([&synth] {
+    if (synth.n_participants < 10) {
+      throw UsageError(fmt::format("synth.participants must be >= 10, got {}", synth.n_participants),
+                       "a patient-level 80/20 split needs at least 10 participants");
+    }
+    if (synth.windows_per_participant < 1) {
+      throw UsageError(
+          fmt::format("synth.windows must be >= 1, got {}", synth.windows_per_participant));
+    }
+    if (!(synth.positive_rate > 0.0 && synth.positive_rate < 1.0)) {
+      throw UsageError(
+          fmt::format("synth.positive_rate must be in (0, 1), got {}", synth.positive_rate));
+    }
+    if (!(synth.label_noise >= 0.0) || !std::isfinite(synth.label_noise)) {
+      throw UsageError(fmt::format("synth.label_noise must be >= 0, got {}", synth.label_noise));
+    }
+  });
+}
+
+namespace {
+
+// Column order of the 12 features.
+enum Col : std::size_t {
+  kAwake, kLight, kDeep, kRem, kSteps, kGlucose, kHyper, kTir, kAge, kGender, kMedication,
+  kSubgroup, kNumCols
+};
+
+// Category lists, sorted: code i is categories[i].
+const std::vector<std::string> kGenders = {"female", "male"};
+const std::vector<std::string> kMedications = {"insulin", "none", "oral"};
+const std::vector<std::string> kSubgroups = {
+    "healthy", "insulin_dependent",
+    "oral_medication_and_or_non_insulin_injectable_medication_controlled",
+    "pre_diabetes_lifestyle_controlled"};
+
+// Per study group: share of participants, subgroup/medication codes, CGM and
+// activity parameters.
+struct GroupProfile {
+  double share;
+  int subgroup_code;
+  int medication_code;
+  double glucose_mean;   // mg/dL, participant-level mean (aireadi.md §4)
+  double glucose_sd;     // mg/dL, between participants
+  double log_sd_slow;    // slow (hours) glucose variation, log units
+  double log_sd_fast;    // fast (minutes) glucose variation, log units
+  double meal_amp;       // peak meal response, log units
+  double age_shift;      // years relative to 61
+  double daily_steps;    // median steps/day
+  double sleep_shift;    // extra awake (+) and less deep (-) sleep, log units
+};
+
+// Order: healthy, pre-diabetes, oral/non-insulin, insulin (the glucose order).
+const std::array<GroupProfile, 4> kGroups = {{
+    {0.33, 0, 1, 119.2, 13.7, 0.07, 0.025, 0.16, -0.6, 7500.0, 0.00},
+    {0.26, 3, 1, 125.6, 17.7, 0.09, 0.030, 0.20, -0.1, 6800.0, 0.05},
+    {0.29, 2, 2, 144.2, 25.7, 0.14, 0.035, 0.27, 1.7, 5800.0, 0.10},
+    {0.12, 1, 0, 157.9, 27.7, 0.19, 0.045, 0.30, 1.1, 5000.0, 0.15},
+}};
+
+constexpr int kWindowsPerDay = 12;     // window starts 08:00 ... 19:00
+constexpr int kHoursPerDay = 13;       // 08:00 - 21:00
+constexpr int kReadingsPerHour = 12;   // CGM every 5 minutes
+constexpr int kReadingsPerWindow = 24;
+constexpr int kBurnInReadings = 24;    // two hours before 08:00 for the AR processes
+constexpr double kDayStartHour = 8.0;
+
+// Ground-truth constants (see the formula at the top).
+constexpr double kScale = 2.1;
+constexpr double kCentre = 2.5;
+constexpr double kTraitSd = 0.5;
+constexpr double kSaturation = 0.45;
+
+// Relative activity by hour of day (08:00 ... 20:00).
+constexpr std::array<double, kHoursPerDay> kStepProfile = {0.9, 1.0, 0.9, 1.0, 1.2, 1.0, 0.9,
+                                                           0.9, 1.0, 1.2, 1.3, 1.0, 0.7};
+
+double softplus(double z) { return z > 30.0 ? z : std::log1p(std::exp(z)); }
+// Rounds to `decimals` places (dividing by 10^k gives the nearest double, so the
+// CSV shows 16.6, not 16.600000000000001).
+double round_to(double v, int decimals) {
+  const double scale = std::pow(10.0, decimals);
+  return std::round(v * scale) / scale;
+}
+
+// The noiseless ground-truth score from feature values (formula at the top).
+double stress_score(double awake, double deep, double rem, double steps, double glucose,
+                    double hyper, double tir, double age, bool on_insulin) {
+  const double sleep = 1.0 * softplus((16.0 - deep) / 3.0) + 0.8 * softplus((19.0 - rem) / 3.0) +
+                       0.8 * softplus((awake - 8.0) / 2.0);
+  const double activity = softplus(1.5 * std::log(6.0 / (std::max(steps, 0.0) + 0.5)));
+  const double high_glucose = softplus((glucose - 150.0) / 20.0);
+  const double out_of_range = std::max(0.0, 100.0 - tir) / 25.0;
+  const double glycemia = high_glucose + 0.6 * out_of_range * out_of_range / (1.0 + out_of_range) +
+                          0.5 * std::sqrt(std::max(hyper, 0.0));
+  const double load = sleep + activity + glycemia + 0.6 * sleep * high_glucose +
+                      0.4 * sleep * activity;  // > 0
+  // Saturating response to the load (Box-Cox with exponent -kSaturation: like ln
+  // for small loads, bounded above by 1 / kSaturation).
+  const double response = (1.0 - std::pow(load, -kSaturation)) / kSaturation;
+  return kScale * (response + 0.02 * (age - 61.0) + (on_insulin ? 0.3 : 0.0)) - kCentre;
+}
+
+struct Participant {
+  std::string id;
+  const GroupProfile* group = nullptr;
+  int gender_code = 0;
+  double age = 61.0;
+  double glucose_mean = 120.0;    // mg/dL
+  double variability = 1.0;       // multiplies the group's log sds
+  double meal_amp = 0.2;          // log units
+  double steps_rate = 8.0;        // steps/min, typical daytime rate
+  std::array<double, 4> sleep_log{};  // log propensities: awake, light, deep, rem
+  double trait = 0.0;             // unobserved stress trait (label only)
+};
+
+std::string participant_id(int site_digit, int number) {
+  // 4-digit AI-READI style (1001, 4038, 7060); numbers past 999 get more digits.
+  return fmt::format("{}{:03d}", site_digit, number);
+}
+
+Participant draw_participant(Rng& rng, const std::string& id) {
+  Participant p;
+  p.id = id;
+  double u = rng.uniform();
+  std::size_t g = 0;
+  while (g + 1 < kGroups.size() && u >= kGroups[g].share) u -= kGroups[g++].share;
+  p.group = &kGroups[g];
+  p.gender_code = rng.bernoulli(0.55) ? 0 : 1;
+  p.age = std::round(std::clamp(rng.normal(61.0 + p.group->age_shift, 11.0), 40.0, 90.0));
+
+  // Mean glucose: log-normal with the group's mean and between-participant sd.
+  const double cv = p.group->glucose_sd / p.group->glucose_mean;
+  const double log_sd = std::sqrt(std::log1p(cv * cv));
+  p.glucose_mean = std::clamp(
+      p.group->glucose_mean * std::exp(rng.normal(-0.5 * log_sd * log_sd, log_sd)), 80.0, 300.0);
+  p.variability = std::exp(rng.normal(0.0, 0.2));
+  p.meal_amp = p.group->meal_amp * std::exp(rng.normal(0.0, 0.2));
+
+  const double daily = p.group->daily_steps * std::exp(rng.normal(0.0, 0.45)) *
+                       std::exp(-0.015 * (p.age - 61.0));
+  p.steps_rate = 0.85 * daily / (kHoursPerDay * 60.0);
+
+  // Sleep propensities (log shares), typical night: awake 6, light 57, deep 16, rem 21 %.
+  const double shift = p.group->sleep_shift;
+  p.sleep_log = {std::log(6.0) + rng.normal(0.0, 0.35) + 0.01 * (p.age - 61.0) + shift,
+                 std::log(57.0) + rng.normal(0.0, 0.05),
+                 std::log(16.0) + rng.normal(0.0, 0.25) - 0.012 * (p.age - 61.0) - shift,
+                 std::log(21.0) + rng.normal(0.0, 0.20)};
+  p.trait = rng.normal(0.0, kTraitSd);
+  return p;
+}
+
+// One night: shares in %, rounded to 0.1 with light as the remainder (sum = 100).
+std::array<double, 4> draw_night(Rng& rng, const Participant& p) {
+  constexpr std::array<double, 4> kNightSd = {0.35, 0.05, 0.25, 0.20};
+  std::array<double, 4> w{};
+  double total = 0.0;
+  for (int s = 0; s < 4; ++s) {
+    w[s] = std::exp(p.sleep_log[s] + rng.normal(0.0, kNightSd[s]));
+    total += w[s];
+  }
+  std::array<double, 4> pct{};
+  pct[0] = round_to(100.0 * w[0] / total, 1);
+  pct[2] = round_to(100.0 * w[2] / total, 1);
+  pct[3] = round_to(100.0 * w[3] / total, 1);
+  pct[1] = round_to(100.0 - pct[0] - pct[2] - pct[3], 1);  // sum is 100 up to 1e-13
+  return pct;
+}
+
+// Meal response in log units, t_min minutes after the meal (peak at 50 min).
+double meal_response(double t_min) {
+  if (t_min <= 0.0) return 0.0;
+  const double x = t_min / 50.0;
+  return x * std::exp(1.0 - x);
+}
+
+struct Day {
+  std::array<double, kHoursPerDay> steps{};                      // steps/min per hour
+  std::vector<double> glucose;  // [kHoursPerDay * 12] readings from 08:00, mg/dL
+};
+
+Day simulate_day(Rng& rng, const Participant& p) {
+  Day day;
+  const double day_activity = std::exp(rng.normal(0.0, 0.25));
+  for (int h = 0; h < kHoursPerDay; ++h) {
+    constexpr double kHourSd = 0.9;
+    day.steps[h] = std::min(180.0, p.steps_rate * day_activity * kStepProfile[h] *
+                                       std::exp(rng.normal(-0.5 * kHourSd * kHourSd, kHourSd)));
+  }
+
+  // Meals (hours of day) and their sizes.
+  const std::array<double, 3> meal_hour = {7.5 + rng.uniform(-0.5, 0.5),
+                                           12.5 + rng.uniform(-0.75, 0.75),
+                                           18.5 + rng.uniform(-0.75, 0.75)};
+  std::array<double, 3> meal_size{};
+  for (auto& m : meal_size) m = p.meal_amp * std::exp(rng.normal(0.0, 0.25));
+
+  const int n = kHoursPerDay * kReadingsPerHour;
+  const double sd_slow = p.group->log_sd_slow * p.variability;
+  const double sd_fast = p.group->log_sd_fast * p.variability;
+  constexpr double kPhiSlow = 0.97;  // ~3 h time constant at 5-min steps
+  constexpr double kPhiFast = 0.70;
+  const double day_level = rng.normal(0.0, 0.04);
+  double slow = rng.normal(0.0, sd_slow);
+  double fast = rng.normal(0.0, sd_fast);
+
+  std::vector<double> log_dev(n);
+  for (int t = -kBurnInReadings; t < n; ++t) {
+    slow = kPhiSlow * slow + std::sqrt(1.0 - kPhiSlow * kPhiSlow) * rng.normal(0.0, sd_slow);
+    fast = kPhiFast * fast + std::sqrt(1.0 - kPhiFast * kPhiFast) * rng.normal(0.0, sd_fast);
+    if (t < 0) continue;
+    const double hour = kDayStartHour + t / static_cast<double>(kReadingsPerHour);
+    double meal = 0.0;
+    for (int m = 0; m < 3; ++m) meal += meal_size[m] * meal_response((hour - meal_hour[m]) * 60.0);
+    const double exercise = -0.003 * day.steps[t / kReadingsPerHour];
+    log_dev[t] = slow + fast + meal + exercise;
+  }
+  // Centre so that the day's mean glucose stays near the participant's mean.
+  double mean_exp = 0.0;
+  for (double v : log_dev) mean_exp += std::exp(v);
+  mean_exp /= n;
+  day.glucose.resize(n);
+  for (int t = 0; t < n; ++t) {
+    day.glucose[t] = std::clamp(p.glucose_mean * std::exp(day_level + log_dev[t]) / mean_exp, 40.0,
+                                400.0);
+  }
+  return day;
+}
+
+Schema make_schema() {
+  Schema schema;
+  schema.label = "high_stress";
+  schema.group = "participant_id";
+  auto continuous = [&](const char* name, const char* unit, bool immutable) {
+    Feature f;
+    f.name = name;
+    f.unit = unit;
+    f.immutable = immutable;
+    schema.features.push_back(std::move(f));
+  };
+  auto categorical = [&](const char* name, const std::vector<std::string>& categories) {
+    Feature f;
+    f.name = name;
+    f.kind = FeatureKind::kCategorical;
+    f.immutable = true;
+    f.categories = categories;
+    schema.features.push_back(std::move(f));
+  };
+  continuous("awake_pct", "%", false);
+  continuous("light_pct", "%", false);
+  continuous("deep_pct", "%", false);
+  continuous("rem_pct", "%", false);
+  continuous("steps_mean", "steps/min", false);
+  continuous("glucose_mean", "mg/dL", false);
+  continuous("hyper_events", "count", false);
+  continuous("tir_pct", "%", false);
+  continuous("age", "years", true);
+  categorical("gender", kGenders);
+  categorical("medication", kMedications);
+  categorical("subgroup", kSubgroups);
+  return schema;
+}
+
+// Fills the glucose features of one window from its 24 readings.
+void window_glucose(const std::vector<double>& g, int first, double* row) {
+  double sum = 0.0;
+  int in_range = 0;
+  int hyper = 0;
+  int run = 0;
+  for (int t = first; t < first + kReadingsPerWindow; ++t) {
+    sum += g[t];
+    if (g[t] >= 70.0 && g[t] <= 180.0) ++in_range;
+    if (g[t] > 180.0) {
+      if (++run == 3) ++hyper;  // a run counts once it lasts >= 15 min
+    } else {
+      run = 0;
+    }
+  }
+  row[kGlucose] = round_to(sum / kReadingsPerWindow, 1);
+  row[kHyper] = hyper;
+  row[kTir] = round_to(100.0 * in_range / kReadingsPerWindow, 2);
+}
+
+}  // namespace
+
+Dataset make_synthetic_cohort(const SynthOptions& options) {
+  if (options.n_participants < 1 || options.windows_per_participant < 1 ||
+      !(options.positive_rate > 0.0 && options.positive_rate < 1.0) || !(options.label_noise >= 0.0)) {
+    throw UsageError(fmt::format(
+        "synthetic cohort: need participants >= 1, windows >= 1, 0 < positive_rate < 1 and "
+        "label_noise >= 0; got {}, {}, {}, {}",
+        options.n_participants, options.windows_per_participant, options.positive_rate,
+        options.label_noise));
+  }
+  const auto n_participants = static_cast<std::size_t>(options.n_participants);
+  const auto n_windows = static_cast<std::size_t>(options.windows_per_participant);
+  const std::size_t n_rows = n_participants * n_windows;
+
+  Dataset data;
+  data.schema = make_schema();
+  data.source = fmt::format("synthetic(participants={}, windows={}, seed={})",
+                            options.n_participants, options.windows_per_participant, options.seed);
+  data.x = Matrix(n_rows, kNumCols);
+  data.y.assign(n_rows, 0);
+  data.group.reserve(n_rows);
+  std::vector<double> trait(n_rows, 0.0);
+
+  // Sites in turn (UW, UCSD, UAB), ids numbered per site from 1.
+  constexpr std::array<int, 3> kSiteDigits = {1, 4, 7};
+  std::array<int, 3> next_number = {1, 1, 1};
+  Rng site_rng(derive_seed(options.seed, "synth.sites"));
+
+  std::size_t r = 0;
+  for (std::size_t i = 0; i < n_participants; ++i) {
+    const std::size_t site = site_rng.below(3);
+    const std::string id = participant_id(kSiteDigits[site], next_number[site]++);
+    Rng rng(derive_seed(options.seed, "synth.participant." + std::to_string(i)));
+    const Participant p = draw_participant(rng, id);
+
+    std::array<double, 4> night{};
+    Day day;
+    for (std::size_t w = 0; w < n_windows; ++w) {
+      const int slot = static_cast<int>(w % kWindowsPerDay);
+      if (slot == 0) {
+        night = draw_night(rng, p);
+        day = simulate_day(rng, p);
+      }
+      double* row = data.x.row(r);
+      for (int s = 0; s < 4; ++s) row[kAwake + s] = night[s];
+      row[kSteps] = round_to(0.5 * (day.steps[slot] + day.steps[slot + 1]), 2);
+      window_glucose(day.glucose, slot * kReadingsPerHour, row);
+      row[kAge] = p.age;
+      row[kGender] = p.gender_code;
+      row[kMedication] = p.group->medication_code;
+      row[kSubgroup] = p.group->subgroup_code;
+      data.group.push_back(p.id);
+      trait[r] = p.trait;
+      ++r;
+    }
+  }
+
+  // Labels: the round(positive_rate * n) largest latent scores are positive.
+  Rng noise_rng(derive_seed(options.seed, "synth.label_noise"));
+  std::vector<double> latent(n_rows);
+  for (std::size_t i = 0; i < n_rows; ++i) {
+    latent[i] = synthetic_stress_score(data, i) + trait[i] + options.label_noise * noise_rng.normal();
+  }
+  std::vector<std::size_t> order(n_rows);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return latent[a] > latent[b]; });
+  const auto n_positive = static_cast<std::size_t>(
+      std::clamp(std::llround(options.positive_rate * static_cast<double>(n_rows)), 1LL,
+                 static_cast<long long>(n_rows) - 1));
+  for (std::size_t k = 0; k < n_positive && k < n_rows; ++k) data.y[order[k]] = 1;
+
+  std::vector<std::size_t> all(n_rows);
+  std::iota(all.begin(), all.end(), std::size_t{0});
+  data.schema.learn_bounds(data.x, all);
+  return data;
+}
+
+double synthetic_stress_score(const Dataset& data, std::size_t row) {
+  if (row >= data.x.n_rows) {
+    throw Error(fmt::format("synthetic_stress_score: row {} out of range ({} rows)", row,
+                            data.x.n_rows));
+  }
+  const Schema& s = data.schema;
+  auto value = [&](const char* name) { return data.x.at(row, s.index_of(name)); };
+  const Feature& medication = s.features[s.index_of("medication")];
+  const auto code = static_cast<std::size_t>(value("medication"));
+  const bool on_insulin = code < medication.categories.size() &&
+                          medication.categories[code] == "insulin";
+  return stress_score(value("awake_pct"), value("deep_pct"), value("rem_pct"), value("steps_mean"),
+                      value("glucose_mean"), value("hyper_events"), value("tir_pct"), value("age"),
+                      on_insulin);
+}
+
+}  // namespace sensecf::data

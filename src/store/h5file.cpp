@@ -1,0 +1,293 @@
+// HDF5 file, attributes and compound tables (serial HDF5 C API).
+#include "sensecf/store/h5file.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <cstring>
+
+#include "sensecf/core/check.h"
+#include "sensecf/core/error.h"
+
+namespace sensecf::store {
+
+Handle& Handle::operator=(Handle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    id_ = o.id_;
+    closer_ = o.closer_;
+    o.id_ = -1;
+  }
+  return *this;
+}
+
+void Handle::reset() {
+  if (id_ >= 0 && closer_) closer_(id_);
+  id_ = -1;
+}
+
+namespace {
+// HDF5 prints its own error stack to stderr by default; we report through
+// SENSECF_H5_CHECK instead.
+void silence_hdf5() {
+  static const bool done = [] {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)done;
+}
+
+Handle string_type(std::size_t length) {
+  Handle t(SENSECF_H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
+  SENSECF_H5_CHECK(H5Tset_size(t.get(), length));
+  SENSECF_H5_CHECK(H5Tset_strpad(t.get(), H5T_STR_NULLTERM));
+  return t;
+}
+}  // namespace
+
+H5File H5File::create(const std::string& path) {
+  silence_hdf5();
+  H5File f;
+  f.path_ = path;
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (id < 0) throw Error("cannot create HDF5 file '" + path + "'", "does the directory exist and is it writable?");
+  f.file_ = Handle(id, H5Fclose);
+  return f;
+}
+
+H5File H5File::open(const std::string& path, bool writable) {
+  silence_hdf5();
+  H5File f;
+  f.path_ = path;
+  if (H5Fis_hdf5(path.c_str()) <= 0) {  // H5Fis_accessible needs HDF5 >= 1.12
+    throw Error("'" + path + "' is missing or not an HDF5 file");
+  }
+  const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) throw Error("cannot open HDF5 file '" + path + "'");
+  f.file_ = Handle(id, H5Fclose);
+  return f;
+}
+
+void H5File::set_attribute(const std::string& name, const std::string& value) {
+  if (H5Aexists(id(), name.c_str()) > 0) SENSECF_H5_CHECK(H5Adelete(id(), name.c_str()));
+  Handle type = string_type(value.size() + 1);
+  Handle space(SENSECF_H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose);
+  Handle attr(SENSECF_H5_CHECK(H5Acreate2(id(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT)),
+              H5Aclose);
+  SENSECF_H5_CHECK(H5Awrite(attr.get(), type.get(), value.c_str()));
+}
+
+bool H5File::has_attribute(const std::string& name) const { return H5Aexists(id(), name.c_str()) > 0; }
+
+std::string H5File::attribute(const std::string& name) const {
+  if (!has_attribute(name)) throw Error("'" + path_ + "' has no attribute '" + name + "'");
+  Handle attr(SENSECF_H5_CHECK(H5Aopen(id(), name.c_str(), H5P_DEFAULT)), H5Aclose);
+  Handle type(SENSECF_H5_CHECK(H5Aget_type(attr.get())), H5Tclose);
+  if (H5Tis_variable_str(type.get()) > 0) {
+    char* text = nullptr;
+    Handle mem = Handle(SENSECF_H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
+    SENSECF_H5_CHECK(H5Tset_size(mem.get(), H5T_VARIABLE));
+    SENSECF_H5_CHECK(H5Aread(attr.get(), mem.get(), &text));
+    std::string out = text ? text : "";
+    H5free_memory(text);
+    return out;
+  }
+  const std::size_t n = H5Tget_size(type.get());
+  std::string buf(n, '\0');
+  SENSECF_H5_CHECK(H5Aread(attr.get(), type.get(), buf.data()));
+  return std::string(buf.c_str());
+}
+
+bool H5File::exists(const std::string& object_path) const {
+  // Check each prefix: H5Lexists fails on a missing intermediate group.
+  std::size_t pos = 0;
+  while ((pos = object_path.find('/', pos + 1)) != std::string::npos) {
+    if (H5Lexists(id(), object_path.substr(0, pos).c_str(), H5P_DEFAULT) <= 0) return false;
+  }
+  return H5Lexists(id(), object_path.c_str(), H5P_DEFAULT) > 0;
+}
+
+void H5File::flush() { SENSECF_H5_CHECK(H5Fflush(id(), H5F_SCOPE_GLOBAL)); }
+
+// --- Table ----------------------------------------------------------------------
+
+namespace {
+struct Layout {
+  Handle type;
+  std::vector<std::size_t> offsets;
+  std::size_t row_bytes = 0;
+};
+
+Layout make_layout(const std::vector<Column>& columns) {
+  Layout l;
+  for (const auto& c : columns) {
+    l.offsets.push_back(l.row_bytes);
+    l.row_bytes += c.type == ColumnType::kString ? c.length : 8;
+  }
+  l.type = Handle(SENSECF_H5_CHECK(H5Tcreate(H5T_COMPOUND, l.row_bytes)), H5Tclose);
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    const auto& c = columns[i];
+    if (c.type == ColumnType::kString) {
+      Handle s = string_type(c.length);
+      SENSECF_H5_CHECK(H5Tinsert(l.type.get(), c.name.c_str(), l.offsets[i], s.get()));
+    } else {
+      SENSECF_H5_CHECK(H5Tinsert(l.type.get(), c.name.c_str(), l.offsets[i],
+                                 c.type == ColumnType::kInt64 ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE));
+    }
+  }
+  return l;
+}
+}  // namespace
+
+Table Table::create(H5File& file, const std::string& path, std::vector<Column> columns, std::size_t chunk_rows) {
+  for (const auto& c : columns) {
+    if (c.type == ColumnType::kString && c.length < 2) {
+      throw Error("table '" + path + "': string column '" + c.name + "' needs a length >= 2");
+    }
+  }
+  Table t;
+  t.path_ = path;
+  t.columns_ = std::move(columns);
+  Layout l = make_layout(t.columns_);
+  t.offsets_ = l.offsets;
+  t.row_bytes_ = l.row_bytes;
+  t.type_ = std::move(l.type);
+  const hsize_t dims[1] = {0};
+  const hsize_t max_dims[1] = {H5S_UNLIMITED};
+  const hsize_t chunk[1] = {chunk_rows};
+  Handle space(SENSECF_H5_CHECK(H5Screate_simple(1, dims, max_dims)), H5Sclose);
+  Handle dcpl(SENSECF_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
+  SENSECF_H5_CHECK(H5Pset_chunk(dcpl.get(), 1, chunk));
+  Handle lcpl(SENSECF_H5_CHECK(H5Pcreate(H5P_LINK_CREATE)), H5Pclose);
+  SENSECF_H5_CHECK(H5Pset_create_intermediate_group(lcpl.get(), 1));
+  t.dataset_ = Handle(SENSECF_H5_CHECK(H5Dcreate2(file.id(), path.c_str(), t.type_.get(), space.get(), lcpl.get(),
+                                                  dcpl.get(), H5P_DEFAULT)),
+                      H5Dclose);
+  return t;
+}
+
+Table Table::open(H5File& file, const std::string& path) {
+  if (!file.exists(path)) throw Error("'" + file.path() + "' has no table '" + path + "'");
+  Table t;
+  t.path_ = path;
+  t.dataset_ = Handle(SENSECF_H5_CHECK(H5Dopen2(file.id(), path.c_str(), H5P_DEFAULT)), H5Dclose);
+  Handle type(SENSECF_H5_CHECK(H5Dget_type(t.dataset_.get())), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_COMPOUND) throw Error("'" + path + "' is not a compound table");
+  const int n = SENSECF_H5_CHECK(H5Tget_nmembers(type.get()));
+  for (int i = 0; i < n; ++i) {
+    char* name = H5Tget_member_name(type.get(), static_cast<unsigned>(i));
+    Column c;
+    c.name = name;
+    H5free_memory(name);
+    Handle mt(SENSECF_H5_CHECK(H5Tget_member_type(type.get(), static_cast<unsigned>(i))), H5Tclose);
+    switch (H5Tget_class(mt.get())) {
+      case H5T_STRING: c.type = ColumnType::kString; c.length = H5Tget_size(mt.get()); break;
+      case H5T_INTEGER: c.type = ColumnType::kInt64; break;
+      case H5T_FLOAT: c.type = ColumnType::kFloat64; break;
+      default: throw Error("table '" + path + "': column '" + c.name + "' has an unsupported type");
+    }
+    t.columns_.push_back(c);
+  }
+  Layout l = make_layout(t.columns_);
+  t.offsets_ = l.offsets;
+  t.row_bytes_ = l.row_bytes;
+  t.type_ = std::move(l.type);
+  return t;
+}
+
+std::size_t Table::size() const {
+  Handle space(SENSECF_H5_CHECK(H5Dget_space(dataset_.get())), H5Sclose);
+  hsize_t dims[1] = {0};
+  SENSECF_H5_CHECK(H5Sget_simple_extent_dims(space.get(), dims, nullptr));
+  return dims[0];
+}
+
+void Table::append(const std::vector<Row>& rows) {
+  if (rows.empty()) return;
+  std::vector<char> buf(rows.size() * row_bytes_, 0);
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r].size() != columns_.size()) {
+      throw Error(fmt::format("table '{}': row has {} values for {} columns", path_, rows[r].size(), columns_.size()));
+    }
+    char* base = buf.data() + r * row_bytes_;
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      const Column& col = columns_[c];
+      const Value& v = rows[r][c];
+      char* dst = base + offsets_[c];
+      switch (col.type) {
+        case ColumnType::kString: {
+          const auto* s = std::get_if<std::string>(&v);
+          if (!s) throw Error(fmt::format("table '{}': column '{}' expects text", path_, col.name));
+          if (s->size() + 1 > col.length) {
+            throw Error(fmt::format("table '{}': value of {} bytes does not fit column '{}' ({} bytes)", path_,
+                                    s->size(), col.name, col.length - 1));
+          }
+          std::memcpy(dst, s->data(), s->size());
+          break;
+        }
+        case ColumnType::kInt64: {
+          const auto* i = std::get_if<long long>(&v);
+          if (!i) throw Error(fmt::format("table '{}': column '{}' expects an integer", path_, col.name));
+          const std::int64_t x = *i;
+          std::memcpy(dst, &x, 8);
+          break;
+        }
+        case ColumnType::kFloat64: {
+          double x = 0;
+          if (const auto* d = std::get_if<double>(&v)) {
+            x = *d;
+          } else if (const auto* i = std::get_if<long long>(&v)) {
+            x = static_cast<double>(*i);
+          } else {
+            throw Error(fmt::format("table '{}': column '{}' expects a number", path_, col.name));
+          }
+          std::memcpy(dst, &x, 8);
+          break;
+        }
+      }
+    }
+  }
+  const hsize_t old_n = size();
+  const hsize_t new_dims[1] = {old_n + rows.size()};
+  SENSECF_H5_CHECK(H5Dset_extent(dataset_.get(), new_dims));
+  Handle file_space(SENSECF_H5_CHECK(H5Dget_space(dataset_.get())), H5Sclose);
+  const hsize_t start[1] = {old_n};
+  const hsize_t count[1] = {rows.size()};
+  SENSECF_H5_CHECK(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr));
+  Handle mem_space(SENSECF_H5_CHECK(H5Screate_simple(1, count, nullptr)), H5Sclose);
+  SENSECF_H5_CHECK(H5Dwrite(dataset_.get(), type_.get(), mem_space.get(), file_space.get(), H5P_DEFAULT, buf.data()));
+}
+
+std::vector<Row> Table::read() const {
+  const std::size_t n = size();
+  std::vector<Row> rows;
+  if (n == 0) return rows;
+  std::vector<char> buf(n * row_bytes_);
+  SENSECF_H5_CHECK(H5Dread(dataset_.get(), type_.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()));
+  rows.reserve(n);
+  for (std::size_t r = 0; r < n; ++r) {
+    const char* base = buf.data() + r * row_bytes_;
+    Row row;
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      const char* src = base + offsets_[c];
+      switch (columns_[c].type) {
+        case ColumnType::kString: row.emplace_back(std::string(src, strnlen(src, columns_[c].length))); break;
+        case ColumnType::kInt64: {
+          std::int64_t x;
+          std::memcpy(&x, src, 8);
+          row.emplace_back(static_cast<long long>(x));
+          break;
+        }
+        case ColumnType::kFloat64: {
+          double x;
+          std::memcpy(&x, src, 8);
+          row.emplace_back(x);
+          break;
+        }
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+}  // namespace sensecf::store

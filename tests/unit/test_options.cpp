@@ -1,0 +1,138 @@
+// Options: precedence, INI sections, aliases, unknown keys, bad values, checks.
+#include <gtest/gtest.h>
+
+#include "sensecf/core/error.h"
+#include "sensecf/core/options.h"
+#include "test_util.h"
+
+namespace sensecf {
+namespace {
+
+struct Fixture {
+  std::string label = "y";
+  double fraction = 0.5;
+  int epochs = 10;
+  bool json = false;
+  std::vector<double> ratios = {0.2, 0.4};
+  std::string level = "info";
+  Options options{"demo", "a demo command"};
+  Fixture() {
+    options.add("data.label", &label, "label column", "label");
+    options.add("data.test_fraction", &fraction, "test share", "test-fraction");
+    options.add("clf.epochs", &epochs, "epochs");
+    options.add("out.json", &json, "json output", "json").not_hashed();
+    options.add("sweep.ratios", &ratios, "ratios");
+    options.add("log.level", &level, "level").choices({"info", "debug"}).not_hashed();
+  }
+};
+
+TEST(Options, DefaultsComeFromTheTargets) {
+  Fixture f;
+  ASSERT_TRUE(f.options.parse({}));
+  EXPECT_EQ(f.label, "y");
+  EXPECT_EQ(f.epochs, 10);
+  EXPECT_NE(f.options.effective_ini().find("label = y"), std::string::npos);
+}
+
+TEST(Options, PrecedenceDefaultsFileCommandLine) {
+  test::TempDir dir;
+  const auto ini = dir.write("c.ini", "# comment\n[data]\nlabel = from_file\ntest_fraction = 0.3\n\n[clf]\nepochs=7\n");
+  Fixture f;
+  ASSERT_TRUE(f.options.parse({"--config", ini, "--clf.epochs", "99"}));
+  EXPECT_EQ(f.label, "from_file");      // file beats default
+  EXPECT_DOUBLE_EQ(f.fraction, 0.3);
+  EXPECT_EQ(f.epochs, 99);              // CLI beats file
+  const auto ini_text = f.options.effective_ini();
+  EXPECT_NE(ini_text.find("config file"), std::string::npos);
+  EXPECT_NE(ini_text.find("command line"), std::string::npos);
+}
+
+TEST(Options, AliasesDashesAndEqualsForms) {
+  Fixture f;
+  ASSERT_TRUE(f.options.parse({"--label=stress", "--test-fraction", "0.25", "--json", "--sweep.ratios", "0.2 0.4,1.0"}));
+  EXPECT_EQ(f.label, "stress");
+  EXPECT_DOUBLE_EQ(f.fraction, 0.25);
+  EXPECT_TRUE(f.json);
+  EXPECT_EQ(f.ratios, (std::vector<double>{0.2, 0.4, 1.0}));
+}
+
+TEST(Options, UnknownCommandLineOptionSuggestsTheClosestKey) {
+  Fixture f;
+  try {
+    f.options.parse({"--data.lable", "x"});
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.lable"), std::string::npos) << e.what();
+    EXPECT_NE(e.hint().find("data.label"), std::string::npos) << e.hint();
+  }
+}
+
+TEST(Options, UnknownConfigKeyNamesFileAndLine) {
+  test::TempDir dir;
+  const auto ini = dir.write("c.ini", "[data]\nlabel = a\nlabell = b\n");
+  Fixture f;
+  try {
+    f.options.parse({"--config", ini});
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find(ini + ":3"), std::string::npos) << e.what();
+    EXPECT_NE(e.hint().find("data.label"), std::string::npos) << e.hint();
+  }
+}
+
+TEST(Options, MalformedConfigLines) {
+  test::TempDir dir;
+  Fixture f1;
+  EXPECT_THROW_WITH(f1.options.parse({"--config", dir.write("a.ini", "[data\n")}), UsageError, "a.ini:1");
+  Fixture f2;
+  EXPECT_THROW_WITH(f2.options.parse({"--config", dir.write("b.ini", "[data]\njust words\n")}), UsageError,
+                    "b.ini:2: expected 'key = value'");
+  Fixture f3;
+  EXPECT_THROW_WITH(f3.options.parse({"--config", dir.write("c.ini", "[data]\nlabel=a\nlabel=b\n")}), UsageError,
+                    "repeats line 2");
+  Fixture f4;
+  EXPECT_THROW_WITH(f4.options.parse({"--config", dir.file("missing.ini")}), UsageError, "cannot open config file");
+}
+
+TEST(Options, BadValuesAreRejectedWithTheKey) {
+  Fixture f1;
+  EXPECT_THROW_WITH(f1.options.parse({"--clf.epochs", "ten"}), UsageError, "clf.epochs");
+  Fixture f2;
+  EXPECT_THROW_WITH(f2.options.parse({"--test-fraction", "0.5x"}), UsageError, "expected a finite number");
+  Fixture f3;
+  EXPECT_THROW_WITH(f3.options.parse({"--log.level", "loud"}), UsageError, "must be one of info|debug");
+  Fixture f4;
+  EXPECT_THROW_WITH(f4.options.parse({"--sweep.ratios", "0.2,abc"}), UsageError, "'abc' is not one");
+  Fixture f5;
+  EXPECT_THROW_WITH(f5.options.parse({"--json", "maybe"}), UsageError, "expected true/false");
+}
+
+TEST(Options, ChecksRunAfterParsing) {
+  Fixture f;
+  f.options.add_check([&f] {
+    if (f.fraction >= 1) throw UsageError("data.test_fraction must be < 1");
+  });
+  EXPECT_THROW_WITH(f.options.parse({"--test-fraction", "1.5"}), UsageError, "must be < 1");
+}
+
+TEST(Options, ConfigHashFollowsHashedValuesOnly) {
+  Fixture a, b, c;
+  ASSERT_TRUE(a.options.parse({}));
+  ASSERT_TRUE(b.options.parse({"--json", "--log.level", "debug"}));  // not hashed
+  ASSERT_TRUE(c.options.parse({"--clf.epochs", "11"}));
+  EXPECT_EQ(a.options.config_hash(), b.options.config_hash());
+  EXPECT_NE(a.options.config_hash(), c.options.config_hash());
+  EXPECT_EQ(a.options.config_hash().size(), 16u);
+}
+
+TEST(Options, HelpListsEveryKeyWithDefaultAndAlias) {
+  Fixture f;
+  const auto help = f.options.help();
+  for (const char* key : {"--data.label", "--data.test_fraction", "--clf.epochs", "--sweep.ratios"})
+    EXPECT_NE(help.find(key), std::string::npos) << key;
+  EXPECT_NE(help.find("(=0.2,0.4)"), std::string::npos) << help;
+  EXPECT_NE(help.find("short: --label"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sensecf
