@@ -10,7 +10,16 @@
 #include <fstream>
 #include <string>
 
+#include "sensecf/data/dataset.h"
+
 namespace sensecf::test {
+
+// A continuous feature with just a name.
+inline data::Feature feature(const std::string& name) {
+  data::Feature f;
+  f.name = name;
+  return f;
+}
 
 // A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {

@@ -13,7 +13,7 @@ void declare_common_options(Options& options, LogOptions& log) {
 bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::string>& args) {
   if (!options.parse(args)) return false;
   init_logging(log);
-  spdlog::debug("effective configuration:\n{}", options.effective_ini());
+  spdlog::info("effective configuration of `sensecf {}`:\n{}", options.command(), options.effective_ini());
   return true;
 }
 

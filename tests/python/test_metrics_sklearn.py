@@ -131,7 +131,8 @@ def main():
             failures.append(f"malformed CSV: exit code {proc.returncode}, expected != 0 and "
                             f"{where!r} in stderr; stderr: {proc.stderr.strip()!r}")
         else:
-            print(f"malformed CSV rejected: {proc.stderr.strip().splitlines()[0]}")
+            message = next(line for line in proc.stderr.splitlines() if where in line)
+            print(f"malformed CSV rejected: {message.strip()}")
 
         missing = os.path.join(tmp, "missing_column.csv")
         with open(missing, "w") as f:

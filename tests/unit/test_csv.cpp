@@ -87,7 +87,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"nan_cell", "pid,steps,age,sex,y\np1,NaN,61,female,0\np2,2,62,male,1\n", ":2:4:"},
         BadCase{"no_label", "pid,steps,age,sex,target\np1,1,61,female,0\n", "no label column 'y'"},
         BadCase{"label_not_binary", "pid,steps,age,sex,y\np1,1,61,female,0\np2,2,62,male,2\n",
-                ":3:18: label 'y' must be 0 or 1, found '2'"},
+                ":3:14: label 'y' must be 0 or 1, found '2'"},
         BadCase{"label_one_class", "pid,steps,age,sex,y\np1,1,61,female,1\np2,2,62,male,1\n", "always 1"},
         BadCase{"constant", "pid,steps,age,sex,y\np1,1,61,female,0\np2,1,62,male,1\n",
                 "column 'steps' is constant"},
@@ -95,7 +95,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"unterminated_quote", "pid,steps,age,sex,y\np1,\"1,61,female,0\n", ":2:4: unterminated"},
         BadCase{"empty_file", "", "the file is empty"},
         BadCase{"header_only", "pid,steps,age,sex,y\n", "no data rows"}),
-    [](const auto& info) { return std::string(info.param.name); });
+    [](const auto& test_info) { return std::string(test_info.param.name); });
 
 TEST(Csv, MissingDropPolicySkipsRows) {
   test::TempDir dir;

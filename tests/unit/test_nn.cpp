@@ -24,7 +24,7 @@ struct Problem {
 
 Problem ring(std::size_t n, std::uint64_t seed) {
   Problem p;
-  p.schema.features = {data::Feature{"a"}, data::Feature{"b"}, data::Feature{"c"}};
+  p.schema.features = {test::feature("a"), test::feature("b"), test::feature("c")};
   p.schema.features[2].kind = data::FeatureKind::kCategorical;
   p.schema.features[2].categories = {"x", "y", "z"};
   p.x = data::Matrix(n, 3);

@@ -7,6 +7,7 @@
 #include "sensecf/core/error.h"
 #include "sensecf/core/random.h"
 #include "sensecf/data/split.h"
+#include "test_util.h"
 
 namespace sensecf::data {
 namespace {
@@ -14,7 +15,7 @@ namespace {
 // n_patients patients with 5..14 rows each; patient p is mostly positive when p % 3 == 0.
 Dataset make_groups(int n_patients, std::uint64_t seed = 1) {
   Dataset d;
-  d.schema.features.push_back(Feature{"v"});
+  d.schema.features.push_back(test::feature("v"));
   Rng rng(seed);
   for (int p = 0; p < n_patients; ++p) {
     const int rows = 5 + static_cast<int>(rng.below(10));
