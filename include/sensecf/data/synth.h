@@ -26,7 +26,7 @@ namespace sensecf::data {
 struct SynthOptions {
   int n_participants = 400;
   int windows_per_participant = 24;  // 2-hour windows (50% overlap) per participant
-  double positive_rate = 0.4;        // target share of high-stress windows
+  double positive_rate = 0.44;       // target share of high-stress windows
   double label_noise = 1.0;          // sd of the noise in the latent stress score
   unsigned long seed = 7;           // Options supports unsigned long
 };

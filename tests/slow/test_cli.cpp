@@ -1,0 +1,118 @@
+// End-to-end tests of the real `sensecf` binary: help texts, synth -> train-clf
+// for every classifier, the Fig. 1 curve, config files, and clear errors with
+// the right exit codes for bad input.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace sensecf {
+namespace {
+
+using test::run_command;
+
+std::string bin() { return test::sensecf_bin(); }
+
+// One small cohort shared by the tests of this file.
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    const auto r = run_command(bin() + " synth --participants 60 --synth.windows 12 --seed 3 --out " + cohort());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string cohort() { return dir_->file("cohort.csv"); }
+  static test::TempDir* dir_;
+};
+test::TempDir* Cli::dir_ = nullptr;
+
+TEST_F(Cli, HelpDescribesEveryCommandAndOption) {
+  auto top = run_command(bin() + " --help");
+  EXPECT_EQ(top.exit_code, 0);
+  for (const char* cmd : {"synth", "train-clf", "score", "info"}) EXPECT_NE(top.output.find(cmd), std::string::npos) << cmd;
+  auto train = run_command(bin() + " train-clf --help");
+  EXPECT_EQ(train.exit_code, 0);
+  for (const char* key : {"--data.path", "--data.label", "--data.group", "--data.categorical", "--data.immutable",
+                          "--data.missing", "--clf.model", "--clf.nn_hidden", "--train.reduce", "--train.out"}) {
+    EXPECT_NE(train.output.find(key), std::string::npos) << key;
+  }
+  EXPECT_NE(train.output.find("(=high_stress)"), std::string::npos) << "defaults are shown";
+  auto unknown = run_command(bin() + " trian-clf");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.output.find("did you mean 'train-clf'"), std::string::npos) << unknown.output;
+}
+
+TEST_F(Cli, TrainsEveryClassifierAndSavesIt) {
+  for (const std::string model : {"nn", "xgb", "rf", "svm"}) {
+    const auto out = dir_->file("m_" + model);
+    const auto r = run_command(bin() + " train-clf --log.level warn --json --data " + cohort() + " --model " + model +
+                               " --out " + out);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto j = nlohmann::json::parse(r.output);
+    EXPECT_EQ(j.at("model"), model);
+    EXPECT_GT(j.at("f1").get<double>(), 0.3) << r.output;
+    EXPECT_GT(j.at("auc").get<double>(), 0.6) << r.output;
+    std::ifstream meta(out + "/meta.json");
+    ASSERT_TRUE(meta) << out;
+    const auto m = nlohmann::json::parse(meta);
+    EXPECT_EQ(m.at("kind"), model);
+    EXPECT_EQ(m.at("provenance").at("config_hash").get<std::string>().size(), 16u);
+    EXPECT_NE(m.at("provenance").at("config").get<std::string>().find("model = " + model), std::string::npos);
+  }
+  // The one-line form.
+  const auto r = run_command(bin() + " train-clf --log.level warn --data " + cohort() + " --model xgb --out " +
+                             dir_->file("line"));
+  EXPECT_NE(r.output.find("model=xgb acc="), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" f1="), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, ConfigFileAndCommandLinePrecedence) {
+  const auto ini = dir_->write("run.ini", "[data]\npath = " + cohort() + "\n[clf]\nmodel = svm\n[train]\njson = true\n");
+  const auto r = run_command(bin() + " train-clf --log.level warn --config " + ini + " --model xgb --out " +
+                             dir_->file("cfg"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output).at("model"), "xgb");  // CLI beats file
+}
+
+TEST_F(Cli, Fig1CurveCoversAllClassifiers) {
+  const auto r = run_command(bin() + " train-clf --log.level warn --json --data " + cohort() +
+                             " --reduce 0.5 --clf.nn_max_epochs 30 --out " + dir_->file("fig1"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto rows = nlohmann::json::parse(r.output);
+  ASSERT_EQ(rows.size(), 8u);  // reductions {0, 0.5} x 4 classifiers
+  EXPECT_LT(rows[4].at("n_train").get<int>(), rows[0].at("n_train").get<int>());
+  std::ifstream csv(dir_->file("fig1") + "/fig1.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "reduction,model,n_train,accuracy,precision,recall,f1,auc");
+}
+
+TEST_F(Cli, BadInputGivesClearErrorsAndExitCodes) {
+  struct Case {
+    std::string args;
+    int exit_code;
+    std::string message;
+  };
+  const auto ragged = dir_->write("ragged.csv", "participant_id,a,high_stress\n1,2,0\n2,3\n");
+  const std::vector<Case> cases = {
+      {"train-clf --data " + dir_->file("missing.csv"), 1, "cannot open data file"},
+      {"train-clf --data " + ragged + " --categorical '' --immutable ''", 1, "ragged.csv:3: expected 3 fields"},
+      {"train-clf --data " + cohort() + " --label stress", 1, "no label column 'stress'"},
+      {"train-clf --data " + cohort() + " --model tree", 2, "must be one of nn|xgb|rf|svm"},
+      {"train-clf --data " + cohort() + " --clf.nn_hiden 8", 2, "did you mean '--clf.nn_hidden'"},
+      {"train-clf --data " + cohort() + " --test-fraction 1.5", 2, "data.test_fraction must be in (0, 1)"},
+      {"train-clf", 2, "no data file given"},
+      {"synth --participants 3", 2, "participants"},
+  };
+  for (const auto& c : cases) {
+    const auto r = run_command(bin() + " " + c.args + " --log.level warn");
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace sensecf
