@@ -1,5 +1,6 @@
 // sensecf: entry point. Dispatches to a sub-command and turns exceptions into
 // messages and exit codes (0 ok, 1 runtime error, 2 usage error).
+#include <mpi.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -27,6 +28,35 @@ const std::map<std::string, Command>& commands() {
       {"info", {cmd_info, "print versions, MPI ranks and GPU binding of this build"}},
   };
   return table;
+}
+
+// After an error: if MPI is up, either finalize (an error every rank hits, such
+// as a bad option) or abort the job (one rank's error), so that no rank hangs
+// in a collective waiting for this one.
+int end_mpi_after_error(int exit_code, bool every_rank) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) return exit_code;
+  int size = 1, rank = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (size > 1 && !every_rank) {
+    std::cerr << "sensecf: aborting all " << size << " ranks after the error on rank " << rank << "\n";
+    MPI_Abort(MPI_COMM_WORLD, exit_code);
+  }
+  MPI_Finalize();
+  return exit_code;
+}
+
+void print_error(const std::string& command, const char* what, const std::string& hint) {
+  int initialized = 0, finalized = 0, rank = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  std::cerr << "sensecf " << command << ": error" << (rank ? " on rank " + std::to_string(rank) : "") << ": "
+            << what << "\n";
+  if (!hint.empty()) std::cerr << "  hint: " << hint << "\n";
 }
 
 void print_usage() {
@@ -66,15 +96,13 @@ int main(int argc, char** argv) {
   try {
     return it->second.run(args);
   } catch (const sensecf::UsageError& e) {
-    std::cerr << "sensecf " << name << ": error: " << e.what() << "\n";
-    if (!e.hint().empty()) std::cerr << "  hint: " << e.hint() << "\n";
-    return 2;
+    print_error(name, e.what(), e.hint());
+    return end_mpi_after_error(2, /*every_rank=*/true);
   } catch (const sensecf::Error& e) {
-    std::cerr << "sensecf " << name << ": error: " << e.what() << "\n";
-    if (!e.hint().empty()) std::cerr << "  hint: " << e.hint() << "\n";
-    return 1;
+    print_error(name, e.what(), e.hint());
+    return end_mpi_after_error(1, /*every_rank=*/false);
   } catch (const std::exception& e) {
-    std::cerr << "sensecf " << name << ": unexpected error: " << e.what() << "\n";
-    return 1;
+    print_error(name, e.what(), "this is unexpected; please report it with the command line");
+    return end_mpi_after_error(1, /*every_rank=*/false);
   }
 }

@@ -308,32 +308,22 @@ static std::vector<std::string> list_items(const std::string& text) {
   return out;
 }
 void parse_value(const std::string& text, std::vector<std::string>* out) { *out = list_items(text); }
-void parse_value(const std::string& text, std::vector<double>* out) {
-  std::vector<double> v;
+template <class T>
+static void parse_number_list(const std::string& text, std::vector<T>* out, const char* what) {
+  std::vector<T> v;
   for (const auto& item : list_items(text)) {
-    double d = 0;
+    T x{};
     try {
-      parse_value(item, &d);
+      parse_value(item, &x);
     } catch (const std::invalid_argument&) {
-      throw std::invalid_argument("expected a list of numbers ('" + item + "' is not one)");
+      throw std::invalid_argument(std::string("expected a list of ") + what + " ('" + item + "' is not one)");
     }
-    v.push_back(d);
+    v.push_back(x);
   }
   *out = std::move(v);
 }
-void parse_value(const std::string& text, std::vector<int>* out) {
-  std::vector<int> v;
-  for (const auto& item : list_items(text)) {
-    int i = 0;
-    try {
-      parse_value(item, &i);
-    } catch (const std::invalid_argument&) {
-      throw std::invalid_argument("expected a list of integers ('" + item + "' is not one)");
-    }
-    v.push_back(i);
-  }
-  *out = std::move(v);
-}
+void parse_value(const std::string& text, std::vector<double>* out) { parse_number_list(text, out, "numbers"); }
+void parse_value(const std::string& text, std::vector<int>* out) { parse_number_list(text, out, "integers"); }
 
 std::string format_value(const std::string& v) { return v; }
 std::string format_value(bool v) { return v ? "true" : "false"; }

@@ -65,6 +65,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 
 #include "sensecf/core/error.h"
@@ -153,7 +154,7 @@ constexpr double kDayStartHour = 8.0;
 // Ground-truth constants (see the formula at the top).
 constexpr double kScale = 2.8;
 constexpr double kCentre = 2.95;
-constexpr double kTraitSd = 0.5;
+
 constexpr double kSaturation = 0.45;
 
 // Relative activity by hour of day (08:00 ... 20:00).
@@ -161,6 +162,11 @@ constexpr std::array<double, kHoursPerDay> kStepProfile = {0.9, 1.0, 0.9, 1.0, 1
                                                            0.9, 1.0, 1.2, 1.3, 1.0, 0.7};
 
 double softplus(double z) { return z > 30.0 ? z : std::log1p(std::exp(z)); }
+double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+double envd(const char* name, double def) {
+  const char* v = std::getenv(name);
+  return v ? std::atof(v) : def;
+}
 // Rounds to `decimals` places (dividing by 10^k gives the nearest double, so the
 // CSV shows 16.6, not 16.600000000000001).
 double round_to(double v, int decimals) {
@@ -171,6 +177,9 @@ double round_to(double v, int decimals) {
 // The noiseless ground-truth score from feature values (formula at the top).
 double stress_score(double awake, double deep, double rem, double steps, double glucose,
                     double hyper, double tir, double age, bool on_insulin) {
+  static const double base_scale = envd("SX_BASE", 2.8);
+  static const double sharp = envd("SX_SHARP", 0.0);
+  static const double wid = envd("SX_WID", 1.0);
   const double sleep = 1.0 * softplus((16.0 - deep) / 3.0) + 0.8 * softplus((19.0 - rem) / 3.0) +
                        0.8 * softplus((awake - 8.0) / 2.0);
   const double activity = softplus(1.5 * std::log(6.0 / (std::max(steps, 0.0) + 0.5)));
@@ -183,7 +192,21 @@ double stress_score(double awake, double deep, double rem, double steps, double 
   // Saturating response to the load (Box-Cox with exponent -kSaturation: like ln
   // for small loads, bounded above by 1 / kSaturation).
   const double response = (1.0 - std::pow(load, -kSaturation)) / kSaturation;
-  return kScale * (response + 0.005 * (age - 61.0) + (on_insulin ? 0.3 : 0.0)) - kCentre;
+  auto above = [&](double v, double thr, double w) { return sigmoid((v - thr) / (w * wid)); };
+  auto below = [&](double v, double thr, double w) { return sigmoid((thr - v) / (w * wid)); };
+  const double terms =
+      above(glucose, 140, 2) * below(steps, 3.5, 0.2) +
+      above(awake, 9, 0.3) * below(deep, 13, 0.4) +
+      below(rem, 17.5, 0.4) * above(glucose, 125, 2) +
+      below(deep, 11.5, 0.4) * below(steps, 2.8, 0.2) +
+      above(awake, 8, 0.3) * below(rem, 19, 0.4) * above(age, 65, 1) +
+      above(hyper, 0.5, 0.1) * below(deep, 15, 0.4) +
+      below(tir, 95, 1) * above(awake, 7, 0.3) +
+      below(steps, 2, 0.2) * above(age, 66, 1) +
+      above(glucose, 150, 2) * below(rem, 21, 0.4) * above(awake, 6, 0.3) +
+      above((glucose - 125) / 20 + (age - 61) / 10 - (steps - 5) / 4, 1, 0.1) +
+      above((awake - 6) / 2 - (deep - 15) / 3 - (rem - 21) / 4, 1.5, 0.1);
+  return base_scale * (response + 0.005 * (age - 61.0) + (on_insulin ? 0.3 : 0.0)) + sharp * terms - kCentre;
 }
 
 struct Participant {
@@ -232,7 +255,7 @@ Participant draw_participant(Rng& rng, const std::string& id) {
                  std::log(57.0) + rng.normal(0.0, 0.05),
                  std::log(16.0) + rng.normal(0.0, 0.25) - 0.012 * (p.age - 61.0) - shift,
                  std::log(21.0) + rng.normal(0.0, 0.20)};
-  p.trait = rng.normal(0.0, kTraitSd);
+  p.trait = rng.normal(0.0, envd("SX_TRAIT", 0.5));
   return p;
 }
 

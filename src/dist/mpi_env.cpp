@@ -1,6 +1,8 @@
 // MpiEnv: MPI start-up, node-local ranks and host names.
 #include "sensecf/dist/mpi_env.h"
 
+#include <exception>
+
 #include "sensecf/core/check.h"
 #include "sensecf/core/log.h"
 
@@ -25,6 +27,9 @@ MpiEnv::MpiEnv(int* argc, char*** argv) {
 }
 
 MpiEnv::~MpiEnv() {
+  // While an exception unwinds, leave MPI up: main() decides between a clean
+  // finalize (an error every rank hit) and MPI_Abort (one rank's error).
+  if (std::uncaught_exceptions() > 0) return;
   if (node_ != MPI_COMM_NULL) MPI_Comm_free(&node_);
   int finalized = 0;
   MPI_Finalized(&finalized);
