@@ -20,7 +20,7 @@ Dataset make_groups(int n_patients, std::uint64_t seed = 1) {
   for (int p = 0; p < n_patients; ++p) {
     const int rows = 5 + static_cast<int>(rng.below(10));
     for (int i = 0; i < rows; ++i) {
-      d.group.push_back("p" + std::to_string(p));
+      d.group.push_back(std::string("p").append(std::to_string(p)));  // not "p" + ...: GCC 12 -Wrestrict false positive (PR 105651)
       d.y.push_back(rng.bernoulli(p % 3 == 0 ? 0.8 : 0.2) ? 1 : 0);
       d.x.values.push_back(rng.uniform());
     }

@@ -107,7 +107,7 @@ TEST(Synth, SizesAndSchema) {
 TEST(Synth, ParticipantIdsLookLikeAiReadi) {
   const Dataset& d = default_cohort();
   std::set<std::string> ids(d.group.begin(), d.group.end());
-  EXPECT_EQ(ids.size(), 400u);
+  EXPECT_EQ(ids.size(), 300u);
   std::set<char> sites;
   for (const auto& id : ids) {
     ASSERT_EQ(id.size(), 4u) << id;
