@@ -24,10 +24,7 @@ void init_logging(const LogOptions& options, int rank, int world_size, const std
 
   auto logger = std::make_shared<spdlog::logger>(
       "sensecf", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-  const std::string where = world_size > 1 || !host.empty()
-                                ? fmt::format("rank {}/{}@{}", rank, world_size,
-                                              host.empty() ? host_name() : host)
-                                : std::string("rank 0/1");
+  const std::string where = fmt::format("rank {}/{}@{}", rank, world_size, host.empty() ? host_name() : host);
   logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [" + where + "] [%^%l%$] %v");
   logger->set_level(level);
   spdlog::set_default_logger(logger);
