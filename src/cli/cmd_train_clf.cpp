@@ -26,6 +26,8 @@ struct TrainOptions {
   std::string out = "results/clf";
   bool json = false;
   std::vector<double> reduce;
+  std::string scenario = "full";  // label-scarcity scenario applied to the training rows
+  double scenario_fraction = 0.5;
 };
 
 // Keeps a stratified share (1 - reduction) of the training rows.
@@ -109,8 +111,9 @@ int cmd_train_clf(const std::vector<std::string>& args) {
   LogOptions log;
   Options options("train-clf",
                   "Train a classifier on a patient-level 80/20 split of a CSV, save it to --out and print its\n"
-                  "test metrics (ACC, PRE, REC, F1, AUC). With --reduce, print the F1 of all four classifiers\n"
-                  "as the training data is reduced (the paper's Fig. 1).");
+                  "test metrics (ACC, PRE, REC, F1, AUC). --scenario trains on a label-scarce training set\n"
+                  "(Table IV's reduced-data rows). With --reduce, print the F1 of all four classifiers as the\n"
+                  "training data is reduced (the paper's Fig. 1).");
   data::declare_options(options, data_options);
   clf::declare_options(options, clf_options);
   options.add("train.out", &t.out, "output directory (the model; with --reduce, fig1.csv)", "out");
@@ -118,7 +121,18 @@ int cmd_train_clf(const std::vector<std::string>& args) {
   options.add("train.reduce", &t.reduce,
               "training-data reductions for the Fig. 1 curve, e.g. 0.1,0.2,...,0.7 (trains nn, xgb, rf, svm)",
               "reduce");
+  options.add("scenario.kind", &t.scenario,
+              "label scarcity applied to the training rows: full, positive (class 1 reduced), negative "
+              "(class 0 reduced), dual (both)",
+              "scenario")
+      .choices({"full", "positive", "negative", "dual"});
+  options.add("scenario.fraction", &t.scenario_fraction, "share of the reduced class(es) removed",
+              "scenario-fraction");
   options.add_check([&t] {
+    if (!(t.scenario_fraction >= 0 && t.scenario_fraction < 1))
+      throw UsageError(fmt::format("scenario.fraction must be in [0, 1), got {}", t.scenario_fraction));
+    if (!t.reduce.empty() && t.scenario != "full")
+      throw UsageError("--reduce (Fig. 1) and --scenario cannot be combined", "run them separately");
     for (double r : t.reduce)
       if (!(r >= 0 && r < 1)) throw UsageError(fmt::format("train.reduce values must be in [0, 1), got {}", r));
   });
@@ -133,14 +147,24 @@ int cmd_train_clf(const std::vector<std::string>& args) {
 
   if (!t.reduce.empty()) return fig1_curve(t, clf_options, d, split);
 
+  const auto scenario = data::make_scenario(d, split.train, data::parse_scarcity(t.scenario),
+                                            t.scenario_fraction, clf_options.seed);
+  if (scenario.kind != data::Scarcity::kFull) {
+    spdlog::info("scenario {}: removed {} class-0 and {} class-1 training rows, {} remain", t.scenario,
+                 scenario.removed_of(0, d), scenario.removed_of(1, d), scenario.kept.size());
+  }
   const auto start = std::chrono::steady_clock::now();
   std::unique_ptr<clf::Classifier> model;
-  const auto m = train_and_score(clf_options, d, split.train, split.test, &model);
+  const auto m = train_and_score(clf_options, d, scenario.kept, split.test, &model);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   nlohmann::json meta = {{"provenance", make_provenance(options).to_json()},
                          {"test_metrics", m.to_json()},
-                         {"train_rows", split.train.size()},
+                         {"train_rows", scenario.kept.size()},
+                         {"scenario", {{"kind", t.scenario},
+                                       {"fraction", scenario.fraction},
+                                       {"removed_class0", scenario.removed_of(0, d)},
+                                       {"removed_class1", scenario.removed_of(1, d)}}},
                          {"test_rows", split.test.size()},
                          {"train_seconds", seconds},
                          {"data", d.source}};

@@ -69,6 +69,24 @@ TEST_F(Cli, TrainsEveryClassifierAndSavesIt) {
   EXPECT_NE(r.output.find(" f1="), std::string::npos) << r.output;
 }
 
+TEST_F(Cli, ScarcityScenarioTrainsOnReducedData) {
+  auto run = [&](const std::string& extra, const std::string& out) {
+    const auto r = run_command(bin() + " train-clf --log.level warn --json --model xgb --data " + cohort() +
+                               " --out " + dir_->file(out) + " " + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    std::ifstream meta(dir_->file(out) + "/meta.json");
+    return std::make_pair(nlohmann::json::parse(r.output), nlohmann::json::parse(meta));
+  };
+  const auto [full, full_meta] = run("", "full");
+  const auto [pos, pos_meta] = run("--scenario positive --scenario-fraction 0.5", "pos");
+  EXPECT_EQ(pos_meta.at("scenario").at("removed_class0"), 0);
+  EXPECT_GT(pos_meta.at("scenario").at("removed_class1").get<int>(), 0);
+  EXPECT_EQ(pos_meta.at("train_rows").get<int>() + pos_meta.at("scenario").at("removed_class1").get<int>(),
+            full_meta.at("train_rows").get<int>());
+  // Half of the positives gone: the classifier finds fewer of them.
+  EXPECT_LT(pos.at("recall").get<double>(), full.at("recall").get<double>());
+}
+
 TEST_F(Cli, ConfigFileAndCommandLinePrecedence) {
   const auto ini = dir_->write("run.ini", "[data]\npath = " + cohort() + "\n[clf]\nmodel = svm\n[train]\njson = true\n");
   const auto r = run_command(bin() + " train-clf --log.level warn --config " + ini + " --model xgb --out " +
