@@ -1,5 +1,5 @@
 // Benchmarks of the data layer and the black-box classifiers on the default
-// synthetic cohort (400 participants x 24 windows = 9,600 rows, 12 features):
+// synthetic cohort (300 participants x 12 windows = 3,600 rows, 12 features):
 // cohort generation, CSV parsing, NN training, and predict_proba throughput of
 // every classifier (the inner loop of every counterfactual search).
 //

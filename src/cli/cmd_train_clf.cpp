@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include "commands.h"
 #include "sensecf/clf/classifier.h"
@@ -30,18 +31,31 @@ struct TrainOptions {
   double scenario_fraction = 0.5;
 };
 
-// Keeps a stratified share (1 - reduction) of the training rows.
+// Keeps a share (1 - reduction) of the training *patients* (stratified by their
+// majority label): rows of one patient are correlated, so removing patients is
+// what "less training data" means for a new study.
 std::vector<std::size_t> reduce_rows(const data::Dataset& d, const std::vector<std::size_t>& rows,
                                      double reduction, std::uint64_t seed) {
+  std::map<std::string, std::vector<std::size_t>> rows_of;
+  std::vector<std::string> order;
+  for (auto r : rows) {
+    auto [it, inserted] = rows_of.try_emplace(d.group[r]);
+    if (inserted) order.push_back(d.group[r]);
+    it->second.push_back(r);
+  }
+  std::vector<std::string> strata[2];
+  for (const auto& g : order) {
+    std::size_t pos = 0;
+    for (auto r : rows_of[g]) pos += static_cast<std::size_t>(d.y[r]);
+    strata[2 * pos >= rows_of[g].size() ? 1 : 0].push_back(g);
+  }
   std::vector<std::size_t> out;
   for (int label = 0; label < 2; ++label) {
-    std::vector<std::size_t> cls;
-    for (auto r : rows)
-      if (d.y[r] == label) cls.push_back(r);
+    auto& groups = strata[label];
     Rng rng(derive_seed(seed, "reduce/" + std::to_string(label)));
-    rng.shuffle(cls);
-    const auto keep = static_cast<std::size_t>(std::llround((1.0 - reduction) * static_cast<double>(cls.size())));
-    out.insert(out.end(), cls.begin(), cls.begin() + static_cast<long>(keep));
+    rng.shuffle(groups);
+    const auto keep = static_cast<std::size_t>(std::llround((1.0 - reduction) * static_cast<double>(groups.size())));
+    for (std::size_t i = 0; i < keep; ++i) out.insert(out.end(), rows_of[groups[i]].begin(), rows_of[groups[i]].end());
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -27,7 +27,7 @@ struct SynthOptions {
   int n_participants = 300;
   int windows_per_participant = 12;  // 2-hour windows (50% overlap) per participant: one day
   double positive_rate = 0.44;       // target share of high-stress windows
-  double label_noise = 1.6;          // sd of the window noise in the latent stress score
+  double label_noise = 2.0;          // sd of the window noise in the latent stress score
   unsigned long seed = 7;           // Options supports unsigned long
 };
 
