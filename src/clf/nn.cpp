@@ -3,6 +3,7 @@
 // Reference path only: fp32 on CPU, single process. Shapes: x: [B, n_in],
 // logits: [B]. Does not do class weighting or hyper-parameter search.
 #include "sensecf/clf/nn.h"
+#include "sensecf/clf/nn_torch.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -153,6 +154,9 @@ class NnClassifier final : public Classifier {
     net_->eval();
   }
 
+ const InputEncoder& encoder() const { return encoder_; }
+  torch::nn::Sequential module() const { return net_; }
+
  private:
   ClfOptions options_;
   InputEncoder encoder_;
@@ -160,6 +164,16 @@ class NnClassifier final : public Classifier {
 };
 
 }  // namespace
+
+NnModule nn_module(const Classifier& model) {
+  const auto* nn = dynamic_cast<const NnClassifier*>(&model);
+  if (!nn) {
+    throw Error("this method needs gradients of the classifier, but '" + model.kind() + "' is not the NN",
+                "use --model nn for gradient-based methods (dice-gradient)");
+  }
+  if (nn->module().is_empty()) throw Error("nn: the model is not trained or loaded");
+  return NnModule{nn->module(), &nn->encoder()};
+}
 
 std::unique_ptr<Classifier> make_nn_classifier(const ClfOptions& options) {
   return std::make_unique<NnClassifier>(options);

@@ -1,0 +1,139 @@
+// Counterfactual generation: the one interface every method implements (NICE,
+// DiCE, CFNOW, later the LLM generator), the black box as methods see it, the
+// constraints every CF must satisfy, and the parallel runner over queries.
+//
+// Space: a CF is a row of raw feature values, exactly like Dataset::x
+// (categorical features hold category codes). Methods that work in an encoded
+// space (one-hot, min-max) convert internally.
+//
+// Not here: the methods themselves (cf/nice.cpp, cf/dice_*.cpp, cf/cfnow.cpp),
+// CF metrics (cf/metrics.h), file output (cli).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sensecf/clf/classifier.h"
+#include "sensecf/core/random.h"
+#include "sensecf/data/dataset.h"
+
+namespace sensecf {
+class Options;
+}
+
+namespace sensecf::cf {
+
+// Options of every method, declared as [cf] keys (see declare_options).
+struct CfOptions {
+  std::string method = "nice";   // see method_names()
+  int n_cfs = 1;                 // CFs wanted per query (DiCE total_CFs, CFNOW count_cf)
+  unsigned long seed = 0;
+  int threads = 0;               // 0: all cores of this rank
+  double time_limit = 120.0;     // seconds per query (CFNOW limit_seconds; a cap for every method)
+  // DiCE (defaults of dice-ml 0.12)
+  int dice_sample_size = 1000;            // random: candidate rows sampled
+  double dice_posthoc_sparsity = 0.1;     // posthoc_sparsity_param (quantile)
+  std::string dice_posthoc_algorithm = "linear";  // linear | binary
+  int dice_max_iterations = 500;          // genetic maxiterations
+  double dice_proximity_weight = 0.2;     // genetic (gradient uses 0.5, see dice_gradient_*)
+  double dice_sparsity_weight = 0.2;      // genetic
+  double dice_gradient_proximity_weight = 0.5;
+  double dice_gradient_diversity_weight = 1.0;
+  double dice_gradient_categorical_penalty = 0.1;
+  double dice_gradient_learning_rate = 0.05;
+  int dice_gradient_min_iter = 500;
+  int dice_gradient_max_iter = 5000;
+  // CFNOW (defaults of cfnow 0.0.6)
+  int cfnow_it_max = 5000;
+  double cfnow_change_factor = 0.1;       // ft_change_factor
+  int cfnow_ft_it_max = 0;                // 0: 5000 for random, 1000 for greedy
+  double cfnow_size_tabu = 0.0;           // 0: method default (0.2 share for random, 5 for greedy)
+  double cfnow_ft_threshold_distance = 1e-5;
+  int cfnow_threshold_changes = 100;
+  // NICE
+  std::string nice_normalization = "minmax";  // minmax | std
+  bool nice_justified = true;                 // candidates: correctly classified training rows only
+};
+
+void declare_options(Options& options, CfOptions& cf);
+// "nice", "nice-sparsity", "nice-proximity", "nice-plausibility", "dice-random",
+// "dice-genetic", "dice-kdtree", "dice-gradient", "cfnow-greedy", "cfnow-random",
+// "cfnow-random-sequential".
+std::vector<std::string> method_names();
+
+// The black box f as CF methods see it: P(y = 1) on a batch. Counts calls and
+// rows (thread-safe) so a method's cost can be reported.
+class BlackBox {
+ public:
+  explicit BlackBox(const clf::Classifier& f) : f_(f) {}
+  std::vector<double> predict_proba(const data::Matrix& x) const;
+  double predict_proba(const std::vector<double>& row) const;
+  int predict(const std::vector<double>& row) const { return predict_proba(row) > 0.5 ? 1 : 0; }
+  const clf::Classifier& classifier() const { return f_; }
+  std::size_t n_calls() const { return n_calls_.load(); }
+  std::size_t n_rows() const { return n_rows_.load(); }
+
+ private:
+  const clf::Classifier& f_;
+  mutable std::atomic<std::size_t> n_calls_{0};
+  mutable std::atomic<std::size_t> n_rows_{0};
+};
+
+// Everything a generator may look at. Pointers stay valid for the generator's life.
+struct Context {
+  const BlackBox* f = nullptr;
+  const data::Schema* schema = nullptr;      // permitted ranges, categories, immutables
+  const data::Matrix* train_x = nullptr;     // training rows (NICE, DiCE kdtree/genetic, MADs)
+  const std::vector<int>* train_y = nullptr;
+};
+
+struct Counterfactual {
+  std::vector<double> x;  // [d] raw feature values
+  double p1 = 0.0;        // f's P(y = 1) at x
+  bool valid = false;     // f predicts the target class at x
+};
+
+struct QueryResult {
+  std::size_t query = 0;              // row index into the query matrix
+  int target = 1;                     // desired class
+  std::vector<Counterfactual> cfs;    // empty: no CF found (reported, never dropped)
+  double seconds = 0.0;
+  std::string note;                   // why none/fewer were found, time limit hit, ...
+};
+
+class Generator {
+ public:
+  virtual ~Generator() = default;
+  virtual std::string name() const = 0;
+  // Once, before any explain(): e.g. predict the training set, build a tree,
+  // train an autoencoder. The context outlives the generator.
+  virtual void prepare(const Context& context) { context_ = context; }
+  // CFs for one query x: [d] towards `target`. Must be safe to call from several
+  // threads at once, take randomness only from `rng`, and return CFs that satisfy
+  // the constraints (see enforce_constraints).
+  virtual QueryResult explain(const std::vector<double>& x, int target, Rng& rng) const = 0;
+
+ protected:
+  Context context_;
+};
+
+std::unique_ptr<Generator> make_generator(const CfOptions& options);
+
+// Constraints every CF satisfies: immutable features equal the query's,
+// continuous values inside [lower, upper], categorical codes inside `allowed`.
+// Returns the number of violations in cf (0 = ok).
+int count_violations(const data::Schema& schema, const std::vector<double>& x, const std::vector<double>& cf);
+// Projects cf onto the constraints (immutables reset to x, continuous clamped,
+// a categorical code outside `allowed` reset to x's).
+void enforce_constraints(const data::Schema& schema, const std::vector<double>& x, std::vector<double>& cf);
+
+// Runs `generator` for every query row on options.threads threads. Query i uses
+// an Rng seeded from (options.seed, i), so results do not depend on the thread
+// count or order. Fills Counterfactual::p1/valid from f for every returned CF.
+std::vector<QueryResult> explain_all(const Generator& generator, const Context& context,
+                                     const data::Matrix& queries, const std::vector<int>& targets,
+                                     const CfOptions& options);
+
+}  // namespace sensecf::cf

@@ -1,0 +1,181 @@
+// The CF generator interface's shared parts: [cf] options, the method factory,
+// the black-box wrapper, constraints and the parallel runner over queries.
+#include "sensecf/cf/generator.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <thread>
+
+#include "sensecf/cf/cfnow.h"
+#include "sensecf/cf/dice.h"
+#include "sensecf/cf/nice.h"
+#include "sensecf/core/error.h"
+#include "sensecf/core/options.h"
+#include "sensecf/core/strings.h"
+
+namespace sensecf::cf {
+
+std::vector<std::string> method_names() {
+  return {"nice",         "nice-none",    "nice-sparsity", "nice-proximity", "nice-plausibility",
+          "dice-random",  "dice-genetic", "dice-kdtree",   "dice-gradient",  "cfnow-greedy",
+          "cfnow-random", "cfnow-random-sequential"};
+}
+
+void declare_options(Options& options, CfOptions& cf) {
+  options.add("cf.method", &cf.method, "counterfactual method ('nice' = nice-sparsity, NICEx's default)", "method")
+      .choices(method_names());
+  options.add("cf.n_cfs", &cf.n_cfs, "counterfactuals wanted per query", "n-cfs");
+  options.add("cf.seed", &cf.seed, "random seed (per query: derived from seed and query index)");
+  options.add("cf.threads", &cf.threads, "threads over queries (0: all cores)", "threads").not_hashed();
+  options.add("cf.time_limit", &cf.time_limit, "seconds per query", "time-limit");
+  options.add("cf.dice_sample_size", &cf.dice_sample_size, "DiCE random: sampled candidates");
+  options.add("cf.dice_posthoc_sparsity", &cf.dice_posthoc_sparsity, "DiCE: post-hoc sparsity quantile (0: off)");
+  options.add("cf.dice_posthoc_algorithm", &cf.dice_posthoc_algorithm, "DiCE: post-hoc sparsity search")
+      .choices({"linear", "binary"});
+  options.add("cf.dice_max_iterations", &cf.dice_max_iterations, "DiCE genetic: maximum generations");
+  options.add("cf.dice_proximity_weight", &cf.dice_proximity_weight, "DiCE genetic: proximity weight");
+  options.add("cf.dice_sparsity_weight", &cf.dice_sparsity_weight, "DiCE genetic: sparsity weight");
+  options.add("cf.dice_gradient_proximity_weight", &cf.dice_gradient_proximity_weight, "DiCE gradient: proximity weight");
+  options.add("cf.dice_gradient_diversity_weight", &cf.dice_gradient_diversity_weight, "DiCE gradient: diversity weight");
+  options.add("cf.dice_gradient_categorical_penalty", &cf.dice_gradient_categorical_penalty,
+              "DiCE gradient: one-hot consistency penalty");
+  options.add("cf.dice_gradient_learning_rate", &cf.dice_gradient_learning_rate, "DiCE gradient: Adam learning rate");
+  options.add("cf.dice_gradient_min_iter", &cf.dice_gradient_min_iter, "DiCE gradient: minimum iterations");
+  options.add("cf.dice_gradient_max_iter", &cf.dice_gradient_max_iter, "DiCE gradient: maximum iterations");
+  options.add("cf.cfnow_it_max", &cf.cfnow_it_max, "CFNOW: finder iterations");
+  options.add("cf.cfnow_change_factor", &cf.cfnow_change_factor, "CFNOW: relative step of a numeric move");
+  options.add("cf.cfnow_ft_it_max", &cf.cfnow_ft_it_max, "CFNOW: fine-tune iterations (0: 5000 random, 1000 greedy)");
+  options.add("cf.cfnow_size_tabu", &cf.cfnow_size_tabu,
+              "CFNOW: tabu list size (<1: share of features; 0: 0.2 for random, 5 for greedy)");
+  options.add("cf.cfnow_ft_threshold_distance", &cf.cfnow_ft_threshold_distance,
+              "CFNOW: fine-tune ignores changes smaller than this");
+  options.add("cf.cfnow_threshold_changes", &cf.cfnow_threshold_changes,
+              "CFNOW random: combinations enumerated per step before sampling");
+  options.add("cf.nice_normalization", &cf.nice_normalization, "NICE: HEOM scaling of numeric features")
+      .choices({"minmax", "std"});
+  options.add("cf.nice_justified", &cf.nice_justified,
+              "NICE: candidates are correctly classified training rows only");
+  options.add_check([&cf] {
+    if (cf.n_cfs < 1) throw UsageError("cf.n_cfs must be at least 1");
+    if (!(cf.time_limit > 0)) throw UsageError("cf.time_limit must be positive");
+    if (cf.dice_sample_size < 1 || cf.dice_max_iterations < 1 || cf.cfnow_it_max < 1)
+      throw UsageError("cf sample sizes and iteration counts must be positive");
+    if (cf.dice_posthoc_sparsity < 0 || cf.dice_posthoc_sparsity > 1)
+      throw UsageError("cf.dice_posthoc_sparsity must be in [0, 1]");
+  });
+}
+
+std::unique_ptr<Generator> make_generator(const CfOptions& options) {
+  const std::string& m = options.method;
+  if (m == "nice" || m == "nice-sparsity") return make_nice(options, "sparsity");
+  if (m == "nice-none") return make_nice(options, "none");
+  if (m == "nice-proximity") return make_nice(options, "proximity");
+  if (m == "nice-plausibility") return make_nice(options, "plausibility");
+  if (m == "dice-random") return make_dice_random(options);
+  if (m == "dice-genetic") return make_dice_genetic(options);
+  if (m == "dice-kdtree") return make_dice_kdtree(options);
+  if (m == "dice-gradient") return make_dice_gradient(options);
+  if (m == "cfnow-greedy") return make_cfnow(options, "greedy");
+  if (m == "cfnow-random") return make_cfnow(options, "random");
+  if (m == "cfnow-random-sequential") return make_cfnow(options, "random-sequential");
+  const std::string best = closest_match(m, method_names());
+  throw UsageError("unknown counterfactual method '" + m + "'",
+                   best.empty() ? "methods: " + join(method_names(), ", ") : "did you mean '" + best + "'?");
+}
+
+std::vector<double> BlackBox::predict_proba(const data::Matrix& x) const {
+  n_calls_.fetch_add(1, std::memory_order_relaxed);
+  n_rows_.fetch_add(x.n_rows, std::memory_order_relaxed);
+  return f_.predict_proba(x);
+}
+
+double BlackBox::predict_proba(const std::vector<double>& row) const {
+  data::Matrix m(1, row.size());
+  m.values = row;
+  return predict_proba(m)[0];
+}
+
+int count_violations(const data::Schema& schema, const std::vector<double>& x, const std::vector<double>& cf) {
+  int n = 0;
+  for (std::size_t j = 0; j < schema.size(); ++j) {
+    const auto& f = schema.features[j];
+    if (f.immutable && cf[j] != x[j]) {
+      ++n;
+    } else if (f.is_categorical()) {
+      const int code = static_cast<int>(cf[j]);
+      if (static_cast<double>(code) != cf[j] || std::find(f.allowed.begin(), f.allowed.end(), code) == f.allowed.end()) ++n;
+    } else if (!(cf[j] >= f.lower && cf[j] <= f.upper)) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+void enforce_constraints(const data::Schema& schema, const std::vector<double>& x, std::vector<double>& cf) {
+  for (std::size_t j = 0; j < schema.size(); ++j) {
+    const auto& f = schema.features[j];
+    if (f.immutable) {
+      cf[j] = x[j];
+    } else if (f.is_categorical()) {
+      const int code = static_cast<int>(std::lround(cf[j]));
+      cf[j] = std::find(f.allowed.begin(), f.allowed.end(), code) != f.allowed.end() ? code : x[j];
+    } else {
+      cf[j] = std::clamp(cf[j], f.lower, f.upper);
+    }
+  }
+}
+
+std::vector<QueryResult> explain_all(const Generator& generator, const Context& context, const data::Matrix& queries,
+                                     const std::vector<int>& targets, const CfOptions& options) {
+  if (targets.size() != queries.n_rows) {
+    throw Error(fmt::format("explain_all: {} targets for {} queries", targets.size(), queries.n_rows));
+  }
+  const std::size_t n = queries.n_rows;
+  std::vector<QueryResult> results(n);
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&] {
+    for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
+      try {
+        const std::vector<double> x(queries.row(i), queries.row(i) + queries.n_cols);
+        Rng rng(derive_seed(options.seed, "cf/query/" + std::to_string(i)));
+        const auto start = std::chrono::steady_clock::now();
+        QueryResult r = generator.explain(x, targets[i], rng);
+        r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        r.query = i;
+        r.target = targets[i];
+        for (auto& c : r.cfs) {
+          if (c.x.size() != x.size()) {
+            throw Error(fmt::format("{}: a CF for query {} has {} values, expected {}", generator.name(), i,
+                                    c.x.size(), x.size()));
+          }
+          c.p1 = context.f->predict_proba(c.x);
+          c.valid = (c.p1 > 0.5 ? 1 : 0) == targets[i];
+        }
+        if (r.cfs.empty() && r.note.empty()) r.note = "no counterfactual found";
+        results[i] = std::move(r);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next.store(n);
+      }
+    }
+  };
+  const int n_threads = std::max(1, std::min<int>(options.threads > 0 ? options.threads
+                                                                      : static_cast<int>(std::thread::hardware_concurrency()),
+                                                  static_cast<int>(n)));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < n_threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+  return results;
+}
+
+}  // namespace sensecf::cf
