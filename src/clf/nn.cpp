@@ -128,8 +128,24 @@ class NnClassifier final : public Classifier {
 
   void save(const std::string& dir) const override {
     torch::save(net_, dir + "/nn.pt");
+    // The weights are also written as plain JSON so that independent tools (the
+    // Python parity harness in bench/) can evaluate exactly this function:
+    // h = relu(W h + b) per hidden layer, logit = W h + b, p = sigmoid(logit).
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& child : net_->children()) {
+      if (const auto* linear = child->as<torch::nn::Linear>()) {
+        const auto w = linear->weight.detach().to(torch::kFloat64).contiguous();
+        const auto b = linear->bias.detach().to(torch::kFloat64).contiguous();
+        std::vector<std::vector<double>> rows(static_cast<std::size_t>(w.size(0)));
+        for (long i = 0; i < w.size(0); ++i) {
+          const double* r = w.data_ptr<double>() + i * w.size(1);
+          rows[static_cast<std::size_t>(i)].assign(r, r + w.size(1));
+        }
+        layers.push_back({{"weight", rows}, {"bias", std::vector<double>(b.data_ptr<double>(), b.data_ptr<double>() + b.numel())}});
+      }
+    }
     const nlohmann::json meta = {{"hidden", options_.nn_hidden}, {"dropout", options_.nn_dropout},
-                                 {"encoder", encoder_.to_json()}};
+                                 {"encoder", encoder_.to_json()}, {"layers", layers}};
     std::ofstream(dir + "/nn.json") << meta.dump(2) << "\n";
   }
 
@@ -164,6 +180,10 @@ class NnClassifier final : public Classifier {
 };
 
 }  // namespace
+
+void set_torch_threads(int n) {
+  if (n > 0) torch::set_num_threads(n);
+}
 
 NnModule nn_module(const Classifier& model) {
   const auto* nn = dynamic_cast<const NnClassifier*>(&model);

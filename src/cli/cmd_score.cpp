@@ -6,9 +6,8 @@
 // undefined AUC, one class only, is null). This is the command the scikit-learn
 // golden test drives (tests/python/test_metrics_sklearn.py).
 //
-// The small CSV reader here handles quoted fields ("a,b", "" escapes) but not
-// newlines inside quotes; it deliberately knows nothing about Dataset files
-// (data/csv.h reads those).
+// Lines are split with data::split_csv_line (quoted fields, no newlines inside
+// quotes); this file does not build a Dataset.
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
@@ -18,6 +17,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "sensecf/data/csv.h"
 #include "sensecf/clf/metrics.h"
 #include "sensecf/core/error.h"
 #include "sensecf/core/strings.h"
@@ -30,57 +30,7 @@ struct ScoreOptions {
   bool json = false;
 };
 
-struct Field {
-  std::string text;
-  long column = 0;  // 1-based character column where the field starts
-};
-
-// Splits one CSV line into fields; throws on an unterminated quote.
-std::vector<Field> split_csv_line(const std::string& line, const std::string& path, long line_no) {
-  std::vector<Field> fields;
-  std::size_t i = 0;
-  while (true) {
-    Field f;
-    f.column = static_cast<long>(i) + 1;
-    if (i < line.size() && line[i] == '"') {
-      ++i;
-      bool closed = false;
-      while (i < line.size()) {
-        if (line[i] == '"') {
-          if (i + 1 < line.size() && line[i + 1] == '"') {
-            f.text += '"';
-            i += 2;
-            continue;
-          }
-          closed = true;
-          ++i;
-          break;
-        }
-        f.text += line[i++];
-      }
-      if (!closed) {
-        throw Error(fmt::format("{}: unterminated quoted field",
-                                SourceLocation{path, line_no, f.column}.str()),
-                    "close the quote; fields spanning lines are not supported here");
-      }
-      while (i < line.size() && line[i] != ',') ++i;  // tolerate spaces after the quote
-    } else {
-      const std::size_t end = std::min(line.find(',', i), line.size());
-      f.text = line.substr(i, end - i);
-      i = end;
-    }
-    fields.push_back(std::move(f));
-    if (i >= line.size()) break;
-    ++i;  // the comma
-    if (i == line.size()) {  // trailing comma: one more, empty field
-      fields.push_back(Field{"", static_cast<long>(i) + 1});
-      break;
-    }
-  }
-  return fields;
-}
-
-std::size_t find_column(const std::vector<Field>& header, const std::string& name, const std::string& path) {
+std::size_t find_column(const std::vector<data::CsvCell>& header, const std::string& name, const std::string& path) {
   std::vector<std::string> names;
   for (std::size_t c = 0; c < header.size(); ++c) {
     const std::string h(trim(header[c].text));
@@ -106,13 +56,13 @@ Predictions read_predictions(const std::string& path) {
   std::string line;
   long line_no = 0;
   // The header is the first non-blank line.
-  std::vector<Field> header;
+  std::vector<data::CsvCell> header;
   while (std::getline(in, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line_no == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 byte-order mark
     if (!trim(line).empty()) {
-      header = split_csv_line(line, path, line_no);
+      header = data::split_csv_line(line, path, line_no);
       break;
     }
   }
@@ -130,14 +80,14 @@ Predictions read_predictions(const std::string& path) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (trim(line).empty()) continue;
-    const std::vector<Field> fields = split_csv_line(line, path, line_no);
+    const std::vector<data::CsvCell> fields = data::split_csv_line(line, path, line_no);
     if (fields.size() < needed) {
       throw Error(fmt::format("{}: {} field(s) but the header (line {}) has {}",
                               SourceLocation{path, line_no, 0}.str(), fields.size(), header_line, header.size()),
                   "every row needs a y_true and a score");
     }
-    const Field& fy = fields[col_y];
-    const Field& fs = fields[col_score];
+    const data::CsvCell& fy = fields[col_y];
+    const data::CsvCell& fs = fields[col_score];
     const auto y = parse_double(fy.text);
     if (!y || (*y != 0.0 && *y != 1.0)) {
       throw Error(fmt::format("{}: y_true is '{}', expected 0 or 1", SourceLocation{path, line_no, fy.column}.str(),

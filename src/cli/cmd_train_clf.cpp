@@ -175,6 +175,7 @@ int cmd_train_clf(const std::vector<std::string>& args) {
   nlohmann::json meta = {{"provenance", make_provenance(options).to_json()},
                          {"test_metrics", m.to_json()},
                          {"train_rows", scenario.kept.size()},
+                         {"split", {{"seed", clf_options.seed}, {"test_fraction", data_options.test_fraction}}},
                          {"scenario", {{"kind", t.scenario},
                                        {"fraction", scenario.fraction},
                                        {"removed_class0", scenario.removed_of(0, d)},

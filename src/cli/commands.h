@@ -20,5 +20,7 @@ int cmd_synth(const std::vector<std::string>& args);      // cmd_synth.cpp
 int cmd_train_clf(const std::vector<std::string>& args);  // cmd_train_clf.cpp
 int cmd_score(const std::vector<std::string>& args);      // cmd_score.cpp
 int cmd_info(const std::vector<std::string>& args);       // cmd_info.cpp
+int cmd_explain(const std::vector<std::string>& args);    // cmd_explain.cpp
+int cmd_evaluate_cf(const std::vector<std::string>& args);  // cmd_explain.cpp
 
 }  // namespace sensecf::cli

@@ -26,6 +26,8 @@ const std::map<std::string, Command>& commands() {
       {"train-clf", {cmd_train_clf, "train a classifier (nn|xgb|rf|svm) on a CSV, save it, print test metrics"}},
       {"score", {cmd_score, "compute ACC/PRE/REC/F1/AUC of a predictions CSV (columns y_true, score)"}},
       {"info", {cmd_info, "print versions, MPI ranks and GPU binding of this build"}},
+      {"explain", {cmd_explain, "counterfactuals (NICE, DiCE, CFNOW) for test rows of a trained classifier, as CSV"}},
+      {"evaluate-cf", {cmd_evaluate_cf, "CF metrics (validity, distance, sparsity, plausibility, ...) of a CF CSV"}},
   };
   return table;
 }
@@ -64,7 +66,7 @@ void print_usage() {
                "Usage: sensecf <command> [options]      (sensecf <command> --help for its options)\n\n"
                "Commands:\n";
   for (const auto& [name, cmd] : commands()) {
-    std::cout << "  " << name << std::string(12 - std::min<std::size_t>(11, name.size()), ' ')
+    std::cout << "  " << name << std::string(14 - std::min<std::size_t>(13, name.size()), ' ')
               << cmd.summary << "\n";
   }
   std::cout << "\nOptions:\n  -h, --help     this help\n  --version      versions of sensecf and its libraries\n";

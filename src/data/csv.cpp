@@ -44,17 +44,9 @@ void declare_options(Options& options, DataOptions& data) {
   });
 }
 
-namespace {
-
-struct Cell {
-  std::string text;
-  long column = 0;  // 1-based character column where the field starts
-};
-
-// Splits one CSV line into fields (RFC 4180 quoting within the line).
-std::vector<Cell> split_csv_line(const std::string& line, const std::string& path, long line_no) {
-  std::vector<Cell> cells;
-  Cell cur;
+std::vector<CsvCell> split_csv_line(const std::string& line, const std::string& path, long line_no) {
+  std::vector<CsvCell> cells;
+  CsvCell cur;
   cur.column = 1;
   bool quoted = false;
   bool was_quoted = false;
@@ -77,7 +69,7 @@ std::vector<Cell> split_csv_line(const std::string& line, const std::string& pat
     } else if (c == ',') {
       if (!was_quoted) cur.text = std::string(trim(cur.text));
       cells.push_back(std::move(cur));
-      cur = Cell{};
+      cur = CsvCell{};
       cur.column = static_cast<long>(i) + 2;
       was_quoted = false;
     } else if (c == '\r' && i + 1 == line.size()) {
@@ -94,6 +86,8 @@ std::vector<Cell> split_csv_line(const std::string& line, const std::string& pat
   cells.push_back(std::move(cur));
   return cells;
 }
+
+namespace {
 
 bool is_missing(const std::string& s) {
   const std::string l = to_lower(s);
@@ -216,7 +210,7 @@ Dataset read_csv(const DataOptions& options) {
       ++dropped;
       continue;
     }
-    const Cell& lc = cells[label_col];
+    const CsvCell& lc = cells[label_col];
     const auto lv = parse_double(lc.text);
     if (!lv || (*lv != 0.0 && *lv != 1.0)) {
       throw Error(fmt::format("{}: label '{}' must be 0 or 1, found '{}'", SourceLocation{path, line_no, lc.column}.str(),
@@ -227,7 +221,7 @@ Dataset read_csv(const DataOptions& options) {
     data.group.push_back(group_col >= 0 ? cells[static_cast<std::size_t>(group_col)].text
                                         : "row" + std::to_string(data.y.size()));
     for (std::size_t j = 0; j < d; ++j) {
-      const Cell& cell = cells[feature_cols[j]];
+      const CsvCell& cell = cells[feature_cols[j]];
       if (data.schema.features[j].is_categorical()) {
         cat_text[j].push_back(cell.text);
         values.push_back(0.0);  // code filled in below

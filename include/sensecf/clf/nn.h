@@ -14,4 +14,8 @@ namespace sensecf::clf {
 // on CPU for a fixed thread count.
 std::unique_ptr<Classifier> make_nn_classifier(const ClfOptions& options);
 
+// LibTorch's intra-op threads for this process. Callers that run many small
+// predictions in parallel (CF search over queries) set 1 to avoid oversubscription.
+void set_torch_threads(int n);
+
 }  // namespace sensecf::clf

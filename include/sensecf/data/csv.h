@@ -33,6 +33,16 @@ struct DataOptions {
 void declare_options(Options& options, DataOptions& data);
 
 Dataset read_csv(const DataOptions& options);
+
+// One field of a CSV line and the 1-based column where it starts.
+struct CsvCell {
+  std::string text;
+  long column = 0;
+};
+// Splits one CSV line (RFC 4180 quoting within the line; unquoted fields are
+// trimmed; a trailing CR is dropped). Throws sensecf::Error naming path:line:column
+// for an unterminated quote.
+std::vector<CsvCell> split_csv_line(const std::string& line, const std::string& path, long line_no);
 // Writes the dataset with group first, then features (categories as text), label last.
 void write_csv(const Dataset& data, const std::string& path);
 
