@@ -62,7 +62,8 @@ std::vector<double> Problem::predict(const std::vector<std::vector<double>>& row
   for (std::size_t r = 0; r < rows.size(); ++r) std::copy(rows[r].begin(), rows[r].end(), m.row(r));
   std::vector<double> p1 = f_.predict_proba(m);
   if (p1.size() != rows.size()) {
-    throw Error(fmt::format("cfnow: the classifier returned {} probabilities for {} rows", p1.size(), rows.size()));
+    throw Error(
+        fmt::format("cfnow: the classifier returned {} probabilities for {} rows", p1.size(), rows.size()));
   }
   return p1;
 }
@@ -159,10 +160,10 @@ class CfnowGenerator : public Generator {
     }
     const data::Schema& schema = *context_.schema;
     if (x.size() != schema.size()) {
-      throw Error(fmt::format("{}: the query has {} values, the schema {} features", name(), x.size(), schema.size()));
+      throw Error(fmt::format("{}: the query has {} values, the schema {} features", name(), x.size(),
+                              schema.size()));
     }
-    const Clock::time_point deadline =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(settings_.time_limit));
+    const Clock::time_point deadline = Clock::now() + seconds(settings_.time_limit);
     QueryResult result;
     const int fact_class = context_.f->predict(x);
     if (target == fact_class) {
@@ -184,15 +185,18 @@ class CfnowGenerator : public Generator {
 
     TabuList tabu(tabu_size(settings_, problem.movable().size()));
     const auto n_cfs = static_cast<std::size_t>(settings_.n_cfs);
-    const FinderOutcome finder = run_finder(problem, settings_, problem.anchor(), tabu, n_cfs, found, deadline, rng);
+    const FinderOutcome finder =
+        run_finder(problem, settings_, problem.anchor(), tabu, n_cfs, found, deadline, rng);
     if (finder.timed_out) {
-      notes.push_back(fmt::format("time limit ({} s) reached in the finder after {} iterations", settings_.time_limit,
-                                  finder.iterations));
+      notes.push_back(fmt::format("time limit ({} s) reached in the finder after {} iterations",
+                                  settings_.time_limit, finder.iterations));
     }
     const std::size_t n_from_finder = found.size();
     if (!finder.timed_out) {
       const FineTuneOutcome tuned = fine_tune(problem, settings_, found, rng);
-      if (tuned.timed_out) notes.push_back(fmt::format("time limit ({} s) reached in the fine-tune", settings_.time_limit));
+      if (tuned.timed_out) {
+        notes.push_back(fmt::format("time limit ({} s) reached in the fine-tune", settings_.time_limit));
+      }
     }
 
     // The n_cfs best CFs by L1 (ties: order of discovery).
@@ -235,27 +239,32 @@ std::unique_ptr<Generator> make_cfnow(const CfOptions& options, const std::strin
   } else if (strategy == "random-sequential") {
     s.strategy = Strategy::kRandomSequential;
   } else {
-    throw UsageError("unknown CFNOW strategy '" + strategy + "'", "strategies: greedy, random, random-sequential");
+    throw UsageError("unknown CFNOW strategy '" + strategy + "'",
+                     "strategies: greedy, random, random-sequential");
   }
   if (options.cfnow_it_max < 1) throw UsageError("cf.cfnow_it_max must be at least 1");
   if (!(options.cfnow_change_factor > 0)) throw UsageError("cf.cfnow_change_factor must be positive");
-  if (!(options.cfnow_size_tabu >= 0)) throw UsageError("cf.cfnow_size_tabu must be >= 0 (0: method default)");
+  if (!(options.cfnow_size_tabu >= 0)) {
+    throw UsageError("cf.cfnow_size_tabu must be >= 0 (0: method default)");
+  }
   if (options.cfnow_threshold_changes < 1) throw UsageError("cf.cfnow_threshold_changes must be at least 1");
   if (options.n_cfs < 1) throw UsageError("cf.n_cfs must be at least 1");
   if (!(options.time_limit > 0)) throw UsageError("cf.time_limit must be positive");
   s.it_max = options.cfnow_it_max;
   s.change_factor = options.cfnow_change_factor;
-  s.ft_it_max = options.cfnow_ft_it_max != 0 ? options.cfnow_ft_it_max : (s.strategy == Strategy::kGreedy ? 1000 : 5000);
+  s.ft_it_max = options.cfnow_ft_it_max != 0 ? options.cfnow_ft_it_max
+                                             : (s.strategy == Strategy::kGreedy ? 1000 : 5000);
   s.size_tabu = options.cfnow_size_tabu;
   s.ft_threshold_distance = options.cfnow_ft_threshold_distance;
   s.threshold_changes = options.cfnow_threshold_changes;
   s.n_cfs = options.n_cfs;
   s.time_limit = options.time_limit;
-  spdlog::debug("cf: cfnow-{} (it_max {}, change_factor {}, ft_it_max {}{}, size_tabu {}, threshold_changes {})",
-                strategy, s.it_max, s.change_factor, s.ft_it_max, s.ft_it_max < 0 ? " = fine-tune off" : "",
-                s.size_tabu == 0 ? (s.strategy == Strategy::kGreedy ? "5 (default)" : "0.2 (default)")
-                                 : fmt::format("{}", s.size_tabu),
-                s.threshold_changes);
+  spdlog::debug(
+      "cf: cfnow-{} (it_max {}, change_factor {}, ft_it_max {}{}, size_tabu {}, threshold_changes {})",
+      strategy, s.it_max, s.change_factor, s.ft_it_max, s.ft_it_max < 0 ? " = fine-tune off" : "",
+      s.size_tabu == 0 ? (s.strategy == Strategy::kGreedy ? "5 (default)" : "0.2 (default)")
+                       : fmt::format("{}", s.size_tabu),
+      s.threshold_changes);
   return std::make_unique<CfnowGenerator>(s);
 }
 

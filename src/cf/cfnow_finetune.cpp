@@ -62,10 +62,8 @@ FineTuneOutcome fine_tune(const Problem& problem, const Settings& settings, Foun
   bool all_categorical = true;
   for (const auto& f : schema.features) all_categorical = all_categorical && f.is_categorical();
   const std::size_t size_tabu = tabu_size(settings, problem.movable().size());
-  const auto per_cf_budget = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(settings.time_limit / settings.n_cfs));
-  const auto finder_budget =
-      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(settings.time_limit));
+  const Clock::duration per_cf_budget = seconds(settings.time_limit / settings.n_cfs);
+  const Clock::duration finder_budget = seconds(settings.time_limit);
 
   for (std::size_t s = 0; s < starts.size(); ++s) {
     const Clock::time_point t0 = Clock::now();
@@ -87,7 +85,8 @@ FineTuneOutcome fine_tune(const Problem& problem, const Settings& settings, Foun
       std::vector<std::vector<double>> reverts;
       for (std::size_t j : problem.movable()) {
         const double dist = problem.feature_distance(c, j);
-        if (dist == 0.0 || (!schema.features[j].is_categorical() && dist < settings.ft_threshold_distance)) continue;
+        const bool numeric = !schema.features[j].is_categorical();
+        if (dist == 0.0 || (numeric && dist < settings.ft_threshold_distance)) continue;
         if (tabu.contains(j)) continue;
         std::vector<double> revert = c;
         revert[j] = anchor[j];
@@ -114,7 +113,9 @@ FineTuneOutcome fine_tune(const Problem& problem, const Settings& settings, Foun
       std::vector<std::vector<double>> steps = std::move(reverts);
       for (std::size_t k = 0; k < features.size(); ++k) {
         const std::size_t j = features[k];
-        if (!schema.features[j].is_categorical()) steps[k][j] = c[j] + settings.change_factor * (anchor[j] - c[j]);
+        if (!schema.features[j].is_categorical()) {
+          steps[k][j] = c[j] + settings.change_factor * (anchor[j] - c[j]);
+        }
       }
       const std::vector<double> p_step = problem.predict(steps);
       for (std::size_t k = 0; k < steps.size(); ++k) {
@@ -127,7 +128,8 @@ FineTuneOutcome fine_tune(const Problem& problem, const Settings& settings, Foun
         // Left the CF region: forbid that feature and search a CF again from c.
         tabu.push(features[chosen]);
         const std::size_t n_before = found.size();
-        const FinderOutcome rerun = run_finder(problem, settings, c, tabu, n_before + 1, found, finder_end, rng);
+        const FinderOutcome rerun =
+            run_finder(problem, settings, c, tabu, n_before + 1, found, finder_end, rng);
         if (rerun.timed_out && problem.timed_out()) outcome.timed_out = true;
         if (found.size() > n_before) {
           std::size_t best = n_before;

@@ -12,6 +12,7 @@
 //   tabu     features forbidden to move (tabu_list), a bounded FIFO
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -27,15 +28,20 @@ namespace sensecf::cf::cfnow_internal {
 
 using Clock = std::chrono::steady_clock;
 
+// Seconds as a clock duration, capped at ~31 years so a huge time limit cannot overflow.
+inline Clock::duration seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::min(s, 1e9)));
+}
+
 enum class Strategy { kGreedy, kRandom, kRandomSequential };
 
 // The effective settings of one generator (CfOptions with CFNOW's defaults resolved).
 struct Settings {
   Strategy strategy = Strategy::kRandom;
   int it_max = 5000;
-  double change_factor = 0.1;       // ft_change_factor
-  int ft_it_max = 5000;             // < 0: fine-tune off (sensecf addition)
-  double size_tabu = 0.0;           // as in CfOptions; resolved per problem by tabu_size()
+  double change_factor = 0.1;  // ft_change_factor
+  int ft_it_max = 5000;        // < 0: fine-tune off (sensecf addition)
+  double size_tabu = 0.0;      // as in CfOptions; resolved per problem by tabu_size()
   double ft_threshold_distance = 1e-5;
   int threshold_changes = 100;
   double increase_threshold = 0.0;  // cfnow's default; not an option in sensecf

@@ -75,7 +75,8 @@ std::vector<double> evaluate(const Problem& problem, std::vector<std::vector<dou
     scores[i] = problem.score(p1[i]);
     if (problem.is_cf(p1[i])) cfs.push_back(i);
   }
-  std::stable_sort(cfs.begin(), cfs.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
+  std::stable_sort(cfs.begin(), cfs.end(),
+                   [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
   for (std::size_t i : cfs) found.add(problem, rows[i], p1[i]);
   if (p1_out != nullptr) *p1_out = p1;
   return scores;
@@ -121,7 +122,8 @@ FinderOutcome greedy(const Problem& problem, const Settings& settings, const std
     }
     // No move left, or every candidate is a found CF: nothing changes, but the
     // pass counts so the loop ends at it_max (cfnow would spin forever here).
-    const std::vector<double> scores = rows.empty() ? std::vector<double>{} : evaluate(problem, rows, features, found);
+    const std::vector<double> scores =
+        rows.empty() ? std::vector<double>{} : evaluate(problem, rows, features, found);
     if (scores.empty()) {
       ++it;
       continue;
@@ -193,7 +195,9 @@ std::vector<std::vector<Move>> change_sets(const std::vector<std::vector<Move>>&
   std::vector<std::size_t> index(k);
   for (int tries = 0; tries < 2 * threshold && static_cast<int>(out.size()) < threshold; ++tries) {
     std::iota(index.begin(), index.end(), std::size_t{0});
-    for (std::size_t i = 0; i < n; ++i) std::swap(index[i], index[i + rng.below(k - i)]);  // partial Fisher-Yates
+    for (std::size_t i = 0; i < n; ++i) {  // partial Fisher-Yates
+      std::swap(index[i], index[i + rng.below(k - i)]);
+    }
     std::vector<std::size_t> picked(index.begin(), index.begin() + static_cast<std::ptrdiff_t>(n));
     std::sort(picked.begin(), picked.end());
     std::vector<std::pair<std::size_t, std::size_t>> key;
@@ -211,9 +215,9 @@ std::vector<std::vector<Move>> change_sets(const std::vector<std::vector<Move>>&
 // _random_generator: per iteration, change sets of n = 1 .. n_mutable - 1
 // features (never all at once, as in cfnow) around cf_try; momentum grows by
 // one per iteration. Sequential: cf_try moves to the best candidate of each step.
-FinderOutcome random_search(const Problem& problem, const Settings& settings, const std::vector<double>& start,
-                            TabuList& tabu, std::size_t count_target, Found& found, Clock::time_point deadline,
-                            Rng& rng) {
+FinderOutcome random_search(const Problem& problem, const Settings& settings,
+                            const std::vector<double>& start, TabuList& tabu, std::size_t count_target,
+                            Found& found, Clock::time_point deadline, Rng& rng) {
   FinderOutcome outcome;
   const bool sequential = settings.strategy == Strategy::kRandomSequential;
   const std::size_t n_mutable = problem.movable().size();

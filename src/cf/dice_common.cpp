@@ -45,7 +45,8 @@ int float32_decimals(double v) {
 }
 
 int decimal_precision(const std::vector<double>& column) {
-  const bool integral = std::all_of(column.begin(), column.end(), [](double v) { return v == std::floor(v); });
+  const bool integral =
+      std::all_of(column.begin(), column.end(), [](double v) { return v == std::floor(v); });
   if (integral || column.empty()) return 0;  // pandas reads such a column as int: precision 0
   std::map<float, std::size_t> counts;       // DiCE's float columns are float32
   for (double v : column) ++counts[static_cast<float>(v)];
@@ -77,7 +78,8 @@ double quantile(std::vector<double> v, double q) {
 bool DiceData::in_range(std::size_t j, double v) const {
   if (is_categorical[j]) {
     const int code = static_cast<int>(v);
-    return static_cast<double>(code) == v && std::find(allowed[j].begin(), allowed[j].end(), code) != allowed[j].end();
+    return static_cast<double>(code) == v &&
+           std::find(allowed[j].begin(), allowed[j].end(), code) != allowed[j].end();
   }
   return v >= lower[j] && v <= upper[j];
 }
@@ -90,8 +92,9 @@ DiceData build_dice_data(const Context& context, const CfOptions& options, const
   const data::Schema& schema = *context.schema;
   const data::Matrix& train = *context.train_x;
   if (train.n_cols != schema.size() || train.n_rows == 0) {
-    throw Error(fmt::format("{}: training rows are [{}, {}], expected [n > 0, {}] (one column per schema feature)",
-                            method, train.n_rows, train.n_cols, schema.size()));
+    throw Error(
+        fmt::format("{}: training rows are [{}, {}], expected [n > 0, {}] (one column per schema feature)",
+                    method, train.n_rows, train.n_cols, schema.size()));
   }
   DiceData data;
   const std::size_t d = schema.size();
@@ -109,7 +112,8 @@ DiceData build_dice_data(const Context& context, const CfOptions& options, const
   data.posthoc_param = options.dice_posthoc_sparsity;
   data.posthoc_algorithm = options.dice_posthoc_algorithm;
   if (data.posthoc_algorithm != "linear" && data.posthoc_algorithm != "binary") {
-    throw UsageError("cf.dice_posthoc_algorithm must be 'linear' or 'binary', got '" + data.posthoc_algorithm + "'");
+    throw UsageError("cf.dice_posthoc_algorithm must be 'linear' or 'binary', got '" +
+                     data.posthoc_algorithm + "'");
   }
 
   std::vector<double> column(train.n_rows);
@@ -162,7 +166,8 @@ void linear_search(const DiceData& data, const BlackBox& f, const std::vector<do
   double diff = x[j] - cf[j];
   double old_diff = diff;
   bool valid = row_valid;
-  for (int steps = 0; std::abs(diff) > 1e-3 && sign(diff * old_diff) > 0 && valid && steps < limit_steps; ++steps) {
+  for (int steps = 0; std::abs(diff) > 1e-3 && sign(diff * old_diff) > 0 && valid && steps < limit_steps;
+       ++steps) {
     if (deadline.passed()) return;
     const double old_value = cf[j];
     cf[j] += sign(diff) * change;
@@ -256,14 +261,15 @@ QueryResult finish(const DiceData& data, const Context& context, const std::vect
     enforce_constraints(schema, x, cf);
     if (count_violations(schema, x, cf) == 0) kept.push_back(std::move(cf));
   }
-  std::size_t n_dropped = cfs.size() - kept.size();
+  const std::size_t n_violating = cfs.size() - kept.size();
+  std::size_t n_invalid = 0;
   if (!kept.empty()) {
     data::Matrix m(kept.size(), data.d);
     for (std::size_t i = 0; i < kept.size(); ++i) std::copy(kept[i].begin(), kept[i].end(), m.row(i));
     const std::vector<double> p1 = context.f->predict_proba(m);
     for (std::size_t i = 0; i < kept.size(); ++i) {
       if (!is_valid(p1[i], target)) {
-        ++n_dropped;
+        ++n_invalid;
         continue;
       }
       Counterfactual c;
@@ -274,7 +280,17 @@ QueryResult finish(const DiceData& data, const Context& context, const std::vect
     }
   }
   auto add = [&note](const std::string& s) { note += (note.empty() ? "" : "; ") + s; };
-  if (n_dropped > 0) add(fmt::format("{} invalid candidate(s) dropped", n_dropped));
+  if (n_violating > 0) {
+    // An immutable query value outside its permitted range makes every CF violate it.
+    std::string why;
+    for (std::size_t j = 0; j < data.d; ++j) {
+      if (!schema.features[j].immutable || data.in_range(j, x[j])) continue;
+      why += (why.empty() ? " (immutable outside its permitted range: " : ", ") + schema.features[j].name;
+    }
+    add(fmt::format("{} candidate(s) dropped for constraint violations{}", n_violating,
+                    why.empty() ? "" : why + ")"));
+  }
+  if (n_invalid > 0) add(fmt::format("{} invalid candidate(s) dropped", n_invalid));
   if (result.cfs.empty()) add("no counterfactual found");
   result.note = std::move(note);
   return result;

@@ -30,7 +30,8 @@ class Deadline {
  public:
   explicit Deadline(double seconds)
       : end_(std::chrono::steady_clock::now() +
-             std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds))) {}
+             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                 std::chrono::duration<double>(seconds))) {}
   bool passed() const { return std::chrono::steady_clock::now() >= end_; }
 
  private:
@@ -84,7 +85,8 @@ DiceData build_dice_data(const Context& context, const CfOptions& options, const
 // valid, at most limit_steps; binary: x_f if valid, else a binary search).
 // One black-box call per step, as in dice-ml. Stops early when `deadline` passes.
 void posthoc_sparsity(const DiceData& data, const BlackBox& f, const std::vector<double>& x, int target,
-                      std::vector<std::vector<double>>& cfs, const Deadline& deadline, int limit_steps = 10000);
+                      std::vector<std::vector<double>>& cfs, const Deadline& deadline,
+                      int limit_steps = 10000);
 
 // Rounds the continuous features of `cf` to their precision (dice-ml's
 // round_to_precision).

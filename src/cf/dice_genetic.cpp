@@ -50,10 +50,10 @@
 namespace sensecf::cf {
 namespace {
 
-constexpr double kStopThreshold = 1e-2;     // dice-ml's `thresh`
-constexpr int kStopGenerations = 5;         // stop_cnt >= 5
+constexpr double kStopThreshold = 1e-2;  // dice-ml's `thresh`
+constexpr int kStopGenerations = 5;      // stop_cnt >= 5
 constexpr int kInitTriesPerIndividual = 100;
-constexpr std::size_t kInitBatch = 100;     // random-init rows predicted per black-box call
+constexpr std::size_t kInitBatch = 100;  // random-init rows predicted per black-box call
 
 using Row = std::vector<double>;
 
@@ -85,7 +85,8 @@ class DiceGenetic final : public Generator {
     unique_sorted(population);
     if (population.size() < population_size) {
       const std::size_t wanted = population_size - population.size();
-      std::vector<Row> extra = random_init(x, target, wanted, kInitTriesPerIndividual * population_size, rng, deadline);
+      std::vector<Row> extra =
+          random_init(x, target, wanted, kInitTriesPerIndividual * population_size, rng, deadline);
       if (extra.size() < wanted) {
         add_note(fmt::format("initial population {} of {} (random init found {} valid rows in its tries)",
                              population.size() + extra.size(), population_size, extra.size()));
@@ -120,7 +121,8 @@ class DiceGenetic final : public Generator {
       const std::vector<double> fitness = loss(population, x, target, valid);
       std::vector<std::size_t> order(population.size());
       for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-      std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return fitness[a] < fitness[b]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](std::size_t a, std::size_t b) { return fitness[a] < fitness[b]; });
       current_best = fitness[order[0]];
 
       std::vector<Row> next;
@@ -143,8 +145,8 @@ class DiceGenetic final : public Generator {
     for (auto& cf : final_cfs) dice::round_continuous(data_, cf);
     QueryResult r = dice::finish(data_, context_, x, target, std::move(final_cfs), note);
     if (r.cfs.size() < n_cfs) {
-      r.note += fmt::format("{}{} of {} CFs valid after {} generations", r.note.empty() ? "" : "; ", r.cfs.size(),
-                            n_cfs, iteration);
+      r.note += fmt::format("{}{} of {} CFs valid after {} generations", r.note.empty() ? "" : "; ",
+                            r.cfs.size(), n_cfs, iteration);
     }
     return r;
   }
@@ -180,8 +182,8 @@ class DiceGenetic final : public Generator {
 
   // do_random_init with a bounded number of tries: rows drawn uniformly in the
   // permitted ranges (continuous rounded to precision), kept when valid.
-  std::vector<Row> random_init(const std::vector<double>& x, int target, std::size_t wanted, std::size_t max_tries,
-                               Rng& rng, const dice::Deadline& deadline) const {
+  std::vector<Row> random_init(const std::vector<double>& x, int target, std::size_t wanted,
+                               std::size_t max_tries, Rng& rng, const dice::Deadline& deadline) const {
     std::vector<Row> out;
     std::size_t tries = 0;
     while (out.size() < wanted && tries < max_tries && !deadline.passed()) {
@@ -239,7 +241,8 @@ class DiceGenetic final : public Generator {
   std::vector<double> loss(const std::vector<Row>& population, const std::vector<double>& x, int target,
                            std::vector<char>& valid) const {
     data::Matrix m(population.size(), data_.d);
-    for (std::size_t i = 0; i < population.size(); ++i) std::copy(population[i].begin(), population[i].end(), m.row(i));
+    for (std::size_t i = 0; i < population.size(); ++i)
+      std::copy(population[i].begin(), population[i].end(), m.row(i));
     const std::vector<double> p1 = context_.f->predict_proba(m);
     std::vector<double> out(population.size());
     valid.assign(population.size(), 0);
@@ -249,7 +252,8 @@ class DiceGenetic final : public Generator {
       const double yloss = std::max(0.0, (1.0 - p_target) - p_target);
       double prox = 0.0;
       if (weight_sum_ > 0) {
-        for (std::size_t j : data_.continuous) prox += weights_[j] * std::abs(normalise(j, c[j]) - normalise(j, x[j]));
+        for (std::size_t j : data_.continuous)
+          prox += weights_[j] * std::abs(normalise(j, c[j]) - normalise(j, x[j]));
         prox /= weight_sum_;
       }
       std::size_t n_changed = 0;

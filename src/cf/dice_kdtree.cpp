@@ -60,7 +60,8 @@ class DiceKdTree final : public Generator {
     predictions_ = dice::predict_training_rows(context);
   }
 
-  QueryResult explain(const std::vector<double>& x, int target, Rng& /*rng: deterministic method*/) const override {
+  QueryResult explain(const std::vector<double>& x, int target,
+                      Rng& /*rng: deterministic method*/) const override {
     const dice::Deadline deadline(options_.time_limit);
     const auto n_cfs = static_cast<std::size_t>(std::max(1, options_.n_cfs));
     const std::vector<std::size_t>& rows = predictions_.rows[target == 1 ? 1 : 0];
@@ -98,8 +99,10 @@ class DiceKdTree final : public Generator {
       const double* r = train.row(neighbours[i].row);
       bool ok = true;
       for (std::size_t j = 0; j < data_.d && ok; ++j) {
-        if (!data_.is_varied[j] && r[j] != x[j]) ok = false;
-        else if (!data_.in_range(j, r[j])) ok = false;
+        if (!data_.is_varied[j] && r[j] != x[j])
+          ok = false;
+        else if (!data_.in_range(j, r[j]))
+          ok = false;
       }
       if (!ok) continue;
       std::vector<double> row(r, r + data_.d);
@@ -107,8 +110,8 @@ class DiceKdTree final : public Generator {
     }
     std::string note;
     if (cfs.size() < n_cfs) {
-      note = fmt::format("{} of {} CFs found among the {} nearest target-class training rows", cfs.size(), n_cfs,
-                         neighbours.size());
+      note = fmt::format("{} of {} CFs found among the {} nearest target-class training rows", cfs.size(),
+                         n_cfs, neighbours.size());
     }
     dice::posthoc_sparsity(data_, *context_.f, x, target, cfs, deadline);
     for (auto& cf : cfs) dice::round_continuous(data_, cf);

@@ -48,7 +48,8 @@ class DiceRandom final : public Generator {
     const std::size_t d = data_.d;
     const auto n = static_cast<std::size_t>(std::max(1, options_.dice_sample_size));
     const auto n_cfs = static_cast<std::size_t>(std::max(1, options_.n_cfs));
-    if (data_.varied.empty()) return dice::finish(data_, context_, x, target, {}, "no mutable feature to vary");
+    if (data_.varied.empty())
+      return dice::finish(data_, context_, x, target, {}, "no mutable feature to vary");
 
     // samples: [n, d], sampled once, column by column (get_samples).
     data::Matrix samples(n, d);

@@ -104,8 +104,10 @@ int count_violations(const data::Schema& schema, const std::vector<double>& x, c
   int n = 0;
   for (std::size_t j = 0; j < schema.size(); ++j) {
     const auto& f = schema.features[j];
-    if (f.immutable && cf[j] != x[j]) {
-      ++n;
+    if (f.immutable) {
+      // An immutable feature only has to keep the query's value, even where the
+      // query itself lies outside the training range (an older test patient).
+      n += cf[j] != x[j] ? 1 : 0;
     } else if (f.is_categorical()) {
       const int code = static_cast<int>(cf[j]);
       if (static_cast<double>(code) != cf[j] || std::find(f.allowed.begin(), f.allowed.end(), code) == f.allowed.end()) ++n;

@@ -16,8 +16,11 @@
 // knows no immutable features or permitted ranges):
 //  * Only mutable features are ever copied from the NUN; the CF keeps x's
 //    immutable values. The NUN is still chosen by HEOM over all features. When
-//    copying every mutable feature of the NUN does not reach the target class,
-//    the query gets no CF and a note (never an invalid CF).
+//    copying every mutable feature of the NUN does not reach the target class
+//    ("none"; for the rewards: the path ends there without having reached it),
+//    the query gets no CF and a note, never an invalid CF. So the rewards find
+//    a CF whenever "none" does, and sometimes when it does not (a valid point
+//    on the way), unlike NICEx where all four always succeed.
 //  * Candidates whose mutable values break the schema's ranges/allowed codes
 //    are left out of the pool (none are when the schema's bounds were learned
 //    from the training rows), and a mutable value of x that breaks them is
@@ -29,6 +32,8 @@
 //    copy ends the search (c if it is of the target class, else no CF).
 //  * p(c) is taken from the batch in which c was chosen instead of a fresh
 //    single-row prediction (same model, one call per step).
+//  * cf.time_limit is checked after each step (NICEx has none); NICE needs at
+//    most d steps, so it only matters for very slow black boxes.
 // Not here: multi-class targets, several CFs per query (NICE gives one).
 #include "sensecf/cf/nice.h"
 

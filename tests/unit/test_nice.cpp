@@ -58,7 +58,7 @@ CfOptions nice_options(const std::string& method, int threads = 1) {
 }
 
 // A prepared generator plus what it points at.
-struct Setup {
+struct Problem {
   data::Schema schema;
   data::Matrix train_x;
   std::vector<int> train_y;
@@ -80,8 +80,8 @@ struct Setup {
 //            step 2 gains a .25, c .20        -> a (1,1,0) p .65  done
 // proximity: step 1 gain/dist a .25/.25, b .3/1, c .2/.25 -> a (1,0,0) p .35
 //            step 2 b .3/1, c .2/.25                      -> c (1,0,1) p .55  done
-Setup hand_setup(std::vector<bool> immutable = {false, false, false}) {
-  Setup s;
+Problem hand_setup(std::vector<bool> immutable = {false, false, false}) {
+  Problem s;
   for (const char* name : {"a", "b", "c"}) s.schema.features.push_back(test::feature(name));
   for (std::size_t j = 0; j < 3; ++j) s.schema.features[j].immutable = immutable[j];
   s.train_x = data::Matrix(4, 3);
@@ -93,7 +93,7 @@ Setup hand_setup(std::vector<bool> immutable = {false, false, false}) {
   return s;
 }
 
-std::vector<QueryResult> run(const Setup& s, const CfOptions& options, const data::Matrix& queries,
+std::vector<QueryResult> run(const Problem& s, const CfOptions& options, const data::Matrix& queries,
                              const std::vector<int>& targets) {
   auto generator = make_generator(options);
   generator->prepare(s.context());
@@ -107,7 +107,7 @@ data::Matrix one_row(std::vector<double> v) {
 }
 
 TEST(Nice, HandComputedPaths) {
-  const Setup s = hand_setup();
+  const Problem s = hand_setup();
   const data::Matrix x = one_row({0, 0, 0});
   const std::vector<std::pair<std::string, std::vector<double>>> expected = {
       {"nice-none", {1, 1, 1}}, {"nice-sparsity", {1, 1, 0}}, {"nice", {1, 1, 0}}, {"nice-proximity", {1, 0, 1}}};
@@ -119,8 +119,33 @@ TEST(Nice, HandComputedPaths) {
   }
 }
 
+// One predict_proba for x, then one batch per best-first step (NICEx predicts
+// row by row inside each step too, but the batches are the same).
+TEST(Nice, OneBatchedPredictionPerStep) {
+  const Problem s = hand_setup();
+  auto generator = make_generator(nice_options("nice-sparsity"));
+  generator->prepare(s.context());
+  EXPECT_EQ(s.f->n_calls(), 1u);  // the training rows, once
+  Rng rng(1);
+  const auto r = generator->explain({0, 0, 0}, 1, rng);
+  ASSERT_EQ(r.cfs.size(), 1u);
+  EXPECT_EQ(s.f->n_calls(), 1u + 1u + 2u);
+  EXPECT_EQ(s.f->n_rows(), 4u + 1u + 3u + 2u);
+}
+
+// A mutable value of x outside the schema's range is replaced by the NUN's
+// before the search: x = (0, 0, -2) with c in [-1, 3]; NUN r0 (HEOM 2.0);
+// start (0, 0, 1) p .3; step 1 gains a .25, b .30 -> (0, 1, 1) p .6.
+TEST(Nice, OutOfRangeQueryValuesAreTakenFromTheNun) {
+  const Problem s = hand_setup();
+  const auto r = run(s, nice_options("nice-sparsity"), one_row({0, 0, -2}), {1});
+  ASSERT_EQ(r[0].cfs.size(), 1u) << r[0].note;
+  EXPECT_EQ(r[0].cfs[0].x, (std::vector<double>{0, 1, 1}));
+  EXPECT_EQ(count_violations(s.schema, {0, 0, -2}, r[0].cfs[0].x), 0);
+}
+
 TEST(Nice, JustifiedCandidatesOnly) {
-  const Setup s = hand_setup();
+  const Problem s = hand_setup();
   CfOptions o = nice_options("nice-none");
   o.nice_justified = false;  // r3 (misclassified, nearer) becomes the NUN
   auto r = run(s, o, one_row({0, 0, 0}), {1});
@@ -133,7 +158,7 @@ TEST(Nice, JustifiedCandidatesOnly) {
 }
 
 TEST(Nice, TowardsClassZero) {
-  const Setup s = hand_setup();
+  const Problem s = hand_setup();
   // x = (3, 1, 2.5): p 1, target 0; the only class-0 candidate is r1.
   const auto r = run(s, nice_options("nice-sparsity"), one_row({3, 1, 2.5}), {0});
   ASSERT_EQ(r[0].cfs.size(), 1u) << r[0].note;
@@ -145,7 +170,7 @@ TEST(Nice, TowardsClassZero) {
 }
 
 TEST(Nice, EmptyPoolGivesNoCfAndANote) {
-  Setup s = hand_setup();
+  Problem s = hand_setup();
   s.model = std::make_unique<LinearClip>(0.2, std::vector<double>{0, 0, 0});  // never predicts 1
   s.f = std::make_unique<BlackBox>(*s.model);
   s.train_y = {0, 0, 0, 0};
@@ -158,7 +183,7 @@ TEST(Nice, EmptyPoolGivesNoCfAndANote) {
 
 TEST(Nice, UnreachableBecauseOfImmutablesGivesNoCf) {
   // p1 = 0.2 a + 0.9 b with b immutable: from b = 0 no mutable change reaches class 1.
-  Setup s = hand_setup({false, true, false});
+  Problem s = hand_setup({false, true, false});
   s.model = std::make_unique<LinearClip>(0.0, std::vector<double>{0.2, 0.9, 0});
   s.f = std::make_unique<BlackBox>(*s.model);
   s.train_y = {1, 0, 1, 1};
@@ -174,7 +199,7 @@ TEST(Nice, UnreachableBecauseOfImmutablesGivesNoCf) {
 }
 
 TEST(Nice, MissingLabelsForJustifiedCfsAreReported) {
-  const Setup s = hand_setup();
+  const Problem s = hand_setup();
   auto generator = make_generator(nice_options("nice-none"));
   Context c = s.context();
   c.train_y = nullptr;
@@ -202,7 +227,7 @@ double heom(const data::Schema& schema, const data::Matrix& train, const double*
 }
 
 struct Cohort {
-  Setup setup;
+  Problem setup;
   data::Matrix queries;
   std::vector<int> targets;
 };
@@ -214,7 +239,7 @@ Cohort make_cohort(const std::string& model) {
   so.seed = 11;
   const data::Dataset ds = data::make_synthetic_cohort(so);
   Cohort c;
-  Setup& s = c.setup;
+  Problem& s = c.setup;
   s.schema = ds.schema;
   s.train_x = ds.x;
   s.train_y = ds.y;
@@ -234,9 +259,11 @@ Cohort make_cohort(const std::string& model) {
   return c;
 }
 
+// Trained once for the whole binary and deliberately never freed: destroying an
+// XGBoost booster during exit, after libxgboost's own statics, crashes.
 const Cohort& xgb_cohort() {
-  static const Cohort c = make_cohort("xgb");
-  return c;
+  static const Cohort* c = new Cohort(make_cohort("xgb"));
+  return *c;
 }
 
 std::size_t n_changed(const std::vector<double>& x, const std::vector<double>& cf) {
@@ -245,7 +272,10 @@ std::size_t n_changed(const std::vector<double>& x, const std::vector<double>& c
   return n;
 }
 
-void expect_valid_and_constrained(const Cohort& c, const std::vector<QueryResult>& results, const std::string& method) {
+// Every CF valid, in range, immutables kept; at least `min_share` of the queries
+// get one (the rest are blocked by immutables, which a weak model leans on).
+void expect_valid_and_constrained(const Cohort& c, const std::vector<QueryResult>& results, const std::string& method,
+                                  double min_share = 0.5) {
   std::size_t n_found = 0;
   for (const auto& r : results) {
     const std::vector<double> x(c.queries.row(r.query), c.queries.row(r.query) + c.queries.n_cols);
@@ -259,15 +289,18 @@ void expect_valid_and_constrained(const Cohort& c, const std::vector<QueryResult
     EXPECT_TRUE(cf.valid) << method << " query " << r.query;
     EXPECT_EQ(count_violations(c.setup.schema, x, cf.x), 0) << method << " query " << r.query;
     for (std::size_t j = 0; j < x.size(); ++j) {
-      if (c.setup.schema.features[j].immutable) EXPECT_EQ(cf.x[j], x[j]) << method << " " << j;
+      if (c.setup.schema.features[j].immutable) {
+        EXPECT_EQ(cf.x[j], x[j]) << method << " " << j;
+      }
     }
   }
-  EXPECT_GE(n_found, results.size() / 2) << method << ": too few CFs";
+  EXPECT_GE(static_cast<double>(n_found), min_share * static_cast<double>(results.size()))
+      << method << ": too few CFs";
 }
 
 TEST(NiceCohort, NoneReturnsTheHeomNearestJustifiedRow) {
   const Cohort& c = xgb_cohort();
-  const Setup& s = c.setup;
+  const Problem& s = c.setup;
   const auto results = run(s, nice_options("nice-none"), c.queries, c.targets);
   const std::vector<double> p = s.f->predict_proba(s.train_x);
   for (const auto& r : results) {
@@ -321,10 +354,12 @@ TEST(NiceCohort, EveryRewardGivesValidConstrainedCfs) {
     const auto results = run(c.setup, nice_options(method), c.queries, c.targets);
     expect_valid_and_constrained(c, results, method);
     if (std::string(method) == "nice-none") none = results;
-    // Best-first finds a CF exactly when the NUN does, with a subset of its changes.
+    // Best-first ends at the NUN (mutables copied) at the latest, so it finds a CF
+    // whenever nice-none does (it may also stop at a valid point on the way when
+    // the NUN itself is blocked by immutables), with a subset of its changes.
     for (std::size_t i = 0; i < results.size(); ++i) {
-      ASSERT_EQ(results[i].cfs.size(), none[i].cfs.size()) << method << " query " << i;
-      if (results[i].cfs.empty()) continue;
+      ASSERT_GE(results[i].cfs.size(), none[i].cfs.size()) << method << " query " << i;
+      if (results[i].cfs.empty() || none[i].cfs.empty()) continue;
       const std::vector<double> x(c.queries.row(i), c.queries.row(i) + c.queries.n_cols);
       for (std::size_t j = 0; j < x.size(); ++j) {
         const double v = results[i].cfs[0].x[j];
@@ -377,13 +412,13 @@ TEST(NiceCohort, DeterministicAcrossRunsAndThreads) {
 TEST(NiceCohort, WorksWithTheNnBlackBox) {
   const Cohort c = make_cohort("nn");
   for (const char* method : {"nice-none", "nice-sparsity", "nice-proximity"}) {
-    expect_valid_and_constrained(c, run(c.setup, nice_options(method, 2), c.queries, c.targets), method);
+    expect_valid_and_constrained(c, run(c.setup, nice_options(method, 2), c.queries, c.targets), method, 0.25);
   }
 }
 
 TEST(NiceAutoencoder, TrainingRowsReconstructBetterThanNoise) {
   const Cohort& c = xgb_cohort();
-  const Setup& s = c.setup;
+  const Problem& s = c.setup;
   AutoencoderOptions o;
   o.seed = 9;
   Autoencoder ae;

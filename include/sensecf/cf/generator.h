@@ -121,8 +121,9 @@ class Generator {
 
 std::unique_ptr<Generator> make_generator(const CfOptions& options);
 
-// Constraints every CF satisfies: immutable features equal the query's,
-// continuous values inside [lower, upper], categorical codes inside `allowed`.
+// Constraints every CF satisfies: immutable features equal the query's (whatever
+// their range); mutable continuous values inside [lower, upper], mutable
+// categorical codes inside `allowed`.
 // Returns the number of violations in cf (0 = ok).
 int count_violations(const data::Schema& schema, const std::vector<double>& x, const std::vector<double>& cf);
 // Projects cf onto the constraints (immutables reset to x, continuous clamped,

@@ -1,0 +1,5 @@
+"""Shim: the one exception class dice-ml imports from raiutils."""
+
+
+class UserConfigValidationException(Exception):
+    """Raised by dice-ml for an invalid user configuration."""
