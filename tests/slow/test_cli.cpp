@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "test_util.h"
 
@@ -106,6 +107,57 @@ TEST_F(Cli, Fig1CurveCoversAllClassifiers) {
   std::string header;
   std::getline(csv, header);
   EXPECT_EQ(header, "reduction,model,n_train,accuracy,precision,recall,f1,auc");
+}
+
+TEST_F(Cli, ExplainAndEvaluateCounterfactuals) {
+  const auto model = dir_->file("cf_model");
+  auto r = run_command(bin() + " train-clf --log.level warn --data " + cohort() + " --model nn --out " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const std::string method : {"nice", "dice-random", "cfnow-greedy"}) {
+    const auto csv = dir_->file("cfs_" + method + ".csv");
+    r = run_command(bin() + " explain --log.level warn --json --data " + cohort() + " --clf " + model +
+                    " --limit 15 --method " + method + " --out " + csv);
+    ASSERT_EQ(r.exit_code, 0) << method << "\n" << r.output;
+    const auto explained = nlohmann::json::parse(r.output);
+    const auto& all = explained.at("all");
+    EXPECT_EQ(all.at("n_queries"), 15) << method;
+    EXPECT_GT(all.at("n_cfs").get<int>(), 0) << method;
+    EXPECT_EQ(all.at("validity"), 1.0) << method;
+    EXPECT_EQ(all.at("violations"), 0.0) << method;
+    // Every query is in the file, with or without a CF.
+    std::ifstream in(csv);
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line.rfind("row,participant_id,query,cf_index,found,awake_pct", 0), 0u) << line;
+    std::set<std::string> queries;
+    while (std::getline(in, line)) queries.insert(line.substr(0, line.find(',')));
+    EXPECT_EQ(queries.size(), 15u) << method;
+    // evaluate-cf recomputes the same numbers from the file.
+    r = run_command(bin() + " evaluate-cf --log.level warn --json --data " + cohort() + " --clf " + model +
+                    " --cfs " + csv);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto evaluated = nlohmann::json::parse(r.output).at("all");
+    for (const char* key : {"n_queries", "n_cfs", "coverage", "validity", "sparsity", "plausibility"})
+      EXPECT_EQ(evaluated.at(key), all.at(key)) << method << " " << key;
+    EXPECT_NEAR(evaluated.at("distance").get<double>(), all.at("distance").get<double>(), 1e-9) << method;
+  }
+  // A damaged CF file is refused with its line.
+  const auto bad = dir_->write("bad_cfs.csv", "row,query,found,target,seconds\n0,0,1,1,abc\n");
+  r = run_command(bin() + " evaluate-cf --log.level warn --data " + cohort() + " --clf " + model + " --cfs " + bad);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("no column for feature"), std::string::npos) << r.output;
+  const auto bad2 = dir_->file("bad2.csv");
+  {
+    std::ifstream good(dir_->file("cfs_nice.csv"));
+    std::ofstream out(bad2);
+    std::string header, first;
+    std::getline(good, header);
+    std::getline(good, first);
+    out << header << "\n" << "notanumber" << first.substr(first.find(',')) << "\n";
+  }
+  r = run_command(bin() + " evaluate-cf --log.level warn --data " + cohort() + " --clf " + model + " --cfs " + bad2);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("bad2.csv:2:1: row expects a number"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, BadInputGivesClearErrorsAndExitCodes) {
