@@ -49,7 +49,8 @@ void declare_options(Options& options, CfOptions& cf) {
   options.add("cf.dice_gradient_max_iter", &cf.dice_gradient_max_iter, "DiCE gradient: maximum iterations");
   options.add("cf.cfnow_it_max", &cf.cfnow_it_max, "CFNOW: finder iterations");
   options.add("cf.cfnow_change_factor", &cf.cfnow_change_factor, "CFNOW: relative step of a numeric move");
-  options.add("cf.cfnow_ft_it_max", &cf.cfnow_ft_it_max, "CFNOW: fine-tune iterations (0: 5000 random, 1000 greedy)");
+  options.add("cf.cfnow_ft_it_max", &cf.cfnow_ft_it_max,
+              "CFNOW: fine-tune iterations (0: 5000 random, 1000 greedy; < 0: no fine-tune)");
   options.add("cf.cfnow_size_tabu", &cf.cfnow_size_tabu,
               "CFNOW: tabu list size (<1: share of features; 0: 0.2 for random, 5 for greedy)");
   options.add("cf.cfnow_ft_threshold_distance", &cf.cfnow_ft_threshold_distance,

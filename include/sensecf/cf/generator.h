@@ -48,7 +48,7 @@ struct CfOptions {
   // CFNOW (defaults of cfnow 0.0.6)
   int cfnow_it_max = 5000;
   double cfnow_change_factor = 0.1;       // ft_change_factor
-  int cfnow_ft_it_max = 0;                // 0: 5000 for random, 1000 for greedy
+  int cfnow_ft_it_max = 0;                // 0: 5000 for random, 1000 for greedy; < 0: off
   double cfnow_size_tabu = 0.0;           // 0: method default (0.2 share for random, 5 for greedy)
   double cfnow_ft_threshold_distance = 1e-5;
   int cfnow_threshold_changes = 100;
