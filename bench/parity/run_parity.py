@@ -590,7 +590,8 @@ def run_theirs(args, P, method, rows, train_rows, log):
     finally:
         signal.signal(signal.SIGALRM, old)
     if info["results"] and info["errors"] == len(info["results"]):
-        info["error"] = info["results"][0]["note"]
+        note = info["results"][0]["note"]
+        info["error"] = note[len("error: "):] if note.startswith("error: ") else note
     return info
 
 
@@ -842,6 +843,22 @@ def main():
     header = (f"Model check: numpy re-build of the NN vs sensecf on {mc['points']} points: max |dp1| = "
               f"{mc['max_abs_diff_p1']:.2e} (tolerance {mc['tolerance']:g}); {mc['train_rows']} training / "
               f"{mc['test_rows']} test rows.")
+    # Cross-check of this file's metric code against sensecf's own (its JSON on the
+    # default runs; the no-immutables copy has unbounded ranges, so its distance differs).
+    worst, checked = 0.0, 0
+    for e in report["methods"].values():
+        o = e["ours"].get("default", {})
+        rep = (o.get("reported") or {}).get("all") or {}
+        if "metrics" not in o or e["n_compared"] != e["n_requested"]:
+            continue
+        for key in ("coverage", "validity", "distance", "sparsity", "plausibility"):
+            a, b = o["metrics"].get(key), rep.get(key)
+            if isinstance(a, float) and isinstance(b, (int, float)) and not math.isnan(a):
+                worst = max(worst, abs(a - b))
+                checked += 1
+    report["metric_cross_check"] = {"values": checked, "max_abs_diff": worst}
+    header += (f" Metric cross-check: this harness's metrics vs sensecf's own JSON on the default runs: "
+               f"max |diff| = {worst:.1e} over {checked} values.")
     text = ("# sensecf vs the original Python baselines\n\n" + header + "\n\n## (a) Parity\n\n" + parity_md
             + "\n\n" + "\n".join("* " + n for n in notes) + ("\n" if notes else "")
             + "\n## (b) Speed\n\n" + speed_md + "\n")

@@ -247,8 +247,11 @@ void posthoc_sparsity(const DiceData& data, const BlackBox& f, const std::vector
   }
 }
 
-void round_continuous(const DiceData& data, std::vector<double>& cf) {
-  for (std::size_t j : data.continuous) cf[j] = round_to(cf[j], data.precision[j]);
+void round_continuous(const DiceData& data, const std::vector<double>& x, std::vector<double>& cf) {
+  // Only changed values: rounding an untouched query value (8.33 at precision 1)
+  // would report a change the method never made.
+  for (std::size_t j : data.continuous)
+    if (cf[j] != x[j]) cf[j] = round_to(cf[j], data.precision[j]);
 }
 
 QueryResult finish(const DiceData& data, const Context& context, const std::vector<double>& x, int target,

@@ -88,9 +88,10 @@ void posthoc_sparsity(const DiceData& data, const BlackBox& f, const std::vector
                       std::vector<std::vector<double>>& cfs, const Deadline& deadline,
                       int limit_steps = 10000);
 
-// Rounds the continuous features of `cf` to their precision (dice-ml's
-// round_to_precision).
-void round_continuous(const DiceData& data, std::vector<double>& cf);
+// Rounds the changed continuous features of `cf` to their precision (dice-ml's
+// round_to_precision; dice-ml also rounds untouched query values, which then
+// count as changes: deliberately not done here).
+void round_continuous(const DiceData& data, const std::vector<double>& x, std::vector<double>& cf);
 
 // The last step of every DiCE method: projects each CF onto the constraints
 // (enforce_constraints), predicts them in one batch and keeps, in order, those

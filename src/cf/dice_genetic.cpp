@@ -142,7 +142,7 @@ class DiceGenetic final : public Generator {
 
     std::vector<Row> final_cfs(population.begin(),
                                population.begin() + static_cast<long>(std::min(n_cfs, population.size())));
-    for (auto& cf : final_cfs) dice::round_continuous(data_, cf);
+    for (auto& cf : final_cfs) dice::round_continuous(data_, x, cf);
     QueryResult r = dice::finish(data_, context_, x, target, std::move(final_cfs), note);
     if (r.cfs.size() < n_cfs) {
       r.note += fmt::format("{}{} of {} CFs valid after {} generations", r.note.empty() ? "" : "; ",

@@ -193,7 +193,7 @@ class DiceGradient final : public Generator {
         std::all_of(p1.begin(), p1.end(), [&](double p) { return dice::is_valid(p, target); });
     if (!final_valid && !backup.empty()) cfs = backup;
     dice::posthoc_sparsity(data_, *context_.f, x, target, cfs, deadline);
-    for (auto& cf : cfs) dice::round_continuous(data_, cf);
+    for (auto& cf : cfs) dice::round_continuous(data_, x, cf);
     return dice::finish(data_, context_, x, target, std::move(cfs), note);
   }
 

@@ -114,7 +114,7 @@ class DiceKdTree final : public Generator {
                          n_cfs, neighbours.size());
     }
     dice::posthoc_sparsity(data_, *context_.f, x, target, cfs, deadline);
-    for (auto& cf : cfs) dice::round_continuous(data_, cf);
+    for (auto& cf : cfs) dice::round_continuous(data_, x, cf);
     return dice::finish(data_, context_, x, target, std::move(cfs), note);
   }
 

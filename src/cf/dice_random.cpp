@@ -90,7 +90,7 @@ class DiceRandom final : public Generator {
       found = std::move(subset);
     }
     dice::posthoc_sparsity(data_, *context_.f, x, target, found, deadline);
-    for (auto& cf : found) dice::round_continuous(data_, cf);
+    for (auto& cf : found) dice::round_continuous(data_, x, cf);
     if (found.size() < n_cfs && note.empty()) note = fmt::format("{} of {} CFs found", found.size(), n_cfs);
     return dice::finish(data_, context_, x, target, std::move(found), note);
   }
