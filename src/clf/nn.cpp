@@ -188,10 +188,10 @@ class NnClassifier final : public Classifier {
  private:
   static constexpr std::size_t kSmallBatch = 64;
 
-  // One Linear layer in float64: w: [n_out, n_in], row-major.
+  // One Linear layer in float64, transposed: wt: [n_in, n_out], row-major.
   struct Dense {
     std::size_t n_in = 0, n_out = 0;
-    std::vector<double> w, b;
+    std::vector<double> wt, b;
   };
 
   // Widens the trained weights for the small-batch path (after fit and load).
@@ -204,7 +204,8 @@ class NnClassifier final : public Classifier {
         Dense l;
         l.n_out = static_cast<std::size_t>(w.size(0));
         l.n_in = static_cast<std::size_t>(w.size(1));
-        l.w.assign(w.data_ptr<double>(), w.data_ptr<double>() + w.numel());
+        const torch::Tensor wt = w.t().contiguous();
+        l.wt.assign(wt.data_ptr<double>(), wt.data_ptr<double>() + wt.numel());
         l.b.assign(b.data_ptr<double>(), b.data_ptr<double>() + b.numel());
         dense_.push_back(std::move(l));
       }
@@ -212,19 +213,25 @@ class NnClassifier final : public Classifier {
   }
 
   // h = relu(W h + b) per hidden layer, then p = sigmoid(W h + b); in: [B, n_inputs].
+  // Each output sums b + w_0 a_0 + w_1 a_1 + ... in input order; the loop runs
+  // over outputs innermost (vectorisable) and skips zero inputs (one-hot and
+  // ReLU zeros), which leaves every sum unchanged.
   std::vector<double> forward_small(const data::Matrix& in) const {
     std::vector<double> out(in.n_rows), a, next;
     for (std::size_t r = 0; r < in.n_rows; ++r) {
       a.assign(in.row(r), in.row(r) + in.n_cols);
       for (std::size_t l = 0; l < dense_.size(); ++l) {
         const Dense& layer = dense_[l];
-        next.resize(layer.n_out);
-        for (std::size_t o = 0; o < layer.n_out; ++o) {
-          const double* w = layer.w.data() + o * layer.n_in;
-          double sum = layer.b[o];
-          for (std::size_t i = 0; i < layer.n_in; ++i) sum += w[i] * a[i];
-          next[o] = l + 1 < dense_.size() ? std::max(0.0, sum) : sum;
+        next.assign(layer.b.begin(), layer.b.end());
+        double* acc = next.data();
+        for (std::size_t i = 0; i < layer.n_in; ++i) {
+          const double ai = a[i];
+          if (ai == 0.0) continue;
+          const double* w = layer.wt.data() + i * layer.n_out;
+          for (std::size_t o = 0; o < layer.n_out; ++o) acc[o] += w[o] * ai;
         }
+        if (l + 1 < dense_.size())
+          for (double& v : next) v = std::max(0.0, v);
         std::swap(a, next);
       }
       out[r] = 1.0 / (1.0 + std::exp(-a[0]));
