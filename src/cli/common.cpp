@@ -1,6 +1,10 @@
 // Options shared by every sub-command and the common start-up sequence.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <utility>
+
 #include "commands.h"
 
 namespace sensecf::cli {
@@ -10,9 +14,27 @@ void declare_common_options(Options& options, LogOptions& log) {
   options.add("log.all_ranks", &log.all_ranks, "log at full level on every MPI rank, not only rank 0").not_hashed();
 }
 
+namespace {
+// The rank and size the launcher gave this process, read from its environment
+// before MPI is initialised (Open MPI, PMIx/PMI, Slurm); 0 and 1 when none did.
+std::pair<int, int> launcher_rank_and_size() {
+  const std::pair<const char*, const char*> vars[] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
+                                                      {"PMIX_RANK", "PMIX_SIZE"},
+                                                      {"PMI_RANK", "PMI_SIZE"},
+                                                      {"SLURM_PROCID", "SLURM_NTASKS"}};
+  for (const auto& [rank_var, size_var] : vars) {
+    const char* rank = std::getenv(rank_var);
+    const char* size = std::getenv(size_var);
+    if (rank && size) return {std::atoi(rank), std::max(1, std::atoi(size))};
+  }
+  return {0, 1};
+}
+}  // namespace
+
 bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::string>& args) {
   if (!options.parse(args)) return false;
-  init_logging(log);
+  const auto [rank, size] = launcher_rank_and_size();
+  init_logging(log, rank, size);
   spdlog::info("effective configuration of `sensecf {}`:\n{}", options.command(), options.effective_ini());
   return true;
 }
