@@ -1,7 +1,7 @@
 // DiCE's shared machinery: per-feature facts from the training data, post-hoc
 // sparsity enhancement, nearest training rows and the final validity filter.
 // See dice_common.h; reference: dice-ml 0.12 explainer_base.py and
-// data_interfaces/public_data_interface.py (notes: docs/cf-baselines.md and the originals' sources §1.0).
+// data_interfaces/public_data_interface.py (notes: docs/cf-baselines.md and the original sources).
 //
 // Deliberate differences from dice-ml (documented where they are):
 //   - binary post-hoc search: dice-ml can end on an invalid value (it breaks out

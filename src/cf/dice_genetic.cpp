@@ -1,5 +1,5 @@
 // DiCE method="genetic" (dice-ml 0.12 explainer_interfaces/dice_genetic.py,
-// "similar to GeCo"; notes: docs/cf-baselines.md and the originals' sources §1.2).
+// "similar to GeCo"; notes: docs/cf-baselines.md and the original sources).
 //
 // Individuals are raw rows (categorical codes = dice-ml's label encoding).
 // population_size = 10 n_cfs, initialised from the target-class training rows

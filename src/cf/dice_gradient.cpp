@@ -1,5 +1,5 @@
 // DiCE method="gradient" (dice-ml 0.12 explainer_interfaces/dice_pytorch.py,
-// algorithm "DiverseCF"; notes: docs/cf-baselines.md and the originals' sources §1.4), for the
+// algorithm "DiverseCF"; notes: docs/cf-baselines.md and the original sources), for the
 // NN black box only: gradients flow through LibTorch autograd.
 //
 // Variables V: [k, n_in], k = n_cfs CFs in DiCE's space: continuous features

@@ -1,5 +1,5 @@
 // DiCE method="kdtree" (dice-ml 0.12 explainer_interfaces/dice_KD.py, "similar
-// to CFProto"; notes: docs/cf-baselines.md and the originals' sources §1.3).
+// to CFProto"; notes: docs/cf-baselines.md and the original sources).
 //
 // D* = training rows the model predicts as the target class. The K =
 // min(|D*|, 10 n_cfs) rows of D* nearest to the query (Euclidean on raw

@@ -1,5 +1,5 @@
 // DiCE method="random" (dice-ml 0.12 explainer_interfaces/dice_random.py;
-// notes: docs/cf-baselines.md and the originals' sources §1.1).
+// notes: docs/cf-baselines.md and the original sources).
 //
 // sample_size candidate rows are sampled once, feature by feature inside the
 // permitted ranges; sample_size copies of the query then take one sampled value

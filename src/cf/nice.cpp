@@ -1,5 +1,5 @@
 // NICE, as NICEx 0.2.3 (DBrughmans/NICE) behaves; notes in
-// docs/cf-baselines.md and the originals' sources section 3.
+// docs/cf-baselines.md.
 //
 //   prepare: predict the training rows once; candidates = correctly classified
 //            rows (nice_justified) or all; HEOM scales from the training rows.
