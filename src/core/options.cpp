@@ -88,8 +88,10 @@ void Options::apply(Entry& entry, const std::string& value, OptionSource source,
                     const std::string& where) {
   if (!entry.choices.empty() &&
       std::find(entry.choices.begin(), entry.choices.end(), value) == entry.choices.end()) {
+    const std::string best = closest_match(value, entry.choices);
     throw UsageError(fmt::format("{}: option '{}' must be one of {}, got '{}'", where, entry.key,
-                                 join(entry.choices, "|"), value));
+                                 join(entry.choices, "|"), value),
+                     best.empty() ? entry.help : "did you mean '" + best + "'?");
   }
   try {
     entry.set(value);

@@ -101,6 +101,13 @@ TEST(Options, BadValuesAreRejectedWithTheKey) {
   EXPECT_THROW_WITH(f2.options.parse({"--test-fraction", "0.5x"}), UsageError, "expected a finite number");
   Fixture f3;
   EXPECT_THROW_WITH(f3.options.parse({"--log.level", "loud"}), UsageError, "must be one of info|debug");
+  Fixture f3b;
+  try {
+    f3b.options.parse({"--log.level", "infp"});
+    ADD_FAILURE() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(e.hint(), "did you mean 'info'?");
+  }
   Fixture f4;
   EXPECT_THROW_WITH(f4.options.parse({"--sweep.ratios", "0.2,abc"}), UsageError, "'abc' is not one");
   Fixture f5;
