@@ -142,18 +142,13 @@ class NnClassifier final : public Classifier {
     // The weights are also written as plain JSON so that independent tools (the
     // Python parity harness in bench/) can evaluate exactly this function:
     // h = relu(W h + b) per hidden layer, logit = W h + b, p = sigmoid(logit).
+    // dense_ holds exactly these weights, widened to float64 and transposed.
     nlohmann::json layers = nlohmann::json::array();
-    for (const auto& child : net_->children()) {
-      if (const auto* linear = child->as<torch::nn::Linear>()) {
-        const auto w = linear->weight.detach().to(torch::kFloat64).contiguous();
-        const auto b = linear->bias.detach().to(torch::kFloat64).contiguous();
-        std::vector<std::vector<double>> rows(static_cast<std::size_t>(w.size(0)));
-        for (long i = 0; i < w.size(0); ++i) {
-          const double* r = w.data_ptr<double>() + i * w.size(1);
-          rows[static_cast<std::size_t>(i)].assign(r, r + w.size(1));
-        }
-        layers.push_back({{"weight", rows}, {"bias", std::vector<double>(b.data_ptr<double>(), b.data_ptr<double>() + b.numel())}});
-      }
+    for (const Dense& l : dense_) {
+      std::vector<std::vector<double>> rows(l.n_out, std::vector<double>(l.n_in));  // W: [n_out, n_in]
+      for (std::size_t i = 0; i < l.n_in; ++i)
+        for (std::size_t o = 0; o < l.n_out; ++o) rows[o][i] = l.wt[i * l.n_out + o];
+      layers.push_back({{"weight", rows}, {"bias", l.b}});
     }
     const nlohmann::json meta = {{"hidden", options_.nn_hidden}, {"dropout", options_.nn_dropout},
                                  {"encoder", encoder_.to_json()}, {"layers", layers}};
