@@ -31,36 +31,6 @@ struct TrainOptions {
   double scenario_fraction = 0.5;
 };
 
-// Keeps a share (1 - reduction) of the training *patients* (stratified by their
-// majority label): rows of one patient are correlated, so removing patients is
-// what "less training data" means for a new study.
-std::vector<std::size_t> reduce_rows(const data::Dataset& d, const std::vector<std::size_t>& rows,
-                                     double reduction, std::uint64_t seed) {
-  std::map<std::string, std::vector<std::size_t>> rows_of;
-  std::vector<std::string> order;
-  for (auto r : rows) {
-    auto [it, inserted] = rows_of.try_emplace(d.group[r]);
-    if (inserted) order.push_back(d.group[r]);
-    it->second.push_back(r);
-  }
-  std::vector<std::string> strata[2];
-  for (const auto& g : order) {
-    std::size_t pos = 0;
-    for (auto r : rows_of[g]) pos += static_cast<std::size_t>(d.y[r]);
-    strata[2 * pos >= rows_of[g].size() ? 1 : 0].push_back(g);
-  }
-  std::vector<std::size_t> out;
-  for (int label = 0; label < 2; ++label) {
-    auto& groups = strata[label];
-    Rng rng(derive_seed(seed, "reduce/" + std::to_string(label)));
-    rng.shuffle(groups);
-    const auto keep = static_cast<std::size_t>(std::llround((1.0 - reduction) * static_cast<double>(groups.size())));
-    for (std::size_t i = 0; i < keep; ++i) out.insert(out.end(), rows_of[groups[i]].begin(), rows_of[groups[i]].end());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 clf::Metrics train_and_score(const clf::ClfOptions& options, const data::Dataset& d,
                              const std::vector<std::size_t>& train, const std::vector<std::size_t>& test,
                              std::unique_ptr<clf::Classifier>* trained = nullptr) {
@@ -85,7 +55,7 @@ int fig1_curve(const TrainOptions& t, const clf::ClfOptions& base, const data::D
   for (const auto& k : kinds) table << fmt::format(" {:>8}", "f1_" + k);
   table << "\n";
   for (double r : reductions) {
-    const auto train = reduce_rows(d, split.train, r, base.seed);
+    const auto train = data::reduce_patients(d, split.train, r, base.seed);
     table << fmt::format("{:>9.2f}", r);
     for (const auto& k : kinds) {
       clf::ClfOptions o = base;

@@ -22,5 +22,6 @@ int cmd_score(const std::vector<std::string>& args);      // cmd_score.cpp
 int cmd_info(const std::vector<std::string>& args);       // cmd_info.cpp
 int cmd_explain(const std::vector<std::string>& args);    // cmd_explain.cpp
 int cmd_evaluate_cf(const std::vector<std::string>& args);  // cmd_explain.cpp
+int cmd_sweep(const std::vector<std::string>& args);    // cmd_sweep.cpp
 
 }  // namespace sensecf::cli

@@ -1,5 +1,6 @@
 // Options: declaration table, INI reader, Boost.Program_options command line,
 // precedence (defaults < file < CLI), validation and the effective configuration.
+#include <algorithm>
 #include "sensecf/core/options.h"
 
 #include <spdlog/fmt/fmt.h>
@@ -41,15 +42,21 @@ Options::Options(std::string command, std::string summary)
 
 Options::Entry& Options::declare(const std::string& key, const std::string& help,
                                  const std::string& alias) {
-  if (find(key) || (!alias.empty() && find(alias))) {
+  if (find(key) || (aliases_enabled_ && !alias.empty() && find(alias))) {
     throw Error("option '" + key + "' declared twice (internal error)");
   }
   Entry e;
   e.key = canonical(key);
-  e.alias = alias;
+  e.alias = aliases_enabled_ ? alias : std::string();
   e.help = help;
   entries_.push_back(std::move(e));
   return entries_.back();
+}
+
+void Options::erase(const std::string& key) {
+  const std::string k = canonical(key);
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.key == k; }),
+                 entries_.end());
 }
 
 Options& Options::choices(std::vector<std::string> allowed) {

@@ -114,4 +114,32 @@ Scenario make_scenario(const Dataset& data, const std::vector<std::size_t>& trai
   return sc;
 }
 
+std::vector<std::size_t> reduce_patients(const Dataset& d, const std::vector<std::size_t>& rows,
+                                     double reduction, std::uint64_t seed) {
+  std::map<std::string, std::vector<std::size_t>> rows_of;
+  std::vector<std::string> order;
+  for (auto r : rows) {
+    auto [it, inserted] = rows_of.try_emplace(d.group[r]);
+    if (inserted) order.push_back(d.group[r]);
+    it->second.push_back(r);
+  }
+  std::vector<std::string> strata[2];
+  for (const auto& g : order) {
+    std::size_t pos = 0;
+    for (auto r : rows_of[g]) pos += static_cast<std::size_t>(d.y[r]);
+    strata[2 * pos >= rows_of[g].size() ? 1 : 0].push_back(g);
+  }
+  std::vector<std::size_t> out;
+  for (int label = 0; label < 2; ++label) {
+    auto& groups = strata[label];
+    Rng rng(derive_seed(seed, "reduce/" + std::to_string(label)));
+    rng.shuffle(groups);
+    const auto keep = static_cast<std::size_t>(std::llround((1.0 - reduction) * static_cast<double>(groups.size())));
+    for (std::size_t i = 0; i < keep; ++i) out.insert(out.end(), rows_of[groups[i]].begin(), rows_of[groups[i]].end());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+
 }  // namespace sensecf::data

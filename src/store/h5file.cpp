@@ -108,6 +108,105 @@ bool H5File::exists(const std::string& object_path) const {
 
 void H5File::flush() { SENSECF_H5_CHECK(H5Fflush(id(), H5F_SCOPE_GLOBAL)); }
 
+void H5File::set_attribute(const std::string& object, const std::string& name, const std::string& value) {
+  if (object == "/") return set_attribute(name, value);
+  Handle obj(SENSECF_H5_CHECK(H5Oopen(id(), object.c_str(), H5P_DEFAULT)), H5Oclose);
+  if (H5Aexists(obj.get(), name.c_str()) > 0) SENSECF_H5_CHECK(H5Adelete(obj.get(), name.c_str()));
+  Handle type = string_type(value.size() + 1);
+  Handle space(SENSECF_H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose);
+  Handle attr(
+      SENSECF_H5_CHECK(H5Acreate2(obj.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT)),
+      H5Aclose);
+  SENSECF_H5_CHECK(H5Awrite(attr.get(), type.get(), value.c_str()));
+}
+
+std::string H5File::attribute(const std::string& object, const std::string& name) const {
+  if (object == "/") return attribute(name);
+  if (!exists(object)) throw Error("'" + path_ + "' has no object '" + object + "'");
+  Handle obj(SENSECF_H5_CHECK(H5Oopen(id(), object.c_str(), H5P_DEFAULT)), H5Oclose);
+  if (H5Aexists(obj.get(), name.c_str()) <= 0)
+    throw Error("'" + path_ + "': " + object + " has no attribute '" + name + "'");
+  Handle attr(SENSECF_H5_CHECK(H5Aopen(obj.get(), name.c_str(), H5P_DEFAULT)), H5Aclose);
+  Handle type(SENSECF_H5_CHECK(H5Aget_type(attr.get())), H5Tclose);
+  const std::size_t n = H5Tget_size(type.get());
+  std::string buf(n, '\0');
+  SENSECF_H5_CHECK(H5Aread(attr.get(), type.get(), buf.data()));
+  return std::string(buf.c_str());
+}
+
+namespace {
+Handle intermediate_groups_plist() {
+  Handle plist(SENSECF_H5_CHECK(H5Pcreate(H5P_LINK_CREATE)), H5Pclose);
+  SENSECF_H5_CHECK(H5Pset_create_intermediate_group(plist.get(), 1));
+  return plist;
+}
+
+void write_any(hid_t file, const std::string& path, hid_t file_type, hid_t mem_type, const void* data,
+               const std::vector<std::size_t>& dims) {
+  std::vector<hsize_t> h(dims.begin(), dims.end());
+  Handle space(SENSECF_H5_CHECK(H5Screate_simple(static_cast<int>(h.size()), h.data(), nullptr)), H5Sclose);
+  Handle lcpl = intermediate_groups_plist();
+  Handle dset(SENSECF_H5_CHECK(H5Dcreate2(file, path.c_str(), file_type, space.get(), lcpl.get(), H5P_DEFAULT,
+                                          H5P_DEFAULT)),
+              H5Dclose);
+  std::size_t n = 1;
+  for (auto d : dims) n *= d;
+  if (n > 0) SENSECF_H5_CHECK(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+}
+
+template <class T>
+std::vector<T> read_any(const H5File& f, const std::string& path, hid_t mem_type, std::vector<std::size_t>* dims) {
+  if (!f.exists(path)) throw Error("'" + f.path() + "' has no dataset '" + path + "'");
+  Handle dset(SENSECF_H5_CHECK(H5Dopen2(f.id(), path.c_str(), H5P_DEFAULT)), H5Dclose);
+  Handle space(SENSECF_H5_CHECK(H5Dget_space(dset.get())), H5Sclose);
+  const int rank = SENSECF_H5_CHECK(H5Sget_simple_extent_ndims(space.get()));
+  std::vector<hsize_t> h(static_cast<std::size_t>(rank));
+  SENSECF_H5_CHECK(H5Sget_simple_extent_dims(space.get(), h.data(), nullptr));
+  std::size_t n = 1;
+  for (auto d : h) n *= static_cast<std::size_t>(d);
+  std::vector<T> out(n);
+  if (n > 0) SENSECF_H5_CHECK(H5Dread(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()));
+  if (dims) dims->assign(h.begin(), h.end());
+  return out;
+}
+}  // namespace
+
+void H5File::write_array(const std::string& path, const std::vector<double>& values,
+                         const std::vector<std::size_t>& dims) {
+  write_any(id(), path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, values.data(), dims);
+}
+
+void H5File::write_array(const std::string& path, const std::vector<long long>& values,
+                         const std::vector<std::size_t>& dims) {
+  write_any(id(), path, H5T_STD_I64LE, H5T_NATIVE_LLONG, values.data(), dims);
+}
+
+std::vector<double> H5File::read_doubles(const std::string& path, std::vector<std::size_t>* dims) const {
+  return read_any<double>(*this, path, H5T_NATIVE_DOUBLE, dims);
+}
+
+std::vector<long long> H5File::read_ints(const std::string& path, std::vector<std::size_t>* dims) const {
+  return read_any<long long>(*this, path, H5T_NATIVE_LLONG, dims);
+}
+
+std::vector<std::string> H5File::list(const std::string& group) const {
+  std::vector<std::string> names;
+  if (!exists(group) && group != "/") return names;
+  Handle g(SENSECF_H5_CHECK(H5Gopen2(id(), group.c_str(), H5P_DEFAULT)), H5Gclose);
+  H5G_info_t info;
+  SENSECF_H5_CHECK(H5Gget_info(g.get(), &info));
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t len = SENSECF_H5_CHECK(
+        H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT));
+    std::string name(static_cast<std::size_t>(len) + 1, '\0');
+    SENSECF_H5_CHECK(H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(),
+                                        H5P_DEFAULT));
+    name.resize(static_cast<std::size_t>(len));
+    names.push_back(name);
+  }
+  return names;
+}
+
 // --- Table ----------------------------------------------------------------------
 
 namespace {

@@ -50,6 +50,12 @@ class Options {
   // Modifiers for the option declared last.
   Options& choices(std::vector<std::string> allowed);
   Options& not_hashed();
+  // For commands that combine several modules' options: short aliases are
+  // dropped (they would clash, e.g. clf.seed and synth.seed are both --seed),
+  // and options a command sets itself can be removed.
+  void disable_aliases() { aliases_enabled_ = false; }
+  void enable_aliases() { aliases_enabled_ = true; }
+  void erase(const std::string& key);
 
   // A validation step run after all values are set; throw UsageError to reject.
   void add_check(std::function<void()> check);
@@ -82,6 +88,7 @@ class Options {
   std::vector<Entry> entries_;
   std::vector<std::function<void()>> checks_;
   std::vector<std::string> config_files_;
+  bool aliases_enabled_ = true;
 };
 
 namespace detail {

@@ -38,4 +38,11 @@ struct Scenario {
 Scenario make_scenario(const Dataset& data, const std::vector<std::size_t>& train_rows,
                        Scarcity kind, double fraction, std::uint64_t seed);
 
+// Keeps a share (1 - reduction) of the patients of `rows` (stratified by their
+// majority label) and returns their rows, ascending: rows of one patient are
+// correlated, so removing patients is what "less training data" means for a new
+// study (the paper's Fig. 1). Seeded.
+std::vector<std::size_t> reduce_patients(const Dataset& data, const std::vector<std::size_t>& rows,
+                                         double reduction, std::uint64_t seed);
+
 }  // namespace sensecf::data

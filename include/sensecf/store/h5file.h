@@ -46,6 +46,20 @@ class H5File {
   bool exists(const std::string& object_path) const;
   void flush();
 
+  // Attributes of a group or dataset (`object` is its path, "/" = the file).
+  void set_attribute(const std::string& object, const std::string& name, const std::string& value);
+  std::string attribute(const std::string& object, const std::string& name) const;  // throws when absent
+
+  // Plain n-dimensional arrays (created once, not extendable); intermediate
+  // groups are created. dims: the shape, row-major.
+  void write_array(const std::string& path, const std::vector<double>& values, const std::vector<std::size_t>& dims);
+  void write_array(const std::string& path, const std::vector<long long>& values,
+                   const std::vector<std::size_t>& dims);
+  std::vector<double> read_doubles(const std::string& path, std::vector<std::size_t>* dims = nullptr) const;
+  std::vector<long long> read_ints(const std::string& path, std::vector<std::size_t>* dims = nullptr) const;
+  // Names of the members of a group, sorted.
+  std::vector<std::string> list(const std::string& group) const;
+
  private:
   Handle file_;
   std::string path_;

@@ -1,0 +1,89 @@
+// What a sweep runs: its configuration (the [sweep] section plus the modules'
+// sections) and the task DAG built from it.
+//
+// Plan "study" (the paper):  for each seed and scenario (full + the scarce ones)
+//   prepare  (split + scenario rows)  ->  train_clf (black-box NN f_s)
+//     -> generate (CFs of one method: test rows for Table III when the scenario
+//        is full, training rows flipped into the scarce class(es) otherwise;
+//        CF metrics are computed in the same task, on the CFs in memory)
+//     -> augment (one per ratio: reduced set + ratio x removed valid CFs, NN
+//        retrained, scored on the test set)
+//   and Fig. 1's fig1 tasks (one per classifier and reduction) after prepare.
+// Plan "probe": trivial tasks that exercise the runner itself (tests and the
+// dispatch benchmark): they sleep, fail on request, or run as a gang of ranks.
+//
+// A task's key is a hash of its kind and parameters, so a rerun recognises
+// what is done and a changed parameter makes a new task.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "sensecf/cf/generator.h"
+#include "sensecf/clf/classifier.h"
+#include "sensecf/data/csv.h"
+#include "sensecf/data/synth.h"
+
+namespace sensecf {
+class Options;
+}
+
+namespace sensecf::sweep {
+
+struct SweepOptions {
+  std::string plan = "study";  // study | probe
+  // study
+  std::vector<std::string> methods = {"nice", "dice-random", "cfnow-greedy"};
+  std::vector<std::string> scenarios = {"positive", "negative", "dual"};
+  double fraction = 0.5;                                      // share of the scarce class(es) removed
+  std::vector<double> ratios = {0.2, 0.4, 0.6, 0.8, 1.0};    // augmentation ratios
+  std::vector<int> seeds = {1};
+  int queries = 100;           // Table III: test rows explained per method (0: all)
+  double oversample = 1.5;     // augmentation: queries per CF needed (not every query yields a valid CF)
+  std::vector<std::string> fig1_models = {"nn", "xgb", "rf", "svm"};
+  std::vector<double> fig1_reductions = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7};  // empty: no Fig. 1 tasks
+  // probe
+  int probe_tasks = 100;
+  double probe_ms = 0;               // sleep per task
+  std::vector<int> probe_fail = {};  // task indices that always fail
+  std::vector<int> probe_flaky = {}; // task indices that fail on their first attempt only
+  std::vector<int> probe_gang = {};  // task indices that need 2 ranks at once
+  // runner
+  int max_attempts = 3;   // per task, failures included
+  double grace = 60;      // seconds running tasks get after SIGTERM / SIGUSR1
+  double progress = 10;   // seconds between progress lines
+};
+
+// Everything a sweep's tasks read. The modules' own option structs are reused
+// unchanged; the sweep overrides what its axes set per task (clf seed, CF method).
+struct SweepConfig {
+  SweepOptions sweep;
+  data::DataOptions data;      // data.path empty: the synthetic cohort of [synth]
+  data::SynthOptions synth;
+  clf::ClfOptions clf;
+  cf::CfOptions cf;
+};
+
+// Declares [sweep], [data], [synth], [clf] and [cf] (without short aliases).
+void declare_options(Options& options, SweepConfig& config);
+
+struct Task {
+  std::string key;                // 16 hex digits
+  std::string kind;               // prepare | train_clf | generate | augment | fig1 | probe
+  nlohmann::json params;          // kind-specific, e.g. {"method": "nice", "scenario": "full", "seed": 1}
+  std::vector<std::string> deps;  // keys of the tasks whose artifacts this one reads
+  int ranks = 1;                  // > 1: a gang of ranks runs it together
+  double cost = 1;                // estimated seconds (scheduling: longest path first)
+
+  std::string label() const;      // "generate nice positive seed=1"
+  std::string param(const char* name) const;  // "" when absent
+};
+
+// The task DAG in a topological order (dependencies before dependents).
+std::vector<Task> build_plan(const SweepConfig& config);
+
+// 16-hex-digit key of a kind and its parameters (the JSON is canonical: keys sorted).
+std::string task_key(const std::string& kind, const nlohmann::json& params);
+
+}  // namespace sensecf::sweep

@@ -1,0 +1,87 @@
+// `sensecf sweep`: run (or resume) a sweep described by an INI config on every
+// rank of an MPI job; rank 0 coordinates and writes the results file.
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "commands.h"
+#include "sensecf/core/error.h"
+#include "sensecf/dist/mpi_env.h"
+#include "sensecf/sweep/runner.h"
+
+namespace sensecf::cli {
+namespace {
+
+// Every hashed option as "key = value", sorted: what must match to resume.
+std::string canonical_config(const Options& options) {
+  std::vector<std::string> lines;
+  for (const auto& e : options.entries()) {
+    if (e.hashed) lines.push_back(e.key + " = " + e.get());
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+// Open MPI 5 + a wrong `srun --mpi` starts N singletons: each believes it is
+// alone. Say so instead of running the sweep N times.
+void check_launch(const dist::MpiEnv& mpi) {
+  const char* ntasks = std::getenv("SLURM_NTASKS");
+  const char* step = std::getenv("SLURM_STEP_ID");
+  if (!ntasks || !step || std::atoi(ntasks) == mpi.size()) return;
+  throw Error(fmt::format("this process sees {} MPI rank(s) but Slurm started {} tasks", mpi.size(), ntasks),
+              "launch with `srun --mpi=pmix` (Open MPI is built against PMIx) or with mpirun inside the allocation");
+}
+
+}  // namespace
+
+int cmd_sweep(const std::vector<std::string>& args) {
+  sweep::SweepConfig config;
+  sweep::RunOptions run;
+  LogOptions log;
+  std::string results = "results/sweep.h5";
+  std::string workdir;
+  bool dry_run = false, retry_failed = false;
+  Options options("sweep",
+                  "Run a sweep (the paper's study or your variation of it) on every rank of an MPI job:\n"
+                  "  mpirun -np 3 sensecf sweep --config configs/quickstart.ini --results results/q.h5\n"
+                  "Rank 0 coordinates and writes the HDF5 results file and its journal (R.h5.journal); the other\n"
+                  "ranks pull tasks. Rerunning the same command resumes: finished tasks are skipped.\n"
+                  "Exit codes: 0 done, 1 error, 2 usage/config error, 3 some tasks failed after every retry,\n"
+                  "75 stopped by SIGTERM/SIGUSR1/SIGINT (everything finished is saved; rerun to resume).");
+  sweep::declare_options(options, config);
+  options.add("run.results", &results, "HDF5 results file (its journal is the same path + .journal)", "results")
+      .not_hashed();
+  options.add("run.workdir", &workdir, "directory for task artifacts (default: the results path without .h5, + .work)",
+              "workdir")
+      .not_hashed();
+  options.add("run.dry_run", &dry_run, "print the plan and what is already done, run nothing", "dry-run")
+      .not_hashed();
+  options.add("run.retry_failed", &retry_failed,
+              "give tasks that failed every attempt in an earlier run new attempts", "retry-failed")
+      .not_hashed();
+  declare_common_options(options, log);
+  if (!parse_and_start(options, log, args)) return 0;
+
+  dist::MpiEnv mpi(nullptr, nullptr);
+  init_logging(log, mpi.rank(), mpi.size(), mpi.host());
+  check_launch(mpi);
+  run.results = results;
+  run.workdir = workdir.empty() ? std::filesystem::path(results).replace_extension("").string() + ".work" : workdir;
+  run.dry_run = dry_run;
+  run.retry_failed = retry_failed;
+  run.config_text = options.effective_ini();
+  run.config_canonical = canonical_config(options);
+  run.config_hash = options.config_hash();
+  if (mpi.rank() == 0) {
+    const auto dir = std::filesystem::path(results).parent_path();
+    if (!dir.empty() && !std::filesystem::exists(dir)) std::filesystem::create_directories(dir);
+  }
+  return sweep::run_sweep(mpi, config, run);
+}
+
+}  // namespace sensecf::cli

@@ -1,0 +1,177 @@
+// Fig. 1 (F1 vs training-data reduction per classifier) and Fig. 7 (F1 vs
+// augmentation ratio per scarcity scenario): the two line charts of test F1.
+//
+// fig1.csv: model, reduction, n_seeds, f1_mean, f1_sd   (one row per model and reduction)
+// fig7.csv: scenario, kind (augment|reduced|full), method, ratio, n_seeds, f1_mean, f1_sd
+//           (reduced / full: the reference lines, ratio empty)
+// Error bars are the sd over seeds; with one seed there is no bar.
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "sensecf/report/figures.h"
+#include "sensecf/report/gnuplot.h"
+#include "sensecf/report/text_table.h"
+
+namespace sensecf::report {
+namespace {
+
+using BySeed = std::map<long long, double>;
+
+std::string model_title(const std::string& model) {
+  static const std::map<std::string, std::string> kTitles = {
+      {"nn", "NN"}, {"xgb", "XGBoost"}, {"rf", "Random forest"}, {"svm", "SVM"}};
+  const auto it = kTitles.find(model);
+  return it != kTitles.end() ? it->second : model;
+}
+
+// Known classifiers in the paper's order, then any others by name.
+std::vector<std::string> order_models(const std::set<std::string>& present) {
+  std::vector<std::string> out;
+  for (const char* m : {"nn", "xgb", "rf", "svm"}) {
+    if (present.count(m)) out.push_back(m);
+  }
+  for (const auto& m : present) {
+    if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+  }
+  return out;
+}
+
+// x, mean, sd (0 when undefined, so that gnuplot draws the point without a bar).
+DataRow point(double x, const MeanSd& s) { return {{x, s.mean, std::isfinite(s.sd) ? s.sd : 0.0}, ""}; }
+
+const char* kScenarioTitles[][2] = {
+    {"positive", "A: positive-class scarcity"},
+    {"negative", "B: negative-class scarcity"},
+    {"dual", "C: dual-class scarcity"},
+};
+
+}  // namespace
+
+void write_fig1(ReportContext& context) {
+  std::map<std::string, std::map<double, BySeed>> f1;  // model -> reduction -> seed -> F1
+  for (const auto& r : context.results().clf) {
+    if (r.kind == "fig1") f1[r.model.empty() ? "nn" : r.model][r.fraction][r.seed] = r.f1;
+  }
+  if (f1.empty()) {
+    context.note("Fig. 1 skipped: no /metrics/clf rows of kind fig1.");
+    return;
+  }
+  std::set<std::string> present;
+  for (const auto& [model, v] : f1) present.insert(model);
+  const auto models = order_models(present);
+
+  CsvTable csv;
+  csv.header = {"model", "reduction", "n_seeds", "f1_mean", "f1_sd"};
+  std::string blocks, plots;
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    std::vector<DataRow> rows;
+    for (const auto& [reduction, by_seed] : f1[models[i]]) {
+      const MeanSd s = summarise(by_seed);
+      csv.rows.push_back({models[i], csv_number(reduction), std::to_string(s.n), csv_number(s.mean), csv_number(s.sd)});
+      if (s.n > 0) rows.push_back(point(100 * reduction, s));
+    }
+    const std::string block = fmt::format("model{}", i);
+    blocks += datablock(block, rows);
+    plots += fmt::format("{}${} using 1:2:3 with yerrorlines lt {} pt {} lw 2 title {}", plots.empty() ? "" : ", \\\n     ",
+                         block, i + 1, 5 + 2 * static_cast<int>(i), gp_quote(model_title(models[i])));
+  }
+  const std::string body =
+      "set title 'Test F1 as the training data is reduced (mean ± sd over seeds)'\n"
+      "set xlabel 'Training-data reduction (%)'\nset ylabel 'F1'\n"
+      "set grid\nset key bottom left box opaque\nset offsets graph 0.03, graph 0.03, graph 0.1, graph 0.1\n"
+      "plot " + plots + "\n";
+  context.write("fig1.csv", to_csv(csv), "Fig. 1 data: test F1 per classifier and training-data reduction");
+  context.plot("fig1", figure_script("fig1", "test F1 vs training-data reduction per classifier", blocks, body, 800, 520),
+               "Fig. 1: test F1 vs training-data reduction per classifier (error bars: sd over seeds)");
+}
+
+void write_fig7(ReportContext& context) {
+  const double fraction = context.fraction();
+  BySeed full;
+  std::map<std::string, BySeed> reduced;                                  // scenario -> seed -> F1
+  std::map<std::string, std::map<std::string, std::map<double, BySeed>>> augmented;  // scenario -> method -> ratio -> ...
+  for (const auto& r : context.results().clf) {
+    if (r.kind == "train_clf" && r.scenario == "full") full[r.seed] = r.f1;
+    if (r.kind == "train_clf" && r.scenario != "full" && same_setting(r.fraction, fraction)) reduced[r.scenario][r.seed] = r.f1;
+    if (r.kind == "augment" && same_setting(r.fraction, fraction)) augmented[r.scenario][r.method][r.ratio][r.seed] = r.f1;
+  }
+  if (augmented.empty()) {
+    context.note(fmt::format("Fig. 7 skipped: no /metrics/clf rows of kind augment at fraction {:g}.", fraction));
+    return;
+  }
+  // One line style per method, the same in every panel.
+  std::vector<std::string> all_methods;
+  {
+    std::set<std::string> present;
+    for (const auto& [scenario, by_method] : augmented)
+      for (const auto& [method, v] : by_method) present.insert(method);
+    all_methods = context.order({present.begin(), present.end()});
+  }
+  if (all_methods.empty()) {
+    context.note("Fig. 7 skipped: none of the methods chosen with --methods has augment rows.");
+    return;
+  }
+  CsvTable csv;
+  csv.header = {"scenario", "kind", "method", "ratio", "n_seeds", "f1_mean", "f1_sd"};
+  const MeanSd full_s = summarise(full);
+  std::string blocks, panels;
+  std::size_t n_panels = 0;
+  for (const auto& [scenario, title] : kScenarioTitles) {
+    const auto it = augmented.find(scenario);
+    if (it == augmented.end()) continue;
+    ++n_panels;
+    std::string plots;
+    for (std::size_t i = 0; i < all_methods.size(); ++i) {
+      const auto m = it->second.find(all_methods[i]);
+      if (m == it->second.end()) continue;
+      std::vector<DataRow> rows;
+      for (const auto& [ratio, by_seed] : m->second) {
+        const MeanSd s = summarise(by_seed);
+        csv.rows.push_back({scenario, "augment", all_methods[i], csv_number(ratio), std::to_string(s.n),
+                            csv_number(s.mean), csv_number(s.sd)});
+        if (s.n > 0) rows.push_back(point(100 * ratio, s));
+      }
+      const std::string block = fmt::format("{}_{}", scenario, i);
+      blocks += datablock(block, rows);
+      plots += fmt::format("{}${} using 1:2:3 with yerrorlines lt {} pt {} lw 2 title {}", plots.empty() ? "" : ", \\\n     ",
+                           block, i + 1, 5 + 2 * static_cast<int>(i % 4), gp_quote(all_methods[i]));
+    }
+    const MeanSd reduced_s = summarise(reduced[scenario]);
+    if (reduced_s.n > 0) {
+      csv.rows.push_back({scenario, "reduced", "", "", std::to_string(reduced_s.n), csv_number(reduced_s.mean),
+                          csv_number(reduced_s.sd)});
+      plots += fmt::format(", \\\n     {} with lines dt 2 lw 2 lc rgb 'black' title 'reduced data'", reduced_s.mean);
+    } else {
+      context.note(fmt::format("Fig. 7: panel {} has no reduced-data line (no train_clf rows at fraction {:g}).",
+                               scenario, fraction));
+    }
+    if (full_s.n > 0) {
+      csv.rows.push_back({scenario, "full", "", "", std::to_string(full_s.n), csv_number(full_s.mean),
+                          csv_number(full_s.sd)});
+      plots += fmt::format(", \\\n     {} with lines dt 3 lw 2 lc rgb 'gray40' title 'full data'", full_s.mean);
+    }
+    panels += "set title " + gp_quote(title) + "\nplot " + plots + "\n";
+  }
+  if (n_panels == 0) {
+    context.note("Fig. 7 skipped: augment rows name no scenario among positive, negative, dual.");
+    return;
+  }
+  const std::string body = fmt::format(
+      "set multiplot layout 1,{} title 'Test F1 vs augmentation ratio ({:g}% removed; mean ± sd over seeds)'\n"
+      "set xlabel 'Augmentation ratio (% of the removed rows)'\nset ylabel 'F1'\n"
+      "set grid\nset key bottom right box opaque font ',8'\n"
+      "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1\nset xrange [0:*]\n"
+      "{}unset multiplot\n",
+      n_panels, 100 * fraction, panels);
+  context.write("fig7.csv", to_csv(csv), "Fig. 7 data: F1 per scenario, method and augmentation ratio, with the reference lines");
+  context.plot("fig7",
+               figure_script("fig7", "test F1 vs augmentation ratio per scarcity scenario", blocks, body,
+                             480 * static_cast<int>(n_panels), 480),
+               "Fig. 7: F1 vs augmentation ratio per scenario (dashed: reduced data, dotted: full data)");
+}
+
+}  // namespace sensecf::report

@@ -1,0 +1,264 @@
+// `sensecf report`: options, the shared context, and index.md.
+//
+// The parts (tables.h, figures.h) each write their own files through the
+// context; this file runs them in the paper's order and then writes index.md:
+// one line per output, the run's provenance, task counts from /tasks, and the
+// notes of parts that were skipped or incomplete.
+#include "sensecf/report/report.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "sensecf/core/error.h"
+#include "sensecf/core/options.h"
+#include "sensecf/core/strings.h"
+#include "sensecf/report/figures.h"
+#include "sensecf/report/gnuplot.h"
+#include "sensecf/report/run_config.h"
+#include "sensecf/report/tables.h"
+#include "sensecf/report/text_table.h"
+
+namespace sensecf::report {
+
+void declare_options(Options& options, ReportOptions& r) {
+  options.add("report.results", &r.results, "results file written by `sensecf sweep` (HDF5)", "results");
+  options.add("report.out", &r.out, "directory for the tables, figures and index.md (created)", "out");
+  options.add("report.ratio", &r.ratio, "augmentation ratio of Table IV's CF-added rows (0: the largest present)",
+              "ratio");
+  options.add("report.fraction", &r.fraction,
+              "share removed in the scarcity scenarios shown (0: 0.5 when present, else the largest)", "fraction");
+  options.add("report.methods", &r.methods,
+              "CF methods shown, in this order, in every table and figure (default: all, in the config's order)",
+              "methods");
+  options.add("report.fig6_features", &r.fig6_features,
+              "features shown in Fig. 6 (default: those CFs can change)", "fig6-features");
+  options.add("report.fig8_methods", &r.fig8_methods, "methods shown in Fig. 8, one panel each (default: all)",
+              "fig8-methods");
+  options.add("report.fig8_purpose", &r.fig8_purpose, "which CFs Fig. 8 shows", "fig8-purpose")
+      .choices({"table3", "augment"});
+  options.add("report.fig8_scenario", &r.fig8_scenario,
+              "scenario of Fig. 8's CFs (default: full for table3, else the first present)", "fig8-scenario");
+  options.add("report.fig8_seed", &r.fig8_seed, "seed of Fig. 8's CFs (-1: the smallest present)", "fig8-seed");
+  options.add("report.fig8_points", &r.fig8_points, "factual rows per Fig. 8 panel at most (0: all)", "fig8-points");
+  options.add("report.gnuplot", &r.gnuplot, "gnuplot program: a name on PATH or a path", "gnuplot");
+  options.add_check([&r] {
+    if (r.results.empty()) {
+      throw UsageError("no results file given", "pass --results R.h5 (the file `sensecf sweep --results` wrote)");
+    }
+    if (r.out.empty()) throw UsageError("report.out is empty", "pass --out DIR");
+    if (!(r.ratio >= 0 && r.ratio <= 1)) {
+      throw UsageError(fmt::format("report.ratio must be in [0, 1] (0: the largest present), got {}", r.ratio));
+    }
+    if (!(r.fraction >= 0 && r.fraction < 1)) {
+      throw UsageError(fmt::format("report.fraction must be in [0, 1) (0: automatic), got {}", r.fraction));
+    }
+    if (r.fig8_points < 0) throw UsageError(fmt::format("report.fig8_points must be >= 0, got {}", r.fig8_points));
+  });
+}
+
+namespace {
+
+double pick_fraction(const store::Results& results, double requested) {
+  if (requested > 0) return requested;
+  std::set<double> present;
+  for (const auto& r : results.clf) {
+    if ((r.kind == "train_clf" || r.kind == "augment") && r.scenario != "full") present.insert(r.fraction);
+  }
+  for (double f : present) {
+    if (same_setting(f, 0.5)) return f;
+  }
+  return present.empty() ? 0.5 : *present.rbegin();
+}
+
+std::string first_nonempty_line(const std::string& text) {
+  for (const auto& line : split_list(text, '\n')) {
+    if (!line.empty()) return line;
+  }
+  return "";
+}
+
+std::string or_dash(const std::string& s) { return s.empty() ? "–" : markdown_escape(s); }
+
+// Task counts from /tasks: a key is done when any attempt is done, failed when
+// all of its attempts failed.
+std::string tasks_section(const std::vector<store::TaskRecord>& tasks) {
+  struct State {
+    const store::TaskRecord* last = nullptr;
+    bool done = false;
+    long long attempts = 0;
+  };
+  std::map<std::string, State> by_key;
+  std::vector<std::string> order;
+  for (const auto& t : tasks) {
+    auto [it, inserted] = by_key.try_emplace(t.key);
+    if (inserted) order.push_back(t.key);
+    it->second.last = &t;
+    it->second.done = it->second.done || t.status == "done";
+    ++it->second.attempts;
+  }
+  std::map<std::string, std::pair<int, int>> by_kind;  // kind -> done, failed
+  std::vector<const State*> failed;
+  for (const auto& key : order) {
+    const State& s = by_key[key];
+    auto& counts = by_kind[s.last->kind];
+    if (s.done) {
+      ++counts.first;
+    } else {
+      ++counts.second;
+      failed.push_back(&s);
+    }
+  }
+  std::string out = "## Tasks\n\n";
+  if (tasks.empty()) return out + "/tasks is empty: no task has finished yet.\n\n";
+  out += fmt::format("{} tasks ({} attempts): {} done, {} failed.\n\n| kind | done | failed |\n|---|---:|---:|\n",
+                     order.size(), tasks.size(), order.size() - failed.size(), failed.size());
+  for (const auto& [kind, c] : by_kind) out += fmt::format("| {} | {} | {} |\n", or_dash(kind), c.first, c.second);
+  if (!failed.empty()) {
+    constexpr std::size_t kMaxListed = 20;
+    out += "\nFailed tasks (last attempt's message):\n\n";
+    for (std::size_t i = 0; i < std::min(failed.size(), kMaxListed); ++i) {
+      const auto& t = *failed[i]->last;
+      out += fmt::format("- `{}` {} ({} attempts): {}\n", t.key, markdown_escape(t.label), failed[i]->attempts,
+                         markdown_escape(t.message.empty() ? "no message" : t.message));
+    }
+    if (failed.size() > kMaxListed) out += fmt::format("- … and {} more (see /tasks)\n", failed.size() - kMaxListed);
+  }
+  return out + "\n";
+}
+
+std::string index_text(const ReportContext& context, const std::string& results_path) {
+  const auto& r = context.results();
+  const auto& p = r.provenance;
+  std::string out = "# sensecf report\n\n";
+  if (!results_path.empty()) out += "Results file: `" + results_path + "`\n\n";
+  out += "## Outputs\n\n";
+  for (const auto& a : context.artifacts()) out += fmt::format("- [{0}]({0}): {1}\n", a.name, a.what);
+  out += "- index.md: this page\n\n";
+  out += "Formulas and layouts: docs/report.md in the sensecf sources. Mean ± sd over seeds (sd with n − 1; with "
+         "one seed the mean alone).\n\n";
+  if (!context.notes().empty()) {
+    out += "## Skipped or incomplete\n\n";
+    for (const auto& n : context.notes()) out += "- " + n + "\n";
+    out += "\n";
+  }
+  out += "## Provenance\n\n| | |\n|---|---|\n";
+  const std::pair<const char*, std::string> rows[] = {
+      {"results format version", r.format_version}, {"sensecf version", p.sensecf_version},
+      {"git SHA", p.git_sha},                        {"config hash", p.config_hash},
+      {"started", p.started},                        {"MPI ranks", std::to_string(p.mpi_size)},
+      {"hosts", p.hosts},                            {"Slurm job", p.slurm_job_id},
+  };
+  for (const auto& [name, value] : rows) out += fmt::format("| {} | {} |\n", name, or_dash(value));
+  out += "\n" + tasks_section(r.tasks);
+  return out;
+}
+
+}  // namespace
+
+ReportContext::ReportContext(const store::Results& results, const ReportOptions& options,
+                             std::filesystem::path out_dir, const Gnuplot* gnuplot)
+    : results_(results), options_(options), out_dir_(std::move(out_dir)), gnuplot_(gnuplot) {
+  const StoredConfig config(results.provenance.config);
+  config_methods_ = config.listed_methods();
+  immutable_ = config.immutable_features();
+  fraction_ = pick_fraction(results, options.fraction);
+}
+
+std::vector<std::string> ReportContext::order(const std::vector<std::string>& methods_present) const {
+  return order_methods(methods_present, config_methods_, options_.methods);
+}
+
+void ReportContext::write(const std::string& name, const std::string& text, const std::string& what) {
+  write_text_file(out_dir_ / name, text);
+  record(name, what);
+}
+
+void ReportContext::record(const std::string& name, const std::string& what) { artifacts_.push_back({name, what}); }
+
+void ReportContext::plot(const std::string& stem, const std::string& script, const std::string& what) {
+  const std::string script_name = stem + ".gp";
+  write(script_name, script, "gnuplot script of " + stem + " (data inline; `gnuplot " + script_name + "` redraws it)");
+  if (!gnuplot_) return;
+  for (const char* ext : {".png", ".svg"}) std::filesystem::remove(out_dir_ / (stem + ext));
+  const auto run = gnuplot_->run(out_dir_, script_name);
+  bool complete = run.ok;
+  for (const char* ext : {".png", ".svg"}) {
+    const auto path = out_dir_ / (stem + ext);
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec) && std::filesystem::file_size(path, ec) > 0) {
+      record(stem + ext, what);
+    } else {
+      complete = false;
+    }
+  }
+  if (!complete) {
+    const std::string first_line = first_nonempty_line(run.output);
+    spdlog::warn("gnuplot failed on {}:\n{}", (out_dir_ / script_name).string(), run.output);
+    note(fmt::format("{}: gnuplot failed ({}); the data and {} are written.", stem,
+                     first_line.empty() ? "no output" : markdown_escape(first_line), script_name));
+  }
+}
+
+void ReportContext::note(const std::string& line) {
+  spdlog::info("report: {}", line);
+  notes_.push_back(line);
+}
+
+std::vector<std::string> write_report(const ReportOptions& options) {
+  const store::Results results = store::read_results(options.results);
+  spdlog::info("read {}: {} tasks, {} CF metric rows, {} classifier metric rows, {} CF arrays", options.results,
+               results.tasks.size(), results.cf.size(), results.clf.size(), results.counterfactuals.size());
+  return write_report(results, options);
+}
+
+std::vector<std::string> write_report(const store::Results& results, const ReportOptions& options) {
+  const std::filesystem::path dir = options.out;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (!std::filesystem::is_directory(dir)) {
+    throw Error("cannot create the report directory '" + dir.string() + "'" + (ec ? ": " + ec.message() : ""),
+                "choose another --out");
+  }
+  const auto gnuplot = Gnuplot::find(options.gnuplot);
+  ReportContext context(results, options, dir, gnuplot ? &*gnuplot : nullptr);
+  if (!gnuplot) {
+    spdlog::warn("gnuplot ('{}') not found: writing the figures' data and .gp scripts only; draw them later with "
+                 "`gnuplot figN.gp` in {} (Debian: apt-get install gnuplot-nox)",
+                 options.gnuplot, dir.string());
+    context.note("gnuplot ('" + options.gnuplot + "') was not found: figures are .gp scripts and CSV data only; "
+                 "run `gnuplot figN.gp` here to draw them.");
+  }
+  {  // methods asked for by name that no row has
+    std::set<std::string> known;
+    for (const auto& r : results.cf) known.insert(r.method);
+    for (const auto& r : results.clf) known.insert(r.method);
+    for (const auto& c : results.counterfactuals) known.insert(c.method);
+    known.erase("");
+    const std::vector<std::string> names(known.begin(), known.end());
+    for (const auto& m : options.methods) {
+      if (known.count(m)) continue;
+      const std::string best = closest_match(m, names);
+      spdlog::warn("--methods: no rows for method '{}'{}", m, best.empty() ? "" : "; did you mean '" + best + "'?");
+      context.note("--methods names '" + markdown_escape(m) + "', which has no rows" +
+                   (best.empty() ? "." : "; did you mean '" + markdown_escape(best) + "'?"));
+    }
+  }
+  write_table3(context);
+  write_table4(context);
+  write_fig1(context);
+  write_fig6(context);
+  write_fig7(context);
+  write_fig8(context);
+  write_text_file(dir / "index.md", index_text(context, options.results));
+
+  std::vector<std::string> paths;
+  for (const auto& a : context.artifacts()) paths.push_back((dir / a.name).string());
+  paths.push_back((dir / "index.md").string());
+  return paths;
+}
+
+}  // namespace sensecf::report

@@ -1,0 +1,166 @@
+// Append-only JSON-lines journal with fdatasync per batch.
+#include "sensecf/sweep/journal.h"
+
+#include <fcntl.h>
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "sensecf/core/error.h"
+
+namespace sensecf::sweep {
+namespace {
+
+constexpr int kJournalVersion = 1;
+
+void write_all(int fd, const std::string& text, const std::string& path) {
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(fmt::format("cannot write the journal '{}': {}", path, std::strerror(errno)),
+                  "is the disk full or the file system read-only?");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fdatasync(fd) != 0)
+    throw Error(fmt::format("cannot sync the journal '{}': {}", path, std::strerror(errno)));
+}
+
+nlohmann::json header_json(const JournalHeader& h) {
+  return {{"sensecf_journal", kJournalVersion}, {"config", h.config}, {"config_hash", h.config_hash},
+          {"config_text", h.config_text}};
+}
+
+// Parses the file; returns the byte length of the well-formed prefix.
+std::size_t parse(const std::string& path, JournalHeader* header, std::vector<JournalEntry>* entries) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read the journal '" + path + "'");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  std::size_t pos = 0, good = 0;
+  long line_no = 0;
+  while (pos < text.size()) {
+    const std::size_t end = text.find('\n', pos);
+    ++line_no;
+    const bool last = end == std::string::npos || end + 1 >= text.size();
+    const std::string line = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    nlohmann::json j;
+    try {
+      if (end == std::string::npos) throw std::runtime_error("no end of line");
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception& e) {
+      if (last) {
+        spdlog::warn("journal {}: line {} is incomplete (the run was killed while writing it); it is dropped and "
+                     "its task will run again",
+                     path, line_no);
+        break;
+      }
+      throw Error(fmt::format("journal {}: line {} is not valid JSON ({})", path, line_no, e.what()),
+                  "the journal was edited or damaged; move it away together with the results file to start over");
+    }
+    try {
+      if (line_no == 1) {
+        if (j.value("sensecf_journal", 0) != kJournalVersion)
+          throw Error(fmt::format("journal {}: not a sensecf journal (version {} expected)", path, kJournalVersion));
+        header->config = j.at("config").get<std::string>();
+        header->config_hash = j.at("config_hash").get<std::string>();
+        header->config_text = j.value("config_text", std::string());
+      } else if (entries) {
+        entries->push_back({store::task_record_from_json(j.at("record")), store::task_output_from_json(j.at("output"))});
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("journal {}: line {}: {}", path, line_no, e.what()));
+    }
+    pos = end + 1;
+    good = pos;
+  }
+  if (line_no == 0) throw Error("journal " + path + " is empty", "remove it together with the results file");
+  return good;
+}
+
+}  // namespace
+
+Journal::Journal(Journal&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
+Journal& Journal::operator=(Journal&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    path_ = std::move(o.path_);
+    o.fd_ = -1;
+  }
+  return *this;
+}
+Journal::~Journal() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Journal Journal::create(const std::string& path, const JournalHeader& header) {
+  Journal j;
+  j.path_ = path;
+  j.fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (j.fd_ < 0)
+    throw Error(fmt::format("cannot create the journal '{}': {}", path, std::strerror(errno)),
+                "does the directory of --results exist and is it writable?");
+  write_all(j.fd_, header_json(header).dump() + "\n", path);
+  return j;
+}
+
+Journal Journal::open(const std::string& path, JournalHeader* header, std::vector<JournalEntry>* entries) {
+  const std::size_t good = parse(path, header, entries);
+  Journal j;
+  j.path_ = path;
+  j.fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (j.fd_ < 0) throw Error(fmt::format("cannot open the journal '{}': {}", path, std::strerror(errno)));
+  if (::ftruncate(j.fd_, static_cast<off_t>(good)) != 0)
+    throw Error(fmt::format("cannot cut the torn end off the journal '{}': {}", path, std::strerror(errno)));
+  return j;
+}
+
+void Journal::read(const std::string& path, JournalHeader* header, std::vector<JournalEntry>* entries) {
+  parse(path, header, entries);
+}
+
+void Journal::append(const std::vector<JournalEntry>& entries) {
+  if (entries.empty()) return;
+  std::string text;
+  for (const auto& e : entries) {
+    text += nlohmann::json{{"record", store::to_json(e.record)}, {"output", store::to_json(e.output)}}.dump();
+    text += '\n';
+  }
+  write_all(fd_, text, path_);
+}
+
+std::vector<std::string> config_differences(const std::string& stored, const std::string& current) {
+  auto parse_lines = [](const std::string& text) {
+    std::map<std::string, std::string> kv;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto eq = line.find(" = ");
+      if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 3);
+    }
+    return kv;
+  };
+  const auto a = parse_lines(stored), b = parse_lines(current);
+  std::vector<std::string> diffs;
+  for (const auto& [k, v] : a) {
+    const auto it = b.find(k);
+    if (it == b.end()) diffs.push_back(fmt::format("{}: {} -> (not set)", k, v));
+    else if (it->second != v) diffs.push_back(fmt::format("{}: {} -> {}", k, v, it->second));
+  }
+  for (const auto& [k, v] : b) {
+    if (!a.count(k)) diffs.push_back(fmt::format("{}: (not set) -> {}", k, v));
+  }
+  return diffs;
+}
+
+}  // namespace sensecf::sweep
