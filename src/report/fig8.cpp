@@ -23,6 +23,7 @@
 #include "sensecf/report/figures.h"
 #include "sensecf/report/gnuplot.h"
 #include "sensecf/report/pca.h"
+#include "sensecf/report/run_config.h"
 #include "sensecf/report/text_table.h"
 
 namespace sensecf::report {
@@ -123,7 +124,7 @@ void write_fig8(ReportContext& context) {
     for (std::size_t i = 0; i < points.size(); ++i) {
       const Point& pt = points[i];
       const double pc1 = p.coords[i * 2], pc2 = p.coords[i * 2 + 1];
-      csv.rows.push_back({methods[m], std::to_string(t.seed), t.scenario, pt.is_cf ? "counterfactual" : "factual",
+      csv.rows.push_back({methods[m], std::to_string(t.seed), t.scenario, std::string(pt.is_cf ? "counterfactual" : "factual"),
                           std::to_string(pt.query), std::to_string(t.query_row[pt.query]), std::to_string(pt.cls),
                           csv_number(pc1), csv_number(pc2), csv_number(p.explained_variance_ratio[0]),
                           csv_number(p.explained_variance_ratio[1])});
@@ -148,14 +149,14 @@ void write_fig8(ReportContext& context) {
   const int rows = static_cast<int>((methods.size() + static_cast<std::size_t>(cols) - 1) / static_cast<std::size_t>(cols));
   const std::string body = fmt::format(
       "set multiplot layout {},{} title {}\n"
-      "set grid\nset key top right box opaque font ',8'\nset offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n"
+      "set grid\nset key below horizontal maxrows 2 font ',8'\nset bmargin 6\nset offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n"
       "{}unset multiplot\n",
       rows, cols,
       gp_quote(fmt::format("Factual rows (circles) and CFs (triangles) on the first two principal components "
                            "({} CFs, seed {})", options.fig8_purpose, seed)),
       panels);
   context.write("fig8.csv", to_csv(csv), "Fig. 8 data: PCA coordinates of factual and CF points per method");
-  context.plot("fig8", figure_script("fig8", "PCA of factual vs CF points per method", blocks, body, 440 * cols, 400 * rows),
+  context.plot("fig8", figure_script("fig8", "PCA of factual vs CF points per method", blocks, body, 440 * cols, 430 * rows),
                "Fig. 8: factual rows and CFs on the first two principal components, one panel per method");
 }
 

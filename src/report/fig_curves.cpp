@@ -123,7 +123,6 @@ void write_fig7(ReportContext& context) {
   for (const auto& [scenario, title] : kScenarioTitles) {
     const auto it = augmented.find(scenario);
     if (it == augmented.end()) continue;
-    ++n_panels;
     std::string plots;
     for (std::size_t i = 0; i < all_methods.size(); ++i) {
       const auto m = it->second.find(all_methods[i]);
@@ -140,6 +139,8 @@ void write_fig7(ReportContext& context) {
       plots += fmt::format("{}${} using 1:2:3 with yerrorlines lt {} pt {} lw 2 title {}", plots.empty() ? "" : ", \\\n     ",
                            block, i + 1, 5 + 2 * static_cast<int>(i % 4), gp_quote(all_methods[i]));
     }
+    if (plots.empty()) continue;  // none of the chosen methods in this scenario
+    ++n_panels;
     const MeanSd reduced_s = summarise(reduced[scenario]);
     if (reduced_s.n > 0) {
       csv.rows.push_back({scenario, "reduced", "", "", std::to_string(reduced_s.n), csv_number(reduced_s.mean),
@@ -160,17 +161,20 @@ void write_fig7(ReportContext& context) {
     context.note("Fig. 7 skipped: augment rows name no scenario among positive, negative, dual.");
     return;
   }
+  // The key goes below each panel in two columns; the bottom margin leaves it room
+  // (gnuplot's automatic margins do not, inside a multiplot).
+  const int key_rows = static_cast<int>(all_methods.size() + 3) / 2;
   const std::string body = fmt::format(
       "set multiplot layout 1,{} title 'Test F1 vs augmentation ratio ({:g}% removed; mean ± sd over seeds)'\n"
       "set xlabel 'Augmentation ratio (% of the removed rows)'\nset ylabel 'F1'\n"
-      "set grid\nset key bottom right box opaque font ',8'\n"
+      "set grid\nset key below horizontal maxrows {} font ',8' samplen 2\nset bmargin {}\n"
       "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1\nset xrange [0:*]\n"
       "{}unset multiplot\n",
-      n_panels, 100 * fraction, panels);
+      n_panels, 100 * fraction, key_rows, 5 + key_rows, panels);
   context.write("fig7.csv", to_csv(csv), "Fig. 7 data: F1 per scenario, method and augmentation ratio, with the reference lines");
   context.plot("fig7",
                figure_script("fig7", "test F1 vs augmentation ratio per scarcity scenario", blocks, body,
-                             480 * static_cast<int>(n_panels), 480),
+                             480 * static_cast<int>(n_panels), 420 + 14 * key_rows),
                "Fig. 7: F1 vs augmentation ratio per scenario (dashed: reduced data, dotted: full data)");
 }
 

@@ -30,7 +30,8 @@ void declare_options(Options& options, ReportOptions& r) {
   options.add("report.ratio", &r.ratio, "augmentation ratio of Table IV's CF-added rows (0: the largest present)",
               "ratio");
   options.add("report.fraction", &r.fraction,
-              "share removed in the scarcity scenarios shown (0: 0.5 when present, else the largest)", "fraction");
+              "share removed in the scarcity scenarios shown (0: the config's, or 0.5, when present; else the largest)",
+              "fraction");
   options.add("report.methods", &r.methods,
               "CF methods shown, in this order, in every table and figure (default: all, in the config's order)",
               "methods");
@@ -62,14 +63,23 @@ void declare_options(Options& options, ReportOptions& r) {
 
 namespace {
 
-double pick_fraction(const store::Results& results, double requested) {
+// The scarcity fraction shown: the requested one; else the config's
+// `[sweep] fraction` or 0.5, whichever rows have first; else the largest present.
+double pick_fraction(const store::Results& results, double requested, const StoredConfig& config) {
   if (requested > 0) return requested;
   std::set<double> present;
   for (const auto& r : results.clf) {
     if ((r.kind == "train_clf" || r.kind == "augment") && r.scenario != "full") present.insert(r.fraction);
   }
-  for (double f : present) {
-    if (same_setting(f, 0.5)) return f;
+  std::vector<double> preferred;
+  if (const auto v = config.value("sweep", "fraction")) {
+    if (const auto f = parse_double(*v)) preferred.push_back(*f);
+  }
+  preferred.push_back(0.5);
+  for (double want : preferred) {
+    for (double f : present) {
+      if (same_setting(f, want)) return f;
+    }
   }
   return present.empty() ? 0.5 : *present.rbegin();
 }
@@ -165,7 +175,7 @@ ReportContext::ReportContext(const store::Results& results, const ReportOptions&
   const StoredConfig config(results.provenance.config);
   config_methods_ = config.listed_methods();
   immutable_ = config.immutable_features();
-  fraction_ = pick_fraction(results, options.fraction);
+  fraction_ = pick_fraction(results, options.fraction, config);
 }
 
 std::vector<std::string> ReportContext::order(const std::vector<std::string>& methods_present) const {
@@ -223,6 +233,12 @@ std::vector<std::string> write_report(const store::Results& results, const Repor
     throw Error("cannot create the report directory '" + dir.string() + "'" + (ec ? ": " + ec.message() : ""),
                 "choose another --out");
   }
+  // Outputs of an earlier report in the same directory would look current: remove
+  // exactly the names this report writes (nothing else).
+  for (const char* stem : {"table3", "table4", "fig1", "fig6", "fig7", "fig8"}) {
+    for (const char* ext : {".md", ".csv", ".tex", ".gp", ".png", ".svg"}) std::filesystem::remove(dir / (std::string(stem) + ext), ec);
+  }
+  std::filesystem::remove(dir / "index.md", ec);
   const auto gnuplot = Gnuplot::find(options.gnuplot);
   ReportContext context(results, options, dir, gnuplot ? &*gnuplot : nullptr);
   if (!gnuplot) {

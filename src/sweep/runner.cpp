@@ -485,9 +485,13 @@ class Coordinator {
 
   void summary(int code) const {
     const int failed = count(State::kFailed), blocked = count(State::kBlocked);
-    spdlog::info("sweep {} in {}: {} of {} tasks done ({} in earlier runs), {} failed, {} skipped; results in {}",
-                 code == kExitInterrupted ? "interrupted" : "finished", format_duration(since(start_)),
-                 count(State::kDone), states_.size(), done_at_start_, failed, blocked, options_.results);
+    const double elapsed = since(start_);
+    const int ran = count(State::kDone) - done_at_start_;
+    spdlog::info("sweep {} in {}: {} of {} tasks done ({} in earlier runs; {:.1f} tasks/s), {} failed, {} skipped; "
+                 "results in {}",
+                 code == kExitInterrupted ? "interrupted" : "finished", format_duration(elapsed), count(State::kDone),
+                 states_.size(), done_at_start_, elapsed > 0 ? ran / elapsed : 0.0, failed, blocked,
+                 options_.results);
     for (const auto& s : states_) {
       if (s.state == State::kFailed)
         spdlog::error("failed: {} [{}] after {} attempt(s): {}", s.task->label(), s.task->key, s.attempts,
@@ -576,6 +580,24 @@ void check_resume_config(const RunOptions& options) {
                    "rerun with the original configuration to resume, or pass a new --results file");
 }
 
+// Every rank's host, local rank and device binding, logged by rank 0.
+void log_layout(const dist::MpiEnv& mpi, const std::vector<std::string>& hosts, const dist::DeviceBinding& binding) {
+  constexpr int kLen = 256;
+  std::vector<char> mine(kLen, 0), all(static_cast<std::size_t>(kLen) * static_cast<std::size_t>(mpi.size()), 0);
+  const std::string line = fmt::format("local rank {}/{}: {}", mpi.local_rank(), mpi.local_size(), binding.describe());
+  line.copy(mine.data(), kLen - 1);
+  SENSECF_MPI_CHECK(MPI_Gather(mine.data(), kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, 0, MPI_COMM_WORLD));
+  if (mpi.rank() != 0) return;
+  std::string text;
+  for (int r = 0; r < mpi.size(); ++r) {
+    text += fmt::format("\n  rank {} on {} ({}): {}", r, hosts[static_cast<std::size_t>(r)],
+                        r == 0 ? (mpi.size() > 1 ? "coordinator" : "coordinator and worker") : "worker",
+                        all.data() + static_cast<std::size_t>(r) * kLen);
+  }
+  spdlog::info("sweep: {} rank(s) on {} host(s):{}", mpi.size(), std::set<std::string>(hosts.begin(), hosts.end()).size(),
+               text);
+}
+
 }  // namespace
 
 int run_sweep(const dist::MpiEnv& mpi, const SweepConfig& config, const RunOptions& options) {
@@ -592,10 +614,7 @@ int run_sweep(const dist::MpiEnv& mpi, const SweepConfig& config, const RunOptio
   env.device = binding.device < 0 ? "cpu" : fmt::format("cuda:{}", binding.device);
   env.stop = &stop_flag();
   const auto hosts = mpi.all_hosts();
-  spdlog::info("sweep: {} rank(s) on {} host(s); rank 0 coordinates{}; this rank: {}", mpi.size(),
-               std::set<std::string>(hosts.begin(), hosts.end()).size(),
-               mpi.size() > 1 ? fmt::format(", {} worker(s)", mpi.size() - 1) : " and runs the tasks",
-               binding.describe());
+  log_layout(mpi, hosts, binding);
 
   // Rank 0 checks and prepares; the others wait for its verdict so that a
   // refused config ends every rank with the same usage error.

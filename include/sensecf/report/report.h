@@ -34,7 +34,7 @@ struct ReportOptions {
   std::string results;                  // results file written by `sensecf sweep`
   std::string out = "results/report";   // output directory (created)
   double ratio = 0;                     // Table IV augmentation ratio; 0: the largest present
-  double fraction = 0;                  // share removed in the scarcity scenarios; 0: 0.5 if present, else the largest
+  double fraction = 0;                  // share removed in the scarcity scenarios; 0: [sweep] fraction or 0.5 if present, else the largest
   std::vector<std::string> methods;     // methods and their order in every table/figure; empty: all
   std::vector<std::string> fig6_features;  // features of Fig. 6; empty: mutable features (see figures.h)
   std::vector<std::string> fig8_methods;   // panels of Fig. 8; empty: every method (after `methods`)
@@ -68,7 +68,8 @@ class ReportContext {
   const std::vector<std::string>& config_methods() const { return config_methods_; }
   const std::vector<std::string>& immutable_features() const { return immutable_; }
   // The share removed in the scarcity scenarios that Table IV and Fig. 7 show:
-  // options().fraction, or 0.5 when rows have it, else the largest present.
+  // options().fraction, or the config's [sweep] fraction or 0.5 when rows have
+  // it, else the largest present.
   double fraction() const { return fraction_; }
 
   // Writes `text` to out_dir/name and records it.

@@ -1,0 +1,467 @@
+// `sensecf report`: tables and figure data from a hand-made results file whose
+// expected numbers are worked out here by hand (mean ± sd over two seeds with
+// n − 1, relative change per seed then averaged, best/second marks, feature-change
+// shares), the skip notes for missing parts, errors for files that are not
+// results files, and the Jacobi eigen-solver behind Fig. 8's PCA.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
+#include "sensecf/report/gnuplot.h"
+#include "sensecf/report/pca.h"
+#include "sensecf/report/report.h"
+#include "sensecf/report/summary.h"
+#include "sensecf/store/h5file.h"
+#include "sensecf/store/results.h"
+#include "test_util.h"
+
+namespace sensecf::report {
+namespace {
+
+constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A CSV without quoted fields (the test's names need none) as header-keyed rows.
+std::vector<std::map<std::string, std::string>> read_csv(const std::filesystem::path& path) {
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::getline(in, line);
+  const auto header = split_list(line);
+  std::vector<std::map<std::string, std::string>> rows;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream cs(line);
+    std::string cell;
+    while (std::getline(cs, cell, ',')) cells.push_back(cell);
+    if (!line.empty() && line.back() == ',') cells.push_back("");
+    EXPECT_EQ(cells.size(), header.size()) << path << ": " << line;
+    std::map<std::string, std::string> row;
+    for (std::size_t i = 0; i < header.size() && i < cells.size(); ++i) row[header[i]] = cells[i];
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+const std::map<std::string, std::string>& find_row(const std::vector<std::map<std::string, std::string>>& rows,
+                                                   const std::map<std::string, std::string>& match) {
+  for (const auto& r : rows) {
+    bool ok = true;
+    for (const auto& [k, v] : match) ok = ok && r.count(k) && r.at(k) == v;
+    if (ok) return r;
+  }
+  static const std::map<std::string, std::string> none;
+  ADD_FAILURE() << "no CSV row matches";
+  return none;
+}
+
+double num(const std::map<std::string, std::string>& row, const std::string& key) {
+  EXPECT_TRUE(row.count(key)) << "no column " << key;
+  return row.count(key) ? std::stod(row.at(key)) : kNan;
+}
+
+store::CfMetricRow cf_row(const std::string& method, long long seed, long long cls, double validity, double distance,
+                          double sparsity, double plausibility, const std::string& purpose = "table3") {
+  store::CfMetricRow r;
+  r.key = method + std::to_string(seed);
+  r.method = method;
+  r.scenario = "full";
+  r.purpose = purpose;
+  r.seed = seed;
+  r.factual_class = cls;
+  r.validity = validity;
+  r.distance = distance;
+  r.sparsity = sparsity;
+  r.plausibility = plausibility;
+  return r;
+}
+
+store::ClfMetricRow clf_row(const std::string& kind, const std::string& scenario, const std::string& method,
+                            long long seed, double fraction, double ratio, double value) {
+  store::ClfMetricRow r;
+  r.kind = kind;
+  r.model = "nn";
+  r.method = method;
+  r.scenario = scenario;
+  r.seed = seed;
+  r.fraction = fraction;
+  r.ratio = ratio;
+  r.accuracy = r.precision = r.recall = r.f1 = r.auc = value;
+  return r;
+}
+
+store::TaskRecord task(const std::string& key, const std::string& kind, const std::string& status,
+                       const std::string& message = "") {
+  store::TaskRecord t;
+  t.key = key;
+  t.kind = kind;
+  t.label = kind + " " + key;
+  t.status = status;
+  t.message = message;
+  return t;
+}
+
+// CFs of one table3 task; features a, b, c, age. `rows` lists factual and CF rows.
+store::CfArrays arrays(const std::string& method, long long seed, const std::vector<std::vector<double>>& factual,
+                       const std::vector<std::vector<double>>& cf) {
+  store::CfArrays c;
+  c.key = method + "-cf-" + std::to_string(seed);
+  c.method = method;
+  c.scenario = "full";
+  c.purpose = "table3";
+  c.seed = seed;
+  c.features = {"a", "b", "c", "age"};
+  c.n = factual.size();
+  c.d = 4;
+  for (std::size_t i = 0; i < c.n; ++i) {
+    c.query_row.push_back(static_cast<long long>(100 + i));
+    c.factual.insert(c.factual.end(), factual[i].begin(), factual[i].end());
+    c.counterfactual.insert(c.counterfactual.end(), cf[i].begin(), cf[i].end());
+    const bool found = !std::isnan(cf[i][0]);
+    c.target.push_back(static_cast<long long>(i % 2));
+    c.probability.push_back(found ? 0.7 : kNan);
+    c.valid.push_back(found ? 1 : 0);
+    c.found.push_back(found ? 1 : 0);
+  }
+  return c;
+}
+
+// The hand-made results file of the main test. Expected values are worked out
+// next to each test that checks them.
+void write_results(const std::string& path) {
+  store::Provenance p;
+  p.sensecf_version = "0.1.0";
+  p.git_sha = "abc1234";
+  p.config_hash = "00ff00ff00ff00ff";
+  p.started = "2025-01-01T00:00:00Z";
+  p.config = "[data]\nimmutable =                   # default\n[sweep]\nmethods = gamma, alpha, beta   # config file\n";
+  auto w = store::ResultsWriter::create(path, p);
+  store::TaskOutput out;
+  // Table III. Class 0: validity gamma .9/.7, alpha .8/.6, beta .5/.5; distance gamma 1.0/1.2,
+  // alpha .2/.4, beta .5/.7; sparsity gamma 2/2, alpha 3/5, beta 2/2; plausibility gamma
+  // .99/.97, alpha .5/.7, beta 1/1. Class 1: the same, except beta has seed 1 only (validity .95).
+  const double v[3][2][4] = {{{0.9, 1.0, 2, 0.99}, {0.7, 1.2, 2, 0.97}},
+                             {{0.8, 0.2, 3, 0.5}, {0.6, 0.4, 5, 0.7}},
+                             {{0.5, 0.5, 2, 1.0}, {0.5, 0.7, 2, 1.0}}};
+  const char* names[3] = {"gamma", "alpha", "beta"};
+  for (int m = 0; m < 3; ++m) {
+    for (int s = 0; s < 2; ++s) {
+      const auto& x = v[m][s];
+      out.cf.push_back(cf_row(names[m], s + 1, 0, x[0], x[1], x[2], x[3]));
+      if (m == 2 && s == 1) continue;
+      out.cf.push_back(cf_row(names[m], s + 1, 1, m == 2 ? 0.95 : x[0], x[1], x[2], x[3]));
+    }
+  }
+  // Rows Table III must ignore: all queries, another purpose.
+  out.cf.push_back(cf_row("gamma", 1, -1, 0.01, 9, 9, 0.01));
+  out.cf.push_back(cf_row("alpha", 1, 0, 0.01, 9, 9, 0.01, "augment"));
+  // Table IV: full F1 .8/.6; positive at 0.5: .6/.3; alpha augment ratio 1: .75/.45, ratio .5: .6/.3.
+  out.clf.push_back(clf_row("train_clf", "full", "", 1, 0, 0, 0.8));
+  out.clf.push_back(clf_row("train_clf", "full", "", 2, 0, 0, 0.6));
+  out.clf.push_back(clf_row("train_clf", "positive", "", 1, 0.5, 0, 0.6));
+  out.clf.push_back(clf_row("train_clf", "positive", "", 2, 0.5, 0, 0.3));
+  out.clf.push_back(clf_row("train_clf", "positive", "", 1, 0.3, 0, 0.1));  // another fraction: ignored
+  auto augment = [&](long long seed, double ratio, double f1, long long added) {
+    auto r = clf_row("augment", "positive", "alpha", seed, 0.5, ratio, f1);
+    r.n_added = added;
+    r.n_wanted = 10;
+    out.clf.push_back(r);
+  };
+  augment(1, 1.0, 0.75, 10);
+  augment(2, 1.0, 0.45, 8);
+  augment(1, 0.5, 0.6, 5);
+  augment(2, 0.5, 0.3, 5);
+  // Fig. 1: nn at 0: .7/.5, at 0.5: .6/.4; xgb at 0: .65 (one seed).
+  for (auto [model, fraction, seed, f1] : std::vector<std::tuple<std::string, double, long long, double>>{
+           {"nn", 0, 1, 0.7}, {"nn", 0, 2, 0.5}, {"nn", 0.5, 1, 0.6}, {"nn", 0.5, 2, 0.4}, {"xgb", 0, 1, 0.65}}) {
+    auto r = clf_row("fig1", "full", "", seed, fraction, 0, f1);
+    r.model = model;
+    out.clf.push_back(r);
+  }
+  // Fig. 6 / 8 CFs. alpha seed 1: q0 changes a; q1 a and b; q2 none found; q3 b (and c by 1e-12,
+  // below the change threshold) -> 3 found, shares a 2/3, b 2/3, c 0, age 0.
+  // alpha seed 2: q0 changes a and c, q1 c -> a 1/2, b 0, c 1. beta seed 1: both change b.
+  out.counterfactuals.push_back(arrays("alpha", 1,
+                                       {{1, 2, 3, 40}, {2, 3, 4, 50}, {3, 4, 5, 60}, {4, 5, 6, 70}},
+                                       {{1.5, 2, 3, 40}, {2.5, 3.5, 4, 50}, {kNan, kNan, kNan, kNan},
+                                        {4, 5.5, 6 + 1e-12, 70}}));
+  out.counterfactuals.push_back(arrays("alpha", 2, {{1, 1, 1, 30}, {2, 2, 2, 35}}, {{2, 1, 2, 30}, {2, 2, 3, 35}}));
+  out.counterfactuals.push_back(arrays("beta", 1, {{0, 0, 0, 20}, {1, 1, 1, 25}}, {{0, 1, 0, 20}, {1, 2, 1, 25}}));
+  w.append(task("k1", "generate", "done"), out);
+  w.append(task("k2", "augment", "done"), {});
+  w.append(task("k3", "augment", "failed", "CUDA out of memory"), {});
+  w.append(task("k3", "augment", "failed", "CUDA out of memory again"), {});
+  w.append(task("k4", "train_clf", "failed", "diverged"), {});
+  w.append(task("k4", "train_clf", "done"), {});
+  w.flush();
+}
+
+struct ReportFixture : ::testing::Test {
+  test::TempDir dir;
+  std::string results = dir.file("r.h5");
+  ReportOptions options;
+  std::vector<std::string> written;
+  std::filesystem::path out;
+
+  void SetUp() override {
+    write_results(results);
+    options.results = results;
+    options.out = dir.file("report");
+    out = options.out;
+  }
+  void run() { written = write_report(options); }
+};
+
+TEST_F(ReportFixture, Table3MeanSdMarksAndOrder) {
+  run();
+  const std::string md = read_file(out / "table3.md");
+  // Rows in the config's order (gamma, alpha, beta). Class 0 validity: gamma 0.80 ± 0.14
+  // best, alpha 0.70 ± 0.14 second; distance: alpha 0.30 best, beta 0.60 second; sparsity:
+  // gamma and beta tie at 2.00 (both best), alpha 4.00 ± 1.41 second; plausibility (%):
+  // beta 100.0 best, gamma 98.0 ± 1.4 second.
+  EXPECT_NE(md.find("| gamma | **0.80 ± 0.14** | 1.10 ± 0.14 | **2.00 ± 0.00** | _98.0 ± 1.4_ |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| alpha | _0.70 ± 0.14_ | **0.30 ± 0.14** | _4.00 ± 1.41_ | 60.0 ± 14.1 |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| beta | 0.50 ± 0.00 | _0.60 ± 0.14_ | **2.00 ± 0.00** | **100.0 ± 0.0** |"), std::string::npos)
+      << md;
+  EXPECT_LT(md.find("| gamma |"), md.find("| alpha |"));
+  EXPECT_LT(md.find("| alpha |"), md.find("| beta |"));
+  // Class 1, beta: one seed -> the mean alone, and it is the best validity (0.95).
+  EXPECT_NE(md.find("**0.95** | _0.50_ | **2.00** | **100.0** |"), std::string::npos) << md;
+  EXPECT_NE(md.find("Class 0 Validity ↑"), std::string::npos);
+
+  const auto csv = read_csv(out / "table3.csv");
+  ASSERT_EQ(csv.size(), 3u);
+  const auto& alpha = find_row(csv, {{"method", "alpha"}});
+  EXPECT_EQ(alpha.at("n_seeds"), "2");
+  EXPECT_NEAR(num(alpha, "class0_validity_mean"), 0.7, 1e-12);
+  EXPECT_NEAR(num(alpha, "class0_validity_sd"), std::sqrt(0.02), 1e-12);
+  EXPECT_EQ(alpha.at("class0_validity_rank"), "2");
+  EXPECT_EQ(alpha.at("class0_distance_rank"), "1");
+  EXPECT_EQ(alpha.at("class0_plausibility_pct_rank"), "");
+  EXPECT_NEAR(num(alpha, "class0_plausibility_pct_mean"), 60, 1e-9);
+  const auto& beta = find_row(csv, {{"method", "beta"}});
+  EXPECT_NEAR(num(beta, "class1_validity_mean"), 0.95, 1e-12);
+  EXPECT_EQ(beta.at("class1_validity_sd"), "");  // one seed: no sd
+
+  const std::string tex = read_file(out / "table3.tex");
+  EXPECT_NE(tex.find("\\multicolumn{4}{c}{Class 0}"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("\\textbf{0.80 $\\pm$ 0.14}"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("\\underline{0.70 $\\pm$ 0.14}"), std::string::npos) << tex;
+}
+
+TEST_F(ReportFixture, Table4RelativeChangePerSeedAndRecovery) {
+  run();
+  const std::string md = read_file(out / "table4.md");
+  // Baseline: ACC in % 70.0 ± 14.1, F1 0.70 ± 0.14.
+  EXPECT_NE(md.find("| Baseline (full training set) | NN | 70.0 ± 14.1 | 0.70 ± 0.14 |"), std::string::npos) << md;
+  // Reduced vs full per seed: (.6−.8)/.8 = −25%, (.3−.6)/.6 = −50% -> −37.50 ± 17.68 (the ratio
+  // of the means, (.45 − .7)/.7 = −35.71%, would be wrong).
+  EXPECT_NE(md.find("| Model trained on reduced data | NN | -37.50 ± 17.68% ↓ |"), std::string::npos) << md;
+  // Recovery at the largest ratio (1): (.75−.6)/.6 = 25%, (.45−.3)/.3 = 50%; 9 of 10 CFs added on average.
+  EXPECT_NE(md.find("| CF added (recovery over reduced, ratio 1) | alpha | 37.50 ± 17.68% ↑ |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| 9 / 10 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("Scenario A — Positive-class scarcity (class 1 reduced by 50%)"), std::string::npos) << md;
+  EXPECT_EQ(md.find("Scenario B"), std::string::npos) << md;
+
+  const auto csv = read_csv(out / "table4.csv");
+  const auto& reduced = find_row(csv, {{"block", "reduced"}, {"scenario", "positive"}});
+  EXPECT_NEAR(num(reduced, "f1_mean"), -37.5, 1e-9);
+  EXPECT_NEAR(num(reduced, "f1_sd"), std::sqrt(2 * 12.5 * 12.5), 1e-9);
+  EXPECT_EQ(reduced.at("unit"), "percent_change");
+  const auto& added = find_row(csv, {{"block", "augmented"}, {"method", "alpha"}});
+  EXPECT_NEAR(num(added, "auc_mean"), 37.5, 1e-9);
+  EXPECT_NEAR(num(added, "ratio"), 1.0, 0);
+  EXPECT_NEAR(num(added, "n_added_mean"), 9, 0);
+  const auto& baseline = find_row(csv, {{"block", "baseline"}});
+  EXPECT_NEAR(num(baseline, "accuracy_mean"), 0.7, 1e-12);
+
+  const std::string index = read_file(out / "index.md");
+  EXPECT_NE(index.find("scenario B (negative) left out"), std::string::npos) << index;
+
+  // --ratio 0.5: alpha's F1 equals the reduced model's -> 0.00 ± 0.00% without an arrow.
+  options.ratio = 0.5;
+  run();
+  EXPECT_NE(read_file(out / "table4.md").find("| CF added (recovery over reduced, ratio 0.5) | alpha | 0.00 ± 0.00% |"),
+            std::string::npos)
+      << read_file(out / "table4.md");
+}
+
+TEST_F(ReportFixture, FigureDataAndIndex) {
+  run();
+  // Fig. 1: nn at 0: (.7, .5) -> 0.6 ± 0.1414; xgb one seed -> no sd.
+  const auto fig1 = read_csv(out / "fig1.csv");
+  ASSERT_EQ(fig1.size(), 3u);
+  const auto& nn0 = find_row(fig1, {{"model", "nn"}, {"reduction", "0"}});
+  EXPECT_NEAR(num(nn0, "f1_mean"), 0.6, 1e-12);
+  EXPECT_NEAR(num(nn0, "f1_sd"), std::sqrt(0.02), 1e-12);
+  EXPECT_EQ(find_row(fig1, {{"model", "xgb"}}).at("f1_sd"), "");
+
+  // Fig. 6: alpha a = (2/3 + 1/2)/2, b = (2/3 + 0)/2, c = (0 + 1)/2; age never changes -> left out.
+  const auto fig6 = read_csv(out / "fig6.csv");
+  const auto& a = find_row(fig6, {{"method", "alpha"}, {"feature", "a"}});
+  EXPECT_NEAR(num(a, "share_mean"), 7.0 / 12, 1e-12);
+  EXPECT_NEAR(num(a, "share_sd"), (1.0 / 6) / std::sqrt(2.0), 1e-12);
+  EXPECT_EQ(a.at("n_cfs"), "5");
+  EXPECT_NEAR(num(find_row(fig6, {{"method", "alpha"}, {"feature", "b"}}), "share_mean"), 1.0 / 3, 1e-12);
+  EXPECT_NEAR(num(find_row(fig6, {{"method", "alpha"}, {"feature", "c"}}), "share_mean"), 0.5, 1e-12);
+  EXPECT_NEAR(num(find_row(fig6, {{"method", "beta"}, {"feature", "b"}}), "share_mean"), 1.0, 0);
+  for (const auto& r : fig6) EXPECT_NE(r.at("feature"), "age");
+  EXPECT_EQ(fig6.size(), 6u);  // 2 methods x 3 features
+
+  // Fig. 7: the alpha line at two ratios plus the reduced and full reference lines.
+  const auto fig7 = read_csv(out / "fig7.csv");
+  EXPECT_NEAR(num(find_row(fig7, {{"kind", "augment"}, {"ratio", "1"}}), "f1_mean"), 0.6, 1e-12);
+  EXPECT_NEAR(num(find_row(fig7, {{"kind", "reduced"}}), "f1_mean"), 0.45, 1e-12);
+  EXPECT_NEAR(num(find_row(fig7, {{"kind", "full"}}), "f1_mean"), 0.7, 1e-12);
+
+  // Fig. 8 (seed 1): alpha 4 factual + 3 found CFs, beta 2 + 2; PCA coordinates are centred.
+  const auto fig8 = read_csv(out / "fig8.csv");
+  ASSERT_EQ(fig8.size(), 11u);
+  double sum_pc1 = 0;
+  int n_alpha_cf = 0;
+  for (const auto& r : fig8) {
+    if (r.at("method") != "alpha") continue;
+    sum_pc1 += num(r, "pc1");
+    n_alpha_cf += r.at("point") == "counterfactual";
+  }
+  EXPECT_EQ(n_alpha_cf, 3);
+  EXPECT_NEAR(sum_pc1, 0, 1e-9);
+  EXPECT_EQ(find_row(fig8, {{"method", "alpha"}, {"point", "factual"}, {"query", "1"}}).at("class"), "0");  // 1 − target 1
+
+  // index.md: provenance, task counts (k1, k2 done; k3 failed twice; k4 failed then done), outputs.
+  const std::string index = read_file(out / "index.md");
+  EXPECT_NE(index.find("| git SHA | abc1234 |"), std::string::npos) << index;
+  EXPECT_NE(index.find("| config hash | 00ff00ff00ff00ff |"), std::string::npos) << index;
+  EXPECT_NE(index.find("4 tasks (6 attempts): 3 done, 1 failed."), std::string::npos) << index;
+  EXPECT_NE(index.find("CUDA out of memory again"), std::string::npos) << index;
+  EXPECT_NE(index.find("[table3.md](table3.md)"), std::string::npos) << index;
+  EXPECT_NE(index.find("Fig. 6 leaves out features that no CF changes (immutable, or never used): age."),
+            std::string::npos) << index;
+  ASSERT_FALSE(written.empty());
+  EXPECT_EQ(written.back(), (out / "index.md").string());
+  for (const auto& p : written) EXPECT_TRUE(std::filesystem::exists(p)) << p;
+}
+
+TEST_F(ReportFixture, FiguresAreDrawnWhenGnuplotIsThere) {
+  if (!Gnuplot::find("gnuplot")) GTEST_SKIP() << "gnuplot is not installed";
+  run();
+  for (const char* stem : {"fig1", "fig6", "fig7", "fig8"}) {
+    for (const char* ext : {".png", ".svg", ".gp", ".csv"}) {
+      const auto path = out / (std::string(stem) + ext);
+      ASSERT_TRUE(std::filesystem::exists(path)) << path;
+      EXPECT_GT(std::filesystem::file_size(path), 100u) << path;
+    }
+  }
+  EXPECT_EQ(read_file(out / "index.md").find("gnuplot failed"), std::string::npos) << read_file(out / "index.md");
+}
+
+TEST_F(ReportFixture, WithoutGnuplotScriptsAndTablesAreStillWritten) {
+  options.gnuplot = dir.file("no-such-gnuplot");
+  run();
+  EXPECT_TRUE(std::filesystem::exists(out / "fig1.gp"));
+  EXPECT_TRUE(std::filesystem::exists(out / "fig1.csv"));
+  EXPECT_FALSE(std::filesystem::exists(out / "fig1.png"));
+  EXPECT_TRUE(std::filesystem::exists(out / "table3.md"));
+  EXPECT_NE(read_file(out / "index.md").find("was not found"), std::string::npos);
+}
+
+TEST_F(ReportFixture, MethodsOptionPicksAndOrders) {
+  options.methods = {"beta", "gamma"};
+  run();
+  const std::string md = read_file(out / "table3.md");
+  EXPECT_EQ(md.find("| alpha |"), std::string::npos);
+  EXPECT_LT(md.find("| beta |"), md.find("| gamma |"));
+  // Marks are among the methods shown: beta's validity 0.50 is now second.
+  EXPECT_NE(md.find("| beta | _0.50 ± 0.00_ |"), std::string::npos) << md;
+}
+
+TEST(Report, MissingPartsAreNotedNotErrors) {
+  test::TempDir dir;
+  const auto path = dir.file("r.h5");
+  {
+    auto w = store::ResultsWriter::create(path, {});
+    store::TaskOutput out;
+    out.cf.push_back(cf_row("nice", 1, 0, 0.5, 0.1, 1, 1));
+    w.append(task("k1", "generate", "done"), out);
+  }
+  ReportOptions options;
+  options.results = path;
+  options.out = dir.file("out");
+  const auto written = write_report(options);
+  const std::string index = read_file(std::filesystem::path(options.out) / "index.md");
+  for (const char* text : {"Table IV skipped", "Fig. 1 skipped", "Fig. 6 skipped", "Fig. 7 skipped", "Fig. 8 skipped"}) {
+    EXPECT_NE(index.find(text), std::string::npos) << text << "\n" << index;
+  }
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(options.out) / "table3.md"));
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(options.out) / "table4.md"));
+}
+
+TEST(Report, FilesThatAreNotResultsGiveClearErrors) {
+  test::TempDir dir;
+  ReportOptions options;
+  options.out = dir.file("out");
+  options.results = dir.write("notes.txt", "not hdf5\n");
+  EXPECT_THROW_WITH(write_report(options), Error, "not an HDF5 file");
+  options.results = dir.file("missing.h5");
+  EXPECT_THROW_WITH(write_report(options), Error, "missing or not an HDF5 file");
+  options.results = dir.file("other.h5");
+  {
+    auto f = store::H5File::create(options.results);
+    f.set_attribute("something", "else");
+  }
+  EXPECT_THROW_WITH(write_report(options), Error, "not a sensecf results file");
+}
+
+TEST(Report, SummaryConventions) {
+  const MeanSd one = summarise(std::vector<double>{0.5, kNan});
+  EXPECT_EQ(one.n, 1u);
+  EXPECT_DOUBLE_EQ(one.mean, 0.5);
+  EXPECT_TRUE(std::isnan(one.sd));
+  EXPECT_TRUE(std::isnan(relative_change_pct(1, 0)));
+  EXPECT_EQ(best_two({0.5, kNan, 0.704, 0.701, 0.9}, Better::kLower, 2), (std::vector<int>{1, 0, 2, 2, 0}));
+}
+
+TEST(Pca, JacobiEigenOfKnownMatrix) {
+  // [[2,1,0],[1,2,0],[0,0,5]]: eigenvalues 5, 3, 1; (0,0,1), (1,1,0)/√2, (1,−1,0)/√2.
+  const auto e = symmetric_eigen({2, 1, 0, 1, 2, 0, 0, 0, 5}, 3);
+  EXPECT_NEAR(e.values[0], 5, 1e-12);
+  EXPECT_NEAR(e.values[1], 3, 1e-12);
+  EXPECT_NEAR(e.values[2], 1, 1e-12);
+  EXPECT_NEAR(e.vectors[0 * 3 + 1], 1 / std::sqrt(2.0), 1e-12);
+  EXPECT_NEAR(e.vectors[1 * 3 + 1], 1 / std::sqrt(2.0), 1e-12);
+  EXPECT_NEAR(e.vectors[2 * 3 + 0], 1, 1e-12);
+}
+
+TEST(Pca, JacobiSatisfiesTheEigenEquation) {
+  const std::size_t d = 7;
+  std::vector<double> a(d * d);
+  for (std::size_t i = 0; i < d; ++i)
+    for (std::size_t j = 0; j <= i; ++j) a[i * d + j] = a[j * d + i] = std::sin(1.0 + static_cast<double>(i * d + j));
+  const auto e = symmetric_eigen(a, d);
+  for (std::size_t k = 0; k < d; ++k) {
+    if (k > 0) {
+      EXPECT_GE(e.values[k - 1], e.values[k]);
+    }
+    for (std::size_t i = 0; i < d; ++i) {
+      double av = 0;
+      for (std::size_t j = 0; j < d; ++j) av += a[i * d + j] * e.vectors[j * d + k];
+      EXPECT_NEAR(av, e.values[k] * e.vectors[i * d + k], 1e-10);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sensecf::report
