@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -230,6 +231,7 @@ class Coordinator {
     for (auto& s : states_) {
       if (s.state == State::kWaiting && s.deps_left == 0) s.state = State::kReady;
     }
+    reindex();
   }
 
   void print_plan(std::ostream& out) const {
@@ -278,9 +280,7 @@ class Coordinator {
       if (mpi_.size() == 1 && !stopping) busy = run_one_locally() || busy;
       commit_if_due(busy);
       maybe_progress();
-      const bool work_left = !stopping && std::any_of(states_.begin(), states_.end(), [](const TaskState& s) {
-        return s.state == State::kReady || s.state == State::kWaiting;
-      });
+      const bool work_left = !stopping && count(State::kReady) + count(State::kWaiting) > 0;
       if (running_count() == 0 && !work_left) break;
       if (stopping && Clock::now() > deadline) {
         commit();
@@ -306,9 +306,28 @@ class Coordinator {
 
  private:
   int count(State st) const {
-    return static_cast<int>(std::count_if(states_.begin(), states_.end(), [st](const TaskState& s) {
-      return s.state == st;
-    }));
+    const auto it = counts_.find(st);
+    return it == counts_.end() ? 0 : it->second;
+  }
+
+  // Every state change of a task goes through here, keeping the counts and the
+  // ready queue (highest priority first) in step.
+  void set_state(std::size_t i, State st) {
+    auto& s = states_[i];
+    if (s.state == State::kReady) ready_.erase({s.priority, i});
+    --counts_[s.state];
+    s.state = st;
+    ++counts_[st];
+    if (st == State::kReady) ready_.insert({s.priority, i});
+  }
+
+  void reindex() {
+    counts_.clear();
+    ready_.clear();
+    for (std::size_t i = 0; i < states_.size(); ++i) {
+      ++counts_[states_[i].state];
+      if (states_[i].state == State::kReady) ready_.insert({states_[i].priority, i});
+    }
   }
   int running_count() const { return count(State::kRunning); }
 
@@ -322,7 +341,7 @@ class Coordinator {
   void block_dependents(std::size_t i) {
     for (auto d : states_[i].dependents) {
       if (states_[d].state == State::kBlocked || states_[d].state == State::kDone) continue;
-      states_[d].state = State::kBlocked;
+      set_state(d, State::kBlocked);
       block_dependents(d);
     }
   }
@@ -360,15 +379,9 @@ class Coordinator {
     }
   }
 
-  std::optional<std::size_t> best_ready(int idle) const {
-    std::optional<std::size_t> best;
-    for (std::size_t i = 0; i < states_.size(); ++i) {
-      const auto& s = states_[i];
-      if (s.state != State::kReady) continue;
-      if (!best || s.priority > states_[*best].priority) best = i;
-    }
-    (void)idle;
-    return best;
+  std::optional<std::size_t> best_ready() const {
+    if (ready_.empty()) return std::nullopt;
+    return ready_.begin()->second;
   }
 
   // Hands ready tasks to waiting workers; true if any was sent.
@@ -379,13 +392,13 @@ class Coordinator {
       for (const auto& [rank, waiting] : workers_)
         if (waiting) idle.push_back(rank);
       if (idle.empty()) return any;
-      const auto best = best_ready(static_cast<int>(idle.size()));
+      const auto best = best_ready();
       if (!best) return any;
       auto& s = states_[*best];
       const int n_workers = mpi_.size() - 1;
       const int ranks = std::min(s.task->ranks, std::max(1, n_workers));
       if (static_cast<int>(idle.size()) < ranks) return any;  // the gang waits for enough idle workers
-      s.state = State::kRunning;
+      set_state(*best, State::kRunning);
       ++s.attempts;
       s.started = Clock::now();
       s.ranks.assign(idle.begin(), idle.begin() + ranks);
@@ -402,10 +415,10 @@ class Coordinator {
   }
 
   bool run_one_locally() {
-    const auto best = best_ready(1);
+    const auto best = best_ready();
     if (!best) return false;
+    set_state(*best, State::kRunning);
     auto& s = states_[*best];
-    s.state = State::kRunning;
     ++s.attempts;
     s.started = Clock::now();
     s.ranks = {0};
@@ -428,19 +441,19 @@ class Coordinator {
     s.gang_result.reset();
     s.ranks.clear();
     if (result.record.status == "done") {
-      s.state = State::kDone;
+      set_state(it->second, State::kDone);
       for (auto d : s.dependents) {
-        if (--states_[d].deps_left == 0 && states_[d].state == State::kWaiting) states_[d].state = State::kReady;
+        if (--states_[d].deps_left == 0 && states_[d].state == State::kWaiting) set_state(d, State::kReady);
       }
       observed_ += result.record.seconds;
       estimated_ += s.task->cost;
     } else {
       s.last_message = result.record.message;
       if (s.attempts < config_.sweep.max_attempts) {
-        s.state = State::kReady;
+        set_state(it->second, State::kReady);
         spdlog::info("{}: attempt {} of {} failed, retrying", s.task->label(), s.attempts, config_.sweep.max_attempts);
       } else {
-        s.state = State::kFailed;
+        set_state(it->second, State::kFailed);
         spdlog::error("{}: failed after {} attempt(s): {}", s.task->label(), s.attempts, s.last_message);
         block_dependents(it->second);
       }
@@ -511,6 +524,11 @@ class Coordinator {
   std::vector<TaskState> states_;
   std::map<std::string, std::size_t> index_;
   std::map<int, bool> workers_;  // rank -> waiting for a task
+  std::map<State, int> counts_;
+  // ready tasks by priority, highest first (ties: plan order)
+  std::set<std::pair<double, std::size_t>, std::function<bool(const std::pair<double, std::size_t>&,
+                                                               const std::pair<double, std::size_t>&)>>
+      ready_{[](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; }};
   std::vector<JournalEntry> pending_;
   store::ResultsWriter* writer_ = nullptr;
   Journal* journal_ = nullptr;

@@ -140,9 +140,10 @@ done
 # --- 2. fake GPUs: one device per task -------------------------------------------------------
 if sinfo -h -o %G | grep -q gpu; then
   say "srun --gpus-per-task=1: one CUDA_VISIBLE_DEVICES per task"
+  # shellcheck disable=SC2016  # expanded by the task's shell
   cvd=$(srun -n 3 --gpus-per-task=1 bash -c 'echo "$CUDA_VISIBLE_DEVICES"' | sort) || fail "srun --gpus-per-task=1"
   [[ $(wc -l <<<"$cvd") -eq 3 && $(sort -u <<<"$cvd" | wc -l) -eq 3 && ! $cvd =~ , ]] ||
-    fail "--gpus-per-task=1: want 3 distinct single devices, got: $(echo $cvd)"
+    fail "--gpus-per-task=1: want 3 distinct single devices, got: ${cvd//$'\n'/ }"
 else
   say "no GPU GRES on the local node: GPU binding not checked"
 fi
@@ -153,7 +154,7 @@ say "sbatch --wait jobs/slurm-one-node.sbatch (srun, 3 tasks, --gpus-per-task=1,
 gpu_opt=()
 sinfo -h -o %G | grep -q gpu && gpu_opt=(--gpus-per-task=1)
 jid=$(sbatch --parsable --wait --ntasks=3 "${gpu_opt[@]}" --chdir="$tmp" --output="$tmp/one-%j.out" \
-  --export=ALL,SENSECF_BIN="$bin",SENSECF_CONFIG="$tmp/probe.ini",SENSECF_RESULTS="$tmp/one.h5" \
+  "--export=ALL,SENSECF_BIN=$bin,SENSECF_CONFIG=$tmp/probe.ini,SENSECF_RESULTS=$tmp/one.h5" \
   jobs/slurm-one-node.sbatch)
 rc=$?
 ((rc == 0)) || fail "sbatch --wait exited $rc (job ${jid:-?})"
@@ -165,7 +166,7 @@ check_results "$tmp/one.h5" 20
 say "jobs/slurm-multi-node.sbatch on 1 node (mpirun launcher)"
 jid=$(sbatch --parsable --nodes=1 --ntasks-per-node=3 --cpus-per-task=1 "${gpu_opt[@]}" --chdir="$tmp" \
   --output="$tmp/multi-%j.out" \
-  --export=ALL,SENSECF_LAUNCHER=mpirun,SENSECF_BIN="$bin",SENSECF_CONFIG="$tmp/probe.ini",SENSECF_RESULTS="$tmp/multi.h5" \
+  "--export=ALL,SENSECF_LAUNCHER=mpirun,SENSECF_BIN=$bin,SENSECF_CONFIG=$tmp/probe.ini,SENSECF_RESULTS=$tmp/multi.h5" \
   jobs/slurm-multi-node.sbatch) || fail "sbatch multi-node"
 wait_until 90 "job $jid to finish" job_finished "$jid"
 [[ $(job_field "$jid" JobState) == COMPLETED && $(job_field "$jid" ExitCode) == 0:0 ]] ||
@@ -176,7 +177,7 @@ check_results "$tmp/multi.h5" 20
 probe_config "$tmp/long.ini" 120 100
 say "preemption: 120 x 100 ms probe sweep, scancel --signal=USR1 --batch, expect requeue"
 jid=$(sbatch --parsable --ntasks=3 --chdir="$tmp" --output="$tmp/preempt-%j.out" \
-  --export=ALL,SENSECF_BIN="$bin",SENSECF_CONFIG="$tmp/long.ini",SENSECF_RESULTS="$tmp/preempt.h5" \
+  "--export=ALL,SENSECF_BIN=$bin,SENSECF_CONFIG=$tmp/long.ini,SENSECF_RESULTS=$tmp/preempt.h5" \
   jobs/slurm-one-node.sbatch) || fail "sbatch preempt"
 # Signal once some tasks are in the journal (first line: header; then one line per task).
 journal_has_tasks() { [[ -e $tmp/preempt.h5.journal && $(wc -l <"$tmp/preempt.h5.journal") -ge 6 ]]; }
@@ -187,7 +188,9 @@ wait_until 60 "job $jid to be requeued" requeued
 wait_until 30 "the sweep's results after the drain" test -s "$tmp/preempt.h5"
 first=$(rows_in "$tmp/preempt.h5")
 say "requeued; $first of 120 tasks were saved by the drain"
-[[ $first =~ ^[0-9]+$ ]] && ((first > 0 && first < 120)) || fail "after the drain: '$first' rows, want 1..119"
+if ! [[ $first =~ ^[0-9]+$ ]] || ((first < 1 || first > 119)); then
+  fail "after the drain: '$first' rows, want 1..119"
+fi
 grep -q "sweep exited with 75" "$tmp/preempt-$jid.out" || fail "job $jid: the sweep did not exit 75 on SIGUSR1"
 wait_until 120 "requeued job $jid to finish" job_finished "$jid"
 [[ $(job_field "$jid" JobState) == COMPLETED && $(job_field "$jid" ExitCode) == 0:0 ]] ||
@@ -198,7 +201,7 @@ check_results "$tmp/preempt.h5" 120
 # --- 6. USR2: drain without requeue, then resubmit -----------------------------------------------
 probe_config "$tmp/stop.ini" 60 100
 say "scancel --signal=USR2 --batch: drain, no requeue; a resubmission completes"
-export_vars=ALL,SENSECF_BIN="$bin",SENSECF_CONFIG="$tmp/stop.ini",SENSECF_RESULTS="$tmp/stop.h5"
+export_vars="ALL,SENSECF_BIN=$bin,SENSECF_CONFIG=$tmp/stop.ini,SENSECF_RESULTS=$tmp/stop.h5"
 jid=$(sbatch --parsable --ntasks=3 --chdir="$tmp" --output="$tmp/stop-%j.out" --export="$export_vars" \
   jobs/slurm-one-node.sbatch) || fail "sbatch stop"
 stop_journal_has_tasks() { [[ -e $tmp/stop.h5.journal && $(wc -l <"$tmp/stop.h5.journal") -ge 4 ]]; }
@@ -208,7 +211,9 @@ wait_until 60 "job $jid to end" job_finished "$jid"
 [[ $(job_field "$jid" ExitCode) == 75:0 && $(job_field "$jid" Restarts) == 0 ]] ||
   fail "job $jid after USR2: ExitCode $(job_field "$jid" ExitCode), Restarts $(job_field "$jid" Restarts); want 75:0, 0"
 first=$(rows_in "$tmp/stop.h5")
-((first > 0 && first < 60)) || fail "after the USR2 drain: '$first' rows, want 1..59"
+if ! [[ $first =~ ^[0-9]+$ ]] || ((first < 1 || first > 59)); then
+  fail "after the USR2 drain: '$first' rows, want 1..59"
+fi
 # (Polling, not sbatch --wait: its poll interval grows to 30 s and more.)
 jid=$(sbatch --parsable --ntasks=3 --chdir="$tmp" --output="$tmp/stop-%j.out" --export="$export_vars" \
   jobs/slurm-one-node.sbatch) || fail "sbatch stop (resubmission)"
@@ -220,7 +225,7 @@ check_results "$tmp/stop.h5" 60
 # --- 7. plain scancel: the sweep drains on SIGTERM, the job stays cancelled --------------------
 say "plain scancel: drained on SIGTERM, not requeued"
 jid=$(sbatch --parsable --ntasks=3 --chdir="$tmp" --output="$tmp/cancel-%j.out" \
-  --export=ALL,SENSECF_BIN="$bin",SENSECF_CONFIG="$tmp/long.ini",SENSECF_RESULTS="$tmp/cancel.h5" \
+  "--export=ALL,SENSECF_BIN=$bin,SENSECF_CONFIG=$tmp/long.ini,SENSECF_RESULTS=$tmp/cancel.h5" \
   jobs/slurm-one-node.sbatch) || fail "sbatch cancel"
 cancel_journal_has_tasks() { [[ -e $tmp/cancel.h5.journal && $(wc -l <"$tmp/cancel.h5.journal") -ge 4 ]]; }
 wait_until 60 "job $jid to finish a few tasks" cancel_journal_has_tasks
