@@ -81,9 +81,12 @@ class NnClassifier final : public Classifier {
     int since_best = 0;
     int epoch = 0;
     const auto batch = static_cast<std::size_t>(options_.nn_batch_size);
+    curve_.clear();
     for (; epoch < options_.nn_max_epochs; ++epoch) {
       net_->train();
       rng.shuffle(train_idx);
+      double loss_sum = 0;
+      std::size_t loss_rows = 0;
       for (std::size_t start = 0; start < train_idx.size(); start += batch) {
         const std::vector<std::size_t> b(train_idx.begin() + static_cast<long>(start),
                                          train_idx.begin() + static_cast<long>(std::min(train_idx.size(), start + batch)));
@@ -93,6 +96,8 @@ class NnClassifier final : public Classifier {
         opt.zero_grad();
         loss.backward();
         opt.step();
+        loss_sum += loss.item<double>() * static_cast<double>(b.size());
+        loss_rows += b.size();
       }
       net_->eval();
       double val_loss = 0;
@@ -100,6 +105,7 @@ class NnClassifier final : public Classifier {
         torch::NoGradGuard no_grad;
         val_loss = torch::binary_cross_entropy_with_logits(net_->forward(x_val).squeeze(1), y_val).item<double>();
       }
+      curve_.push_back({epoch + 1, loss_sum / static_cast<double>(std::max<std::size_t>(1, loss_rows)), val_loss});
       if (val_loss < best_loss - 1e-6) {
         best_loss = val_loss;
         since_best = 0;
@@ -126,6 +132,8 @@ class NnClassifier final : public Classifier {
   // batches run the float32 LibTorch forward (BLAS; ~7x faster at 1,000 rows than
   // the loop or a float64 forward). The paths agree to ~1e-7 (float32 rounding);
   // the unit test holds them to 1e-6.
+  std::vector<Epoch> training_curve() const override { return curve_; }
+
   std::vector<double> predict_proba(const data::Matrix& x) const override {
     if (!net_) throw Error("nn: predict_proba called before fit/load");
     const data::Matrix in = encoder_.transform(x);  // [B, n_inputs]
@@ -236,6 +244,7 @@ class NnClassifier final : public Classifier {
 
   ClfOptions options_;
   InputEncoder encoder_;
+  std::vector<Epoch> curve_;  // of the last fit()
   torch::nn::Sequential net_{nullptr};  // trained float32 module (training, gradients, large batches)
   std::vector<Dense> dense_;            // the same weights in float64 for the small-batch loop
 };

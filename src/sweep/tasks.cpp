@@ -113,6 +113,18 @@ clf::ClfOptions nn_options(const Task& task, const TaskEnv& env) {
   return o;
 }
 
+void add_curve(const Task& task, const clf::Classifier& model, store::TaskOutput& out) {
+  for (const auto& e : model.training_curve()) {
+    store::TrainRow r;
+    r.key = task.key;
+    r.kind = task.kind;
+    r.step = e.epoch;
+    r.loss = e.loss;
+    r.val_loss = e.val_loss;
+    out.train.push_back(r);
+  }
+}
+
 store::ClfMetricRow clf_row(const Task& task, const std::string& model, const clf::Metrics& m, std::size_t n_train) {
   store::ClfMetricRow r;
   r.key = task.key;
@@ -166,6 +178,7 @@ store::TaskOutput run_train_clf(const Task& task, const TaskEnv& env) {
                   {{"task", task.label()}, {"test_metrics", m.to_json()}, {"train_rows", rows.kept.size()}}, dir);
   store::TaskOutput out;
   out.clf.push_back(clf_row(task, "nn", m, rows.kept.size()));
+  add_curve(task, *model, out);
   out.artifacts["clf"] = dir;
   return out;
 }
@@ -372,6 +385,7 @@ store::TaskOutput run_augment(const Task& task, const TaskEnv& env) {
   row.n_added = added_total;
   row.n_wanted = wanted_total;
   out.clf.push_back(row);
+  add_curve(task, *model, out);
   return out;
 }
 

@@ -62,6 +62,13 @@ class Classifier {
   // Writes the model file(s) into `dir` (the directory exists).
   virtual void save(const std::string& dir) const = 0;
   virtual void load(const std::string& dir, const data::Schema& schema) = 0;
+  // Per-epoch training curve of the last fit(): {epoch, mean training loss,
+  // validation loss}; empty for models without epochs.
+  struct Epoch {
+    int epoch = 0;
+    double loss = 0, val_loss = 0;
+  };
+  virtual std::vector<Epoch> training_curve() const { return {}; }
 };
 
 std::unique_ptr<Classifier> make_classifier(const ClfOptions& options);
