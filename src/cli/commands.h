@@ -23,5 +23,6 @@ int cmd_info(const std::vector<std::string>& args);       // cmd_info.cpp
 int cmd_explain(const std::vector<std::string>& args);    // cmd_explain.cpp
 int cmd_evaluate_cf(const std::vector<std::string>& args);  // cmd_explain.cpp
 int cmd_sweep(const std::vector<std::string>& args);    // cmd_sweep.cpp
+int cmd_report(const std::vector<std::string>& args);   // cmd_report.cpp
 
 }  // namespace sensecf::cli

@@ -193,18 +193,19 @@ void ReportContext::plot(const std::string& stem, const std::string& script, con
   const std::string script_name = stem + ".gp";
   write(script_name, script, "gnuplot script of " + stem + " (data inline; `gnuplot " + script_name + "` redraws it)");
   if (!gnuplot_) return;
-  for (const char* ext : {".png", ".svg"}) std::filesystem::remove(out_dir_ / (stem + ext));
+  std::error_code ec;
+  for (const char* ext : {".png", ".svg"}) std::filesystem::remove(out_dir_ / (stem + ext), ec);
   const auto run = gnuplot_->run(out_dir_, script_name);
   bool complete = run.ok;
   for (const char* ext : {".png", ".svg"}) {
     const auto path = out_dir_ / (stem + ext);
-    std::error_code ec;
     if (std::filesystem::exists(path, ec) && std::filesystem::file_size(path, ec) > 0) {
       record(stem + ext, what);
     } else {
       complete = false;
     }
   }
+  if (complete && !run.output.empty()) spdlog::debug("gnuplot on {}:\n{}", script_name, run.output);
   if (!complete) {
     const std::string first_line = first_nonempty_line(run.output);
     spdlog::warn("gnuplot failed on {}:\n{}", (out_dir_ / script_name).string(), run.output);
