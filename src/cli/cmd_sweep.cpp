@@ -10,6 +10,8 @@
 #include "commands.h"
 #include "sensecf/core/error.h"
 #include "sensecf/dist/mpi_env.h"
+#include "sensecf/store/h5file.h"
+#include "sensecf/sweep/embedded_config.h"
 #include "sensecf/sweep/runner.h"
 
 namespace sensecf::cli {
@@ -32,7 +34,10 @@ std::string canonical_config(const Options& options) {
 void check_launch(const dist::MpiEnv& mpi) {
   const char* ntasks = std::getenv("SLURM_NTASKS");
   const char* step = std::getenv("SLURM_STEP_ID");
-  if (!ntasks || !step || std::atoi(ntasks) == mpi.size()) return;
+  const char* procid = std::getenv("SLURM_PROCID");
+  // Only a direct srun launch that produced singletons: under mpirun (also
+  // inside an allocation) the ranks see the full world size.
+  if (mpi.size() != 1 || !ntasks || !step || !procid || std::atoi(ntasks) <= 1) return;
   throw Error(fmt::format("this process sees {} MPI rank(s) but Slurm started {} tasks", mpi.size(), ntasks),
               "launch with `srun --mpi=pmix` (Open MPI is built against PMIx) or with mpirun inside the allocation");
 }
@@ -49,11 +54,13 @@ int cmd_sweep(const std::vector<std::string>& args) {
   Options options("sweep",
                   "Run a sweep (the paper's study or your variation of it) on every rank of an MPI job:\n"
                   "  mpirun -np 3 sensecf sweep --config configs/quickstart.ini --results results/q.h5\n"
+                  "Without --config it runs the built-in default, configs/quickstart.ini.\n"
                   "Rank 0 coordinates and writes the HDF5 results file and its journal (R.h5.journal); the other\n"
                   "ranks pull tasks. Rerunning the same command resumes: finished tasks are skipped.\n"
                   "Exit codes: 0 done, 1 error, 2 usage/config error, 3 some tasks failed after every retry,\n"
                   "75 stopped by SIGTERM/SIGUSR1/SIGINT (everything finished is saved; rerun to resume).");
   sweep::declare_options(options, config);
+  options.set_default_config("<built-in configs/quickstart.ini>", sweep::kQuickstartConfig);
   options.add("run.results", &results, "HDF5 results file (its journal is the same path + .journal)", "results")
       .not_hashed();
   options.add("run.workdir", &workdir, "directory for task artifacts (default: the results path without .h5, + .work)",
@@ -64,8 +71,15 @@ int cmd_sweep(const std::vector<std::string>& args) {
   options.add("run.retry_failed", &retry_failed,
               "give tasks that failed every attempt in an earlier run new attempts", "retry-failed")
       .not_hashed();
+  std::string locking = "best-effort";
+  options.add("run.hdf5_locking", &locking,
+              "HDF5 file locking: best-effort ignores file systems without locks (NFS); off disables it "
+              "(only rank 0 ever opens the file)")
+      .choices({"on", "off", "best-effort"})
+      .not_hashed();
   declare_common_options(options, log);
   if (!parse_and_start(options, log, args)) return 0;
+  store::set_file_locking(store::parse_file_locking(locking));
 
   dist::MpiEnv mpi(nullptr, nullptr);
   init_logging(log, mpi.rank(), mpi.size(), mpi.host());

@@ -115,6 +115,10 @@ void Options::read_config_file(const std::string& path) {
   if (!in) {
     throw UsageError("cannot open config file '" + path + "'", "check the path given to --config");
   }
+  read_config(in, path);
+}
+
+void Options::read_config(std::istream& in, const std::string& path) {
   config_files_.push_back(path);
   std::string section;
   std::string raw;
@@ -200,6 +204,9 @@ bool Options::parse(const std::vector<std::string>& args) {
   }
   if (vm.count("config")) {
     for (const auto& f : vm["config"].as<std::vector<std::string>>()) read_config_file(f);
+  } else if (!default_config_.second.empty()) {
+    std::istringstream in(default_config_.second);
+    read_config(in, default_config_.first);
   }
   for (auto& e : entries_) {
     if (vm.count(e.key)) {

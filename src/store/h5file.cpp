@@ -44,11 +44,32 @@ Handle string_type(std::size_t length) {
 }
 }  // namespace
 
+namespace {
+FileLocking g_locking = FileLocking::kBestEffort;
+
+Handle access_plist() {
+  Handle fapl(SENSECF_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
+  SENSECF_H5_CHECK(H5Pset_file_locking(fapl.get(), g_locking != FileLocking::kOff,
+                                       g_locking == FileLocking::kBestEffort));
+  return fapl;
+}
+}  // namespace
+
+void set_file_locking(FileLocking mode) { g_locking = mode; }
+
+FileLocking parse_file_locking(const std::string& text) {
+  if (text == "on") return FileLocking::kOn;
+  if (text == "off") return FileLocking::kOff;
+  if (text == "best-effort") return FileLocking::kBestEffort;
+  throw UsageError("HDF5 file locking must be on, off or best-effort, got '" + text + "'");
+}
+
 H5File H5File::create(const std::string& path) {
   silence_hdf5();
   H5File f;
   f.path_ = path;
-  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  Handle fapl = access_plist();
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (id < 0) throw Error("cannot create HDF5 file '" + path + "'", "does the directory exist and is it writable?");
   f.file_ = Handle(id, H5Fclose);
   return f;
@@ -61,8 +82,11 @@ H5File H5File::open(const std::string& path, bool writable) {
   if (H5Fis_hdf5(path.c_str()) <= 0) {  // H5Fis_accessible needs HDF5 >= 1.12
     throw Error("'" + path + "' is missing or not an HDF5 file");
   }
-  const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (id < 0) throw Error("cannot open HDF5 file '" + path + "'");
+  Handle fapl = access_plist();
+  const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl.get());
+  if (id < 0)
+    throw Error("cannot open HDF5 file '" + path + "'",
+                "if it is open elsewhere, close that; on NFS try --run.hdf5_locking off or HDF5_USE_FILE_LOCKING=FALSE");
   f.file_ = Handle(id, H5Fclose);
   return f;
 }

@@ -96,6 +96,8 @@ JournalEntry execute(const Task& task, int attempt, const TaskEnv& base, int ran
   r.rank = rank;
   r.host = host;
   r.device = env.device == "cpu" ? fmt::format("cpu:{}", env.threads) : env.device;
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES"); visible && env.device != "cpu")
+    r.device += fmt::format(" ({})", visible);  // which physical GPU, under --gpus-per-task
   r.started = unix_now();
   const auto start = Clock::now();
   try {

@@ -16,6 +16,8 @@
 #pragma once
 
 #include <functional>
+#include <iosfwd>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -59,6 +61,11 @@ class Options {
 
   // A validation step run after all values are set; throw UsageError to reject.
   void add_check(std::function<void()> check);
+  // A config read when no --config is given (e.g. one compiled into the binary);
+  // `name` stands for the file in messages and provenance.
+  void set_default_config(std::string name, std::string text) {
+    default_config_ = {std::move(name), std::move(text)};
+  }
 
   // Parses the command-line arguments that follow the sub-command name.
   // Returns false when --help was given (the help text was printed to stdout).
@@ -81,6 +88,7 @@ class Options {
   void apply(Entry& entry, const std::string& value, OptionSource source,
              const std::string& where);
   void read_config_file(const std::string& path);
+  void read_config(std::istream& in, const std::string& path);
   std::vector<std::string> normalise_args(const std::vector<std::string>& args) const;
 
   std::string command_;
@@ -89,6 +97,7 @@ class Options {
   std::vector<std::function<void()>> checks_;
   std::vector<std::string> config_files_;
   bool aliases_enabled_ = true;
+  std::pair<std::string, std::string> default_config_;  // name, INI text
 };
 
 namespace detail {

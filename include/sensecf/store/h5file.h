@@ -33,6 +33,13 @@ class Handle {
   Closer closer_ = nullptr;
 };
 
+// HDF5 file locking for files opened from now on. Locks fail on some network
+// file systems (NFS: "No locks available"); best-effort ignores that. The
+// environment variable HDF5_USE_FILE_LOCKING=FALSE still wins (HDF5's rule).
+enum class FileLocking { kOn, kOff, kBestEffort };
+void set_file_locking(FileLocking mode);
+FileLocking parse_file_locking(const std::string& text);  // on | off | best-effort
+
 class H5File {
  public:
   static H5File create(const std::string& path);  // truncates an existing file
