@@ -144,8 +144,8 @@ void write_fig6(ReportContext& context) {
       "     $fig6 matrix using 1:2:($3 < 55 ? sprintf('%.0f', $3) : '') with labels tc rgb 'black', \\\n"
       "     $fig6 matrix using 1:2:($3 >= 55 ? sprintf('%.0f', $3) : '') with labels tc rgb 'white'\n",
       xtics, ytics, shown.size() - 0.5, methods.size() - 0.5);
-  const int width = 260 + 75 * static_cast<int>(shown.size());
-  const int height = 200 + 34 * static_cast<int>(methods.size());
+  const int width = std::max(520, 260 + 75 * static_cast<int>(shown.size()));
+  const int height = std::max(320, 200 + 34 * static_cast<int>(methods.size()));
   context.write("fig6.csv", to_csv(csv), "Fig. 6 data: share of found table3 CFs changing each feature, per method");
   context.plot("fig6", figure_script("fig6", "feature changes per method (heat map)", datablock("fig6", matrix), body,
                                      width, height),

@@ -152,11 +152,12 @@ void write_fig8(ReportContext& context) {
       "set grid\nset key below horizontal maxrows 2 font ',8'\nset bmargin 6\nset offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n"
       "{}unset multiplot\n",
       rows, cols,
-      gp_quote(fmt::format("Factual rows (circles) and CFs (triangles) on the first two principal components "
-                           "({} CFs, seed {})", options.fig8_purpose, seed)),
+      gp_quote(fmt::format("Factual rows (circles) and CFs (triangles), PCA per method; {} CFs, seed {}",
+                           options.fig8_purpose, seed)),
       panels);
   context.write("fig8.csv", to_csv(csv), "Fig. 8 data: PCA coordinates of factual and CF points per method");
-  context.plot("fig8", figure_script("fig8", "PCA of factual vs CF points per method", blocks, body, 440 * cols, 430 * rows),
+  context.plot("fig8", figure_script("fig8", "PCA of factual vs CF points per method", blocks, body,
+                                     std::max(600, 440 * cols), 430 * rows),
                "Fig. 8: factual rows and CFs on the first two principal components, one panel per method");
 }
 

@@ -4,6 +4,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -96,6 +97,10 @@ std::vector<int> labels(const data::Dataset& d, const std::vector<std::size_t>& 
   y.reserve(rows.size());
   for (auto r : rows) y.push_back(d.y[r]);
   return y;
+}
+
+std::size_t count_label(const data::Dataset& d, const std::vector<std::size_t>& rows, int label) {
+  return static_cast<std::size_t>(std::count_if(rows.begin(), rows.end(), [&](std::size_t r) { return d.y[r] == label; }));
 }
 
 std::vector<int> scarce_classes(const std::string& scenario) {
@@ -235,8 +240,7 @@ Queries augment_queries(const Task& task, const TaskEnv& env, const Rows& rows, 
   const auto p = f.predict_proba(d.x.rows(rows.kept));
   Queries q;
   for (int c : scarce_classes(task.param("scenario"))) {
-    std::size_t removed = 0;
-    for (auto r : rows.removed) removed += d.y[r] == c ? 1 : 0;
+    const std::size_t removed = count_label(d, rows.removed, c);
     const auto needed = static_cast<std::size_t>(std::ceil(max_ratio * static_cast<double>(removed)));
     std::vector<std::size_t> candidates;
     for (std::size_t i = 0; i < rows.kept.size(); ++i) {
@@ -357,8 +361,7 @@ store::TaskOutput run_augment(const Task& task, const TaskEnv& env) {
   std::vector<int> y = labels(d, rows.kept);
   long long wanted_total = 0, added_total = 0;
   for (int c : scarce_classes(task.param("scenario"))) {
-    std::size_t removed = 0;
-    for (auto r : rows.removed) removed += d.y[r] == c ? 1 : 0;
+    const std::size_t removed = count_label(d, rows.removed, c);
     const auto wanted = static_cast<std::size_t>(std::llround(ratio * static_cast<double>(removed)));
     std::size_t added = 0;
     // Valid CFs of class c in query order, labelled by f_s (valid: f_s(x') = c).

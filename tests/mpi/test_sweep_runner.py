@@ -81,6 +81,16 @@ def journal_lines(results):
         return 0
 
 
+def interrupted_run(ranks, config, results, lines, victim, sig=signal.SIGKILL):
+    """Starts a sweep, sends `sig` to rank `victim` once the journal holds `lines`
+    lines; returns (exit code, output) of the interrupted job."""
+    proc = subprocess.Popen(sweep_cmd(ranks, config, results), env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    kill_after(proc, results, lines, victim, sig)
+    out, _ = proc.communicate(timeout=120)
+    return proc.returncode, out
+
+
 def kill_after(proc, results, lines, victim, sig=signal.SIGKILL, timeout=120):
     """Waits until the journal holds `lines` lines, then sends `sig` to `victim` (a rank)."""
     start = time.time()
@@ -173,11 +183,8 @@ class SweepRunnerTest(unittest.TestCase):
         rc, log = run(4, config, reference)
         self.assertEqual(rc, 0, log)
         results = os.path.join(self.dir, "r.h5")
-        proc = subprocess.Popen(sweep_cmd(4, config, results), env=ENV, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
-        kill_after(proc, results, 40, victim=0)
-        proc.communicate(timeout=60)
-        self.assertNotEqual(proc.returncode, 0)
+        rc, _ = interrupted_run(4, config, results, 40, victim=0)
+        self.assertNotEqual(rc, 0)
         survived = journal_lines(results) - 1
         self.assertGreater(survived, 30)
         self.assertLess(survived, 151)
@@ -191,11 +198,8 @@ class SweepRunnerTest(unittest.TestCase):
         reference = os.path.join(self.dir, "ref.h5")
         self.assertEqual(run(3, config, reference)[0], 0)
         results = os.path.join(self.dir, "r.h5")
-        proc = subprocess.Popen(sweep_cmd(3, config, results), env=ENV, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
-        kill_after(proc, results, 30, victim=2)
-        proc.communicate(timeout=60)
-        self.assertNotEqual(proc.returncode, 0)
+        rc, _ = interrupted_run(3, config, results, 30, victim=2)
+        self.assertNotEqual(rc, 0)
         rc, log = run(3, config, results)
         self.assertEqual(rc, 0, log)
         self.assert_same_results(reference, results)
@@ -203,11 +207,8 @@ class SweepRunnerTest(unittest.TestCase):
     def test_sigterm_drains_exits_75_and_resumes(self):
         config = self.probe_config(n=200, ms=30)
         results = os.path.join(self.dir, "r.h5")
-        proc = subprocess.Popen(sweep_cmd(3, config, results), env=ENV, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        kill_after(proc, results, 20, victim=0, sig=signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-        self.assertEqual(proc.returncode, EXIT_INTERRUPTED, out)
+        rc, out = interrupted_run(3, config, results, 20, victim=0, sig=signal.SIGTERM)
+        self.assertEqual(rc, EXIT_INTERRUPTED, out)
         self.assertIn("signal 15 received", out)
         first = done_rows(results)
         self.assertGreater(len(first), 10)
@@ -291,10 +292,7 @@ class StudyResumeTest(unittest.TestCase):
             rc, log = run(3, config, reference)
             self.assertEqual(rc, 0, log)
             results = os.path.join(d, "r.h5")
-            proc = subprocess.Popen(sweep_cmd(3, config, results), env=ENV, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT)
-            kill_after(proc, results, 6, victim=0)
-            proc.communicate(timeout=120)
+            interrupted_run(3, config, results, 6, victim=0)
             rc, log = run(3, config, results)
             self.assertEqual(rc, 0, log)
             for name, sort_key in (("metrics/clf", ["key"]), ("metrics/cf", ["key", "factual_class"])):
