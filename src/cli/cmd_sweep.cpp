@@ -13,6 +13,7 @@
 #include "sensecf/store/h5file.h"
 #include "sensecf/sweep/embedded_config.h"
 #include "sensecf/sweep/runner.h"
+#include "sensecf/sweep/signals.h"
 
 namespace sensecf::cli {
 namespace {
@@ -45,6 +46,9 @@ void check_launch(const dist::MpiEnv& mpi) {
 }  // namespace
 
 int cmd_sweep(const std::vector<std::string>& args) {
+  // First thing: a SIGUSR1/SIGTERM that arrives while MPI and LibTorch start up
+  // must drain the sweep, not kill the rank.
+  sweep::install_stop_handlers();
   sweep::SweepConfig config;
   sweep::RunOptions run;
   LogOptions log;

@@ -2,6 +2,7 @@
 #include "sensecf/sweep/journal.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -103,6 +104,17 @@ Journal::~Journal() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+// One sweep per results file: a second one would run every remaining task again
+// next to the first. The lock lives as long as the descriptor (the whole run).
+void lock_or_refuse(int fd, const std::string& path) {
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return;
+  if (errno == EWOULDBLOCK)
+    throw UsageError("another sweep is running on '" + path + "' (its journal is locked)",
+                     "wait for it to finish, or stop it (SIGUSR1 drains it) before resuming");
+  spdlog::warn("cannot lock the journal '{}' ({}); make sure no other sweep uses the same results file", path,
+               std::strerror(errno));
+}
+
 Journal Journal::create(const std::string& path, const JournalHeader& header) {
   Journal j;
   j.path_ = path;
@@ -110,16 +122,18 @@ Journal Journal::create(const std::string& path, const JournalHeader& header) {
   if (j.fd_ < 0)
     throw Error(fmt::format("cannot create the journal '{}': {}", path, std::strerror(errno)),
                 "does the directory of --results exist and is it writable?");
+  lock_or_refuse(j.fd_, path);
   write_all(j.fd_, header_json(header).dump() + "\n", path);
   return j;
 }
 
 Journal Journal::open(const std::string& path, JournalHeader* header, std::vector<JournalEntry>* entries) {
-  const std::size_t good = parse(path, header, entries);
   Journal j;
   j.path_ = path;
   j.fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (j.fd_ < 0) throw Error(fmt::format("cannot open the journal '{}': {}", path, std::strerror(errno)));
+  lock_or_refuse(j.fd_, path);  // before reading: a running sweep may be appending
+  const std::size_t good = parse(path, header, entries);
   if (::ftruncate(j.fd_, static_cast<off_t>(good)) != 0)
     throw Error(fmt::format("cannot cut the torn end off the journal '{}': {}", path, std::strerror(errno)));
   return j;

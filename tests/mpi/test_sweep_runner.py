@@ -231,6 +231,22 @@ class SweepRunnerTest(unittest.TestCase):
         self.assertEqual(proc.returncode, EXIT_INTERRUPTED, out)
         self.assertIn("signal 10 received", out)
 
+    def test_a_second_sweep_on_the_same_file_is_refused(self):
+        config = self.probe_config(n=100, ms=30)
+        results = os.path.join(self.dir, "r.h5")
+        proc = subprocess.Popen(sweep_cmd(2, config, results), env=ENV, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        while journal_lines(results) < 5:
+            time.sleep(0.02)
+        rc, log = run(2, config, results)
+        self.assertEqual(rc, 2, log)
+        self.assertIn("another sweep is running", log)
+        out, _ = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 0, out)
+        done = done_rows(results)
+        self.assertEqual(len(done), 100)
+        self.assertEqual(len(set(done["key"])), 100)
+
     def test_torn_journal_line_is_dropped_and_rerun(self):
         config = self.probe_config(n=30, ms=0)
         results = os.path.join(self.dir, "r.h5")
