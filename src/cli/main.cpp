@@ -27,6 +27,7 @@ const std::map<std::string, Command>& commands() {
       {"score", {cmd_score, "compute ACC/PRE/REC/F1/AUC of a predictions CSV (columns y_true, score)"}},
       {"info", {cmd_info, "print versions, MPI ranks and GPU binding of this build"}},
       {"explain", {cmd_explain, "counterfactuals (NICE, DiCE, CFNOW) for test rows of a trained classifier, as CSV"}},
+      {"lm", {cmd_lm, "LLM tools: tokenize, init-tiny, logits, generate (`sensecf lm --help`)"}},
       {"report", {cmd_report, "Tables III/IV and Figs. 1, 6, 7, 8 (markdown, CSV, LaTeX, PNG/SVG) from a results file"}},
       {"sweep", {cmd_sweep, "run or resume a sweep (the paper's study or a variation) under MPI into an HDF5 file"}},
       {"evaluate-cf", {cmd_evaluate_cf, "CF metrics (validity, distance, sparsity, plausibility, ...) of a CF CSV"}},

@@ -1,0 +1,60 @@
+// The Llama / Mistral decoder (LlamaForCausalLM, MistralForCausalLM) in LibTorch,
+// computing what Hugging Face transformers computes for the same checkpoint:
+// RMSNorm in fp32, rotate-half RoPE (default, linear or llama3 frequencies),
+// grouped-query attention, SwiGLU MLP, causal + sliding-window + padding mask,
+// and a KV cache for incremental decoding. Parameters keep their HF names
+// (model.layers.{i}.self_attn.q_proj.weight, ...), one to one.
+//
+// This header is torch-free so the CLI and the sweep can hold a model without
+// compiling LibTorch headers; the implementation is in model.cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sensecf/llm/config.h"
+
+namespace sensecf::llm {
+
+struct ModelOptions {
+  std::string device = "cpu";  // "cpu" or "cuda:N"
+  std::string dtype = "auto";  // auto (fp32 on CPU, bf16 on CUDA) | float32 | bfloat16 | float16
+};
+
+class CausalLM {
+ public:
+  // Loads config.json and the safetensors weights of a Hugging Face model directory.
+  static std::unique_ptr<CausalLM> load(const std::string& dir, const ModelOptions& options = {});
+  virtual ~CausalLM() = default;
+  virtual const ModelConfig& config() const = 0;
+
+  // Logits of the last layer for one unpadded sequence: [T, V] row-major, fp32.
+  virtual std::vector<float> logits(const std::vector<int>& ids) const = 0;
+  // The same, computed token by token through the KV cache (tests check that
+  // both paths agree).
+  virtual std::vector<float> logits_incremental(const std::vector<int>& ids) const = 0;
+};
+
+struct GenerationOptions {
+  int max_new_tokens = 128;
+  double temperature = 0.0;  // 0: greedy
+  int top_k = 0;             // 0: off
+  double top_p = 1.0;        // 1: off
+  std::uint64_t seed = 0;    // sampling: per-sequence streams derived from it
+  std::vector<int> stop_ids;  // ends a sequence (the stop token is kept)
+  std::vector<std::string> stop_strings;  // ends a sequence once its decoded text contains one
+  std::function<std::string(const std::vector<int>&)> decode;  // needed for stop_strings
+  // Called for every new token; return false to end that sequence.
+  std::function<bool(std::size_t sequence, int token)> on_token;
+};
+
+// Generates continuations of a batch of prompts (left-padded with pad_id, so
+// sequences of different lengths run together). Returns the new tokens of
+// each sequence.
+std::vector<std::vector<int>> generate(const CausalLM& model, const std::vector<std::vector<int>>& prompts,
+                                       const GenerationOptions& options, int pad_id);
+
+}  // namespace sensecf::llm

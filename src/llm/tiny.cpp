@@ -1,0 +1,44 @@
+// Random tiny Llama / Mistral checkpoints in the Hugging Face layout.
+#include "sensecf/llm/tiny.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "sensecf/core/error.h"
+#include "sensecf/llm/config.h"
+#include "sensecf/llm/tokenizer.h"
+#include "sensecf/llm/weights.h"
+
+namespace sensecf::llm {
+
+void write_tiny_checkpoint(const std::string& dir, const std::string& family_name, std::uint64_t seed) {
+  const Family family = parse_family(family_name);
+  std::filesystem::create_directories(dir);
+  const std::string tokenizer_path = dir + "/tokenizer.json";
+  write_tiny_tokenizer(tokenizer_path, family_name);
+  const Tokenizer tokenizer = Tokenizer::load(tokenizer_path);
+  ModelConfig config = ModelConfig::tiny(family, tokenizer.vocab_size());
+  if (family == Family::kLlama) {
+    config.bos_token_id = tokenizer.token_id("<|begin_of_text|>").value_or(-1);
+    config.eos_token_ids = {tokenizer.token_id("<|end_of_text|>").value_or(-1), tokenizer.token_id("<|eot_id|>").value_or(-1)};
+  } else {
+    config.bos_token_id = tokenizer.token_id("<s>").value_or(-1);
+    config.eos_token_ids = {tokenizer.token_id("</s>").value_or(-1)};
+  }
+  {
+    std::ofstream out(dir + "/config.json");
+    out << config.to_json();
+    if (!out) throw Error("cannot write '" + dir + "/config.json'");
+  }
+  torch::manual_seed(seed);
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& [name, shape] : expected_tensor_shapes(config)) {
+    const bool norm = name.find("norm.weight") != std::string::npos;
+    weights[name] = norm ? 1.0 + 0.1 * torch::randn(shape) : 0.02 * torch::randn(shape);
+  }
+  save_weights(dir + "/model.safetensors", weights, {{"format", "pt"}});
+}
+
+}  // namespace sensecf::llm
