@@ -10,31 +10,14 @@
 #include <sstream>
 
 #include "sensecf/core/error.h"
+#include "json_show.h"
 
 namespace sensecf::llm {
 namespace {
 
 using nlohmann::json;
 
-// True when `v` nests at most `levels` deep (bounded recursion).
-bool shallow(const json& v, int levels) {
-  if (!v.is_structured()) return true;
-  if (levels == 0) return false;
-  for (const auto& item : v) {
-    if (!shallow(item, levels - 1)) return false;
-  }
-  return true;
-}
-
-// A short rendering of a JSON value for error messages. Deeply nested values
-// are only described: dump() recurses and would overflow the stack on hostile
-// input (found by the fuzzer).
-std::string show(const json& v) {
-  if (!shallow(v, 3)) return std::string("a deeply nested ") + v.type_name();
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return s;
-}
+std::string show(const json& v) { return detail::json_show(v); }
 
 // Reads the typed fields of one JSON object, naming `where` in errors.
 class Fields {
