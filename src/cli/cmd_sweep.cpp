@@ -3,7 +3,6 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -20,13 +19,8 @@ namespace {
 
 // Every hashed option as "key = value", sorted: what must match to resume.
 std::string canonical_config(const Options& options) {
-  std::vector<std::string> lines;
-  for (const auto& e : options.entries()) {
-    if (e.hashed) lines.push_back(e.key + " = " + e.get());
-  }
-  std::sort(lines.begin(), lines.end());
   std::string out;
-  for (const auto& l : lines) out += l + "\n";
+  for (const auto& [key, value] : options.hashed_values()) out += key + " = " + value + "\n";
   return out;
 }
 

@@ -264,12 +264,16 @@ std::string Options::effective_ini() const {
   return out.str();
 }
 
-std::string Options::config_hash() const {
+std::map<std::string, std::string> Options::hashed_values() const {
   std::map<std::string, std::string> sorted;
   for (const auto& e : entries_)
     if (e.hashed) sorted[e.key] = e.get();
+  return sorted;
+}
+
+std::string Options::config_hash() const {
   std::string text = command_ + "\n";
-  for (const auto& [k, v] : sorted) text += k + "=" + v + "\n";
+  for (const auto& [k, v] : hashed_values()) text += k + "=" + v + "\n";
   return fnv1a_hex(text);
 }
 

@@ -8,7 +8,6 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <cmath>
-#include <filesystem>
 #include <functional>
 #include <limits>
 
@@ -413,13 +412,6 @@ Results read_results(const std::string& path) {
     r.counterfactuals.push_back(read_arrays(f, key));
   }
   return r;
-}
-
-std::optional<std::string> stored_config(const std::string& path) {
-  if (!std::filesystem::exists(path)) return std::nullopt;
-  H5File f = H5File::open(path, /*writable=*/false);
-  if (!f.has_attribute("config")) throw Error("'" + path + "' is an HDF5 file but not a sensecf results file");
-  return f.attribute("config");
 }
 
 }  // namespace sensecf::store

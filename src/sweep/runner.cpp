@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -204,7 +205,6 @@ class Coordinator {
 
   // Applies what the journal says is already done or failed.
   void replay(const std::vector<JournalEntry>& entries) {
-    std::map<std::string, JournalEntry const*> last;
     for (const auto& e : entries) {
       const auto it = index_.find(e.record.key);
       if (it == index_.end()) continue;  // not part of this plan (cannot happen with an equal config)
@@ -557,10 +557,19 @@ store::Provenance provenance(const dist::MpiEnv& mpi, const RunOptions& options,
   return p;
 }
 
+// A journal written with another configuration is not resumed.
+void check_resume_config(const JournalHeader& stored, const RunOptions& options) {
+  if (stored.config == options.config_canonical) return;
+  const auto diffs = config_differences(stored.config, options.config_canonical);
+  std::string list;
+  for (const auto& d : diffs) list += "\n    " + d;
+  throw UsageError("'" + options.results + "' holds a sweep with a different configuration; differing keys:" + list,
+                   "rerun with the original configuration to resume, or pass a new --results file");
+}
+
 // Opens or creates the journal and results file; on resume the HDF5 file is
 // rebuilt from the journal (the journal is what survived a crash intact).
-std::pair<Journal, store::ResultsWriter> open_outputs(const dist::MpiEnv& mpi, const RunOptions& options,
-                                                      const store::Provenance& prov,
+std::pair<Journal, store::ResultsWriter> open_outputs(const RunOptions& options, const store::Provenance& prov,
                                                       std::vector<JournalEntry>* entries) {
   const std::string journal_path = options.results + ".journal";
   const JournalHeader header{options.config_canonical, options.config_hash, options.config_text};
@@ -573,7 +582,7 @@ std::pair<Journal, store::ResultsWriter> open_outputs(const dist::MpiEnv& mpi, c
   }
   JournalHeader stored;
   Journal journal = Journal::open(journal_path, &stored, entries);
-  (void)mpi;
+  check_resume_config(stored, options);
   const std::string tmp = options.results + ".rebuild";
   {
     auto writer = store::ResultsWriter::create(tmp, prov);
@@ -585,19 +594,6 @@ std::pair<Journal, store::ResultsWriter> open_outputs(const dist::MpiEnv& mpi, c
   fs::rename(tmp, options.results);
   spdlog::info("resuming: {} task attempt(s) from {} (results file rebuilt from it)", entries->size(), journal_path);
   return {std::move(journal), store::ResultsWriter::open(options.results)};
-}
-
-void check_resume_config(const RunOptions& options) {
-  const std::string journal_path = options.results + ".journal";
-  if (!fs::exists(journal_path)) return;
-  JournalHeader stored;
-  Journal::read(journal_path, &stored, nullptr);
-  if (stored.config == options.config_canonical) return;
-  const auto diffs = config_differences(stored.config, options.config_canonical);
-  std::string list;
-  for (const auto& d : diffs) list += "\n    " + d;
-  throw UsageError("'" + options.results + "' holds a sweep with a different configuration; differing keys:" + list,
-                   "rerun with the original configuration to resume, or pass a new --results file");
 }
 
 // Every rank's host, local rank and device binding, logged by rank 0.
@@ -637,42 +633,36 @@ int run_sweep(const dist::MpiEnv& mpi, const SweepConfig& config, const RunOptio
   log_layout(mpi, hosts, binding);
 
   // Rank 0 checks and prepares; the others wait for its verdict so that a
-  // refused config ends every rank with the same usage error.
-  int verdict = 0;
-  std::string error_text;
+  // refused config ends every rank with the same exit code (rank 0 reports it).
+  int verdict = kExitOk;
+  std::exception_ptr failure;
   std::vector<JournalEntry> entries;
   std::optional<Journal> journal;
   std::optional<store::ResultsWriter> writer;
   if (mpi.rank() == 0) {
     try {
-      check_resume_config(options);
+      const std::string journal_path = options.results + ".journal";
       if (!options.dry_run) {
-        prepare_workdir(config, options.workdir);
-        auto [j, w] = open_outputs(mpi, options, provenance(mpi, options, hosts), &entries);
+        auto [j, w] = open_outputs(options, provenance(mpi, options, hosts), &entries);
         journal.emplace(std::move(j));
         writer.emplace(std::move(w));
-      } else if (fs::exists(options.results + ".journal")) {
-        JournalHeader h;
-        Journal::read(options.results + ".journal", &h, &entries);
+        prepare_workdir(config, options.workdir);
+      } else if (fs::exists(journal_path)) {
+        JournalHeader stored;
+        Journal::read(journal_path, &stored, &entries);
+        check_resume_config(stored, options);
       }
-    } catch (const UsageError& e) {
-      verdict = 2;
-      error_text = e.what() + std::string("\n  hint: ") + e.hint();
-    } catch (const std::exception& e) {
-      verdict = 1;
-      error_text = e.what();
+    } catch (const UsageError&) {
+      verdict = kExitUsage;
+      failure = std::current_exception();
+    } catch (const std::exception&) {
+      verdict = kExitError;
+      failure = std::current_exception();
     }
   }
   SENSECF_MPI_CHECK(MPI_Bcast(&verdict, 1, MPI_INT, 0, MPI_COMM_WORLD));
-  if (verdict == 2) {
-    if (mpi.rank() == 0) throw UsageError(error_text.substr(0, error_text.find("\n  hint: ")),
-                                          error_text.substr(error_text.find("\n  hint: ") + 9));
-    return kExitUsage;
-  }
-  if (verdict == 1) {
-    if (mpi.rank() == 0) throw Error(error_text);
-    return kExitError;
-  }
+  if (failure) std::rethrow_exception(failure);
+  if (verdict != kExitOk) return verdict;
   if (options.dry_run) {
     if (mpi.rank() == 0) {
       Coordinator c(mpi, config, options, tasks, env);

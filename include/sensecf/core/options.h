@@ -16,6 +16,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <iosfwd>
 #include <utility>
 #include <string>
@@ -77,6 +78,8 @@ class Options {
   std::string effective_ini() const;
   // FNV-1a hash of every hashed key=value pair: equal configs, equal hash.
   std::string config_hash() const;
+  // key -> value of every hashed option, sorted by key: what the hash covers.
+  std::map<std::string, std::string> hashed_values() const;
   const std::vector<Entry>& entries() const { return entries_; }
   const std::string& command() const { return command_; }
   const std::vector<std::string>& config_files() const { return config_files_; }

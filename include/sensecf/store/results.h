@@ -24,7 +24,6 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -151,9 +150,5 @@ struct Results {
   std::vector<CfArrays> counterfactuals;
 };
 Results read_results(const std::string& path);
-
-// Config text stored in a results file, or nullopt when the file does not exist.
-// Throws when it exists but is not a readable results file.
-std::optional<std::string> stored_config(const std::string& path);
 
 }  // namespace sensecf::store
