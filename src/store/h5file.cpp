@@ -91,20 +91,20 @@ H5File H5File::open(const std::string& path, bool writable) {
   return f;
 }
 
-void H5File::set_attribute(const std::string& name, const std::string& value) {
-  if (H5Aexists(id(), name.c_str()) > 0) SENSECF_H5_CHECK(H5Adelete(id(), name.c_str()));
+namespace {
+// A scalar fixed-length string attribute `name` of object `obj` (replaced if present).
+void write_string_attribute(hid_t obj, const std::string& name, const std::string& value) {
+  if (H5Aexists(obj, name.c_str()) > 0) SENSECF_H5_CHECK(H5Adelete(obj, name.c_str()));
   Handle type = string_type(value.size() + 1);
   Handle space(SENSECF_H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose);
-  Handle attr(SENSECF_H5_CHECK(H5Acreate2(id(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT)),
+  Handle attr(SENSECF_H5_CHECK(H5Acreate2(obj, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT)),
               H5Aclose);
   SENSECF_H5_CHECK(H5Awrite(attr.get(), type.get(), value.c_str()));
 }
 
-bool H5File::has_attribute(const std::string& name) const { return H5Aexists(id(), name.c_str()) > 0; }
-
-std::string H5File::attribute(const std::string& name) const {
-  if (!has_attribute(name)) throw Error("'" + path_ + "' has no attribute '" + name + "'");
-  Handle attr(SENSECF_H5_CHECK(H5Aopen(id(), name.c_str(), H5P_DEFAULT)), H5Aclose);
+// A string attribute, fixed-length or variable-length (as h5py writes them).
+std::string read_string_attribute(hid_t obj, const std::string& name) {
+  Handle attr(SENSECF_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT)), H5Aclose);
   Handle type(SENSECF_H5_CHECK(H5Aget_type(attr.get())), H5Tclose);
   if (H5Tis_variable_str(type.get()) > 0) {
     char* text = nullptr;
@@ -119,6 +119,18 @@ std::string H5File::attribute(const std::string& name) const {
   std::string buf(n, '\0');
   SENSECF_H5_CHECK(H5Aread(attr.get(), type.get(), buf.data()));
   return std::string(buf.c_str());
+}
+}  // namespace
+
+void H5File::set_attribute(const std::string& name, const std::string& value) {
+  write_string_attribute(id(), name, value);
+}
+
+bool H5File::has_attribute(const std::string& name) const { return H5Aexists(id(), name.c_str()) > 0; }
+
+std::string H5File::attribute(const std::string& name) const {
+  if (!has_attribute(name)) throw Error("'" + path_ + "' has no attribute '" + name + "'");
+  return read_string_attribute(id(), name);
 }
 
 bool H5File::exists(const std::string& object_path) const {
@@ -135,13 +147,7 @@ void H5File::flush() { SENSECF_H5_CHECK(H5Fflush(id(), H5F_SCOPE_GLOBAL)); }
 void H5File::set_attribute(const std::string& object, const std::string& name, const std::string& value) {
   if (object == "/") return set_attribute(name, value);
   Handle obj(SENSECF_H5_CHECK(H5Oopen(id(), object.c_str(), H5P_DEFAULT)), H5Oclose);
-  if (H5Aexists(obj.get(), name.c_str()) > 0) SENSECF_H5_CHECK(H5Adelete(obj.get(), name.c_str()));
-  Handle type = string_type(value.size() + 1);
-  Handle space(SENSECF_H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose);
-  Handle attr(
-      SENSECF_H5_CHECK(H5Acreate2(obj.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT)),
-      H5Aclose);
-  SENSECF_H5_CHECK(H5Awrite(attr.get(), type.get(), value.c_str()));
+  write_string_attribute(obj.get(), name, value);
 }
 
 std::string H5File::attribute(const std::string& object, const std::string& name) const {
@@ -150,12 +156,7 @@ std::string H5File::attribute(const std::string& object, const std::string& name
   Handle obj(SENSECF_H5_CHECK(H5Oopen(id(), object.c_str(), H5P_DEFAULT)), H5Oclose);
   if (H5Aexists(obj.get(), name.c_str()) <= 0)
     throw Error("'" + path_ + "': " + object + " has no attribute '" + name + "'");
-  Handle attr(SENSECF_H5_CHECK(H5Aopen(obj.get(), name.c_str(), H5P_DEFAULT)), H5Aclose);
-  Handle type(SENSECF_H5_CHECK(H5Aget_type(attr.get())), H5Tclose);
-  const std::size_t n = H5Tget_size(type.get());
-  std::string buf(n, '\0');
-  SENSECF_H5_CHECK(H5Aread(attr.get(), type.get(), buf.data()));
-  return std::string(buf.c_str());
+  return read_string_attribute(obj.get(), name);
 }
 
 namespace {
