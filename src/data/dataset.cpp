@@ -121,4 +121,8 @@ std::size_t Dataset::count_label(int label) const {
   return static_cast<std::size_t>(std::count(y.begin(), y.end(), label));
 }
 
+std::size_t Dataset::count_label(int label, const std::vector<std::size_t>& rows) const {
+  return static_cast<std::size_t>(std::count_if(rows.begin(), rows.end(), [&](std::size_t r) { return y[r] == label; }));
+}
+
 }  // namespace sensecf::data

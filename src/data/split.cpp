@@ -82,10 +82,7 @@ std::string to_string(Scarcity s) {
   return "?";
 }
 
-std::size_t Scenario::removed_of(int label, const Dataset& data) const {
-  return static_cast<std::size_t>(
-      std::count_if(removed.begin(), removed.end(), [&](std::size_t r) { return data.y[r] == label; }));
-}
+std::size_t Scenario::removed_of(int label, const Dataset& data) const { return data.count_label(label, removed); }
 
 Scenario make_scenario(const Dataset& data, const std::vector<std::size_t>& train_rows, Scarcity kind,
                        double fraction, std::uint64_t seed) {

@@ -99,10 +99,6 @@ std::vector<int> labels(const data::Dataset& d, const std::vector<std::size_t>& 
   return y;
 }
 
-std::size_t count_label(const data::Dataset& d, const std::vector<std::size_t>& rows, int label) {
-  return static_cast<std::size_t>(std::count_if(rows.begin(), rows.end(), [&](std::size_t r) { return d.y[r] == label; }));
-}
-
 std::vector<int> scarce_classes(const std::string& scenario) {
   if (scenario == "positive") return {1};
   if (scenario == "negative") return {0};
@@ -240,7 +236,7 @@ Queries augment_queries(const Task& task, const TaskEnv& env, const Rows& rows, 
   const auto p = f.predict_proba(d.x.rows(rows.kept));
   Queries q;
   for (int c : scarce_classes(task.param("scenario"))) {
-    const std::size_t removed = count_label(d, rows.removed, c);
+    const std::size_t removed = d.count_label(c, rows.removed);
     const auto needed = static_cast<std::size_t>(std::ceil(max_ratio * static_cast<double>(removed)));
     std::vector<std::size_t> candidates;
     for (std::size_t i = 0; i < rows.kept.size(); ++i) {
@@ -294,8 +290,8 @@ store::CfArrays cf_arrays(const Task& task, const data::Dataset& d, const Querie
 store::TaskOutput run_generate(const Task& task, const TaskEnv& env) {
   const Rows rows = load_rows(task, env);
   const auto trained = clf::load_model(task_dir(env.workdir, task.deps.at(1)) + "/clf");
-  data::Dataset d = dataset_for(rows, env);
-  d.schema = trained.schema;
+  data::Dataset d = dataset(*env.config, env.workdir);
+  d.schema = trained.schema;  // bounds learned from this split's training rows by train_clf
   const data::Matrix train_x = d.x.rows(rows.kept);
   const std::vector<int> train_y = labels(d, rows.kept);
   clf::set_torch_threads(1);  // parallel over queries instead
@@ -361,7 +357,7 @@ store::TaskOutput run_augment(const Task& task, const TaskEnv& env) {
   std::vector<int> y = labels(d, rows.kept);
   long long wanted_total = 0, added_total = 0;
   for (int c : scarce_classes(task.param("scenario"))) {
-    const std::size_t removed = count_label(d, rows.removed, c);
+    const std::size_t removed = d.count_label(c, rows.removed);
     const auto wanted = static_cast<std::size_t>(std::llround(ratio * static_cast<double>(removed)));
     std::size_t added = 0;
     // Valid CFs of class c in query order, labelled by f_s (valid: f_s(x') = c).

@@ -75,6 +75,8 @@ struct Dataset {
   Dataset subset(const std::vector<std::size_t>& rows) const;
   // Counts of label 0 and 1.
   std::size_t count_label(int label) const;
+  // Of the given rows only.
+  std::size_t count_label(int label, const std::vector<std::size_t>& rows) const;
 };
 
 }  // namespace sensecf::data
