@@ -22,7 +22,7 @@
 #include "sensecf/clf/classifier.h"
 #include "sensecf/core/error.h"
 #include "sensecf/core/random.h"
-#include "sensecf/data/synth.h"
+#include "cf_cohort.h"
 #include "test_util.h"
 
 namespace sensecf::cf {
@@ -258,26 +258,14 @@ struct Cohort {
 // XGBoost's own statics are gone, crashes in ~HostDeviceVector.
 const Cohort& cohort() {
   static const Cohort& c = *[] {
-    data::SynthOptions so;
-    so.n_participants = 60;
-    so.seed = 5;
-    const data::Dataset ds = data::make_synthetic_cohort(so);
-    auto* made_ptr = new Cohort;
-    Cohort& made = *made_ptr;
-    made.schema = ds.schema;
     clf::ClfOptions co;
     co.model = "xgb";
     co.seed = 3;
     co.threads = 1;
     co.xgb_rounds = 40;
-    made.model = clf::make_classifier(co);
-    made.model->fit(made.schema, ds.x, ds.y);
-    made.f = std::make_unique<BlackBox>(*made.model);
-    std::vector<std::size_t> rows;
-    for (std::size_t i = 0; i < 8; ++i) rows.push_back(i * 89 % ds.size());
-    made.queries = ds.x.rows(rows);
-    for (double p : made.f->predict_proba(made.queries)) made.targets.push_back(p > 0.5 ? 0 : 1);
-    return made_ptr;
+    test::FlipCohort fc = test::make_flip_cohort(60, 5, co, 8, 89);
+    return new Cohort{fc.data.schema, std::move(fc.model), std::move(fc.f), std::move(fc.queries),
+                      std::move(fc.targets)};
   }();
   return c;
 }

@@ -20,7 +20,7 @@
 #include "sensecf/clf/classifier.h"
 #include "sensecf/core/error.h"
 #include "sensecf/core/random.h"
-#include "sensecf/data/synth.h"
+#include "cf_cohort.h"
 #include "test_util.h"
 
 namespace sensecf::cf {
@@ -234,28 +234,22 @@ struct Cohort {
 
 // 20 participants x 12 windows; queries = the first 40 rows, target = the other class.
 Cohort make_cohort(const std::string& model) {
-  data::SynthOptions so;
-  so.n_participants = 20;
-  so.seed = 11;
-  const data::Dataset ds = data::make_synthetic_cohort(so);
-  Cohort c;
-  Problem& s = c.setup;
-  s.schema = ds.schema;
-  s.train_x = ds.x;
-  s.train_y = ds.y;
   clf::ClfOptions co;
   co.model = model;
   co.seed = 5;
   co.threads = 1;
   co.xgb_rounds = 40;
   co.nn_max_epochs = 40;
-  s.model = clf::make_classifier(co);
-  s.model->fit(s.schema, s.train_x, s.train_y);
-  s.f = std::make_unique<BlackBox>(*s.model);
-  std::vector<std::size_t> rows;
-  for (std::size_t i = 0; i < 40; ++i) rows.push_back(i * 5 % ds.size());
-  c.queries = ds.x.rows(rows);
-  for (double p : s.f->predict_proba(c.queries)) c.targets.push_back(p > 0.5 ? 0 : 1);
+  test::FlipCohort fc = test::make_flip_cohort(20, 11, co, 40, 5);
+  Cohort c;
+  Problem& s = c.setup;
+  s.schema = fc.data.schema;
+  s.train_x = fc.data.x;
+  s.train_y = fc.data.y;
+  s.model = std::move(fc.model);
+  s.f = std::move(fc.f);
+  c.queries = std::move(fc.queries);
+  c.targets = std::move(fc.targets);
   return c;
 }
 

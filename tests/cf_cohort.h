@@ -1,0 +1,40 @@
+// The fixture CF method tests share: a synthetic cohort, a classifier trained
+// on all of it, and query rows whose target is the class the classifier does
+// not predict for them.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "sensecf/cf/generator.h"
+#include "sensecf/clf/classifier.h"
+#include "sensecf/data/synth.h"
+
+namespace sensecf::test {
+
+struct FlipCohort {
+  data::Dataset data;
+  std::unique_ptr<clf::Classifier> model;
+  std::unique_ptr<cf::BlackBox> f;
+  data::Matrix queries;      // rows i * stride % n of the cohort, i < n_queries
+  std::vector<int> targets;  // per query: the class f does not predict
+};
+
+inline FlipCohort make_flip_cohort(int participants, unsigned long synth_seed, const clf::ClfOptions& clf,
+                                   std::size_t n_queries, std::size_t stride) {
+  data::SynthOptions so;
+  so.n_participants = participants;
+  so.seed = synth_seed;
+  FlipCohort c;
+  c.data = data::make_synthetic_cohort(so);
+  c.model = clf::make_classifier(clf);
+  c.model->fit(c.data.schema, c.data.x, c.data.y);
+  c.f = std::make_unique<cf::BlackBox>(*c.model);
+  std::vector<std::size_t> rows;
+  for (std::size_t i = 0; i < n_queries; ++i) rows.push_back(i * stride % c.data.size());
+  c.queries = c.data.x.rows(rows);
+  for (double p : c.f->predict_proba(c.queries)) c.targets.push_back(p > 0.5 ? 0 : 1);
+  return c;
+}
+
+}  // namespace sensecf::test
