@@ -435,28 +435,79 @@ void write_shard_index(const std::string& path, const std::map<std::string, std:
   if (!out) throw Error(sys_error("cannot write", path));
 }
 
+void check_shards_exist(const std::string& index_name, const ShardIndex& index, const std::string& dir) {
+  std::error_code ec;
+  for (const auto& shard : index.shards) {
+    if (fs::exists(fs::path(dir) / shard, ec)) continue;
+    std::size_t n = 0;
+    std::string example;
+    for (const auto& [name, file] : index.weight_map) {
+      if (file != shard) continue;
+      if (n++ == 0) example = name;
+    }
+    throw Error(index_name + " maps " + std::to_string(n) + " tensors (e.g. " + in_quotes(example) +
+                    ") to shard " + in_quotes(shard) + ", which does not exist in " + dir,
+                "download the missing shard or remove the index");
+  }
+}
+
+std::map<std::string, std::size_t> match_shard_index(
+    const std::string& index_name, const ShardIndex& index,
+    const std::vector<std::vector<std::string>>& shard_tensors) {
+  std::map<std::string, std::size_t> where;
+  for (std::size_t i = 0; i < shard_tensors.size(); ++i) {
+    for (const auto& name : shard_tensors[i]) {
+      const auto [it, inserted] = where.emplace(name, i);
+      if (!inserted) {
+        throw Error(index_name + ": tensor " + in_quotes(name) + " is in two shards, " +
+                    in_quotes(index.shards[it->second]) + " and " + in_quotes(index.shards[i]));
+      }
+      const auto mapped = index.weight_map.find(name);
+      if (mapped == index.weight_map.end()) {
+        throw Error(index_name + ": shard " + in_quotes(index.shards[i]) + " holds tensor " +
+                    in_quotes(name) + ", which weight_map does not list");
+      }
+      if (mapped->second != index.shards[i]) {
+        throw Error(index_name + ": tensor " + in_quotes(name) + " is in shard " +
+                    in_quotes(index.shards[i]) + " but weight_map maps it to " + in_quotes(mapped->second));
+      }
+    }
+  }
+  for (const auto& [name, shard] : index.weight_map) {
+    if (!where.count(name)) {
+      throw Error(index_name + ": weight_map maps tensor " + in_quotes(name) + " to shard " +
+                  in_quotes(shard) + ", which does not contain it");
+    }
+  }
+  return where;
+}
+
 // --- checkpoints ------------------------------------------------------------
 
 namespace {
 
 [[noreturn]] void refuse_pickle(const fs::path& dir, const std::string& file) {
   const std::string d = dir.string();
-  std::string hint;
+  std::string hint =
+      "load_weights and the `sensecf lm` commands read it (torch_bin.h); to convert it once: sensecf lm "
+      "convert --model " +
+      d + " --out " + d + "-safetensors; or ";
   if (file == "pytorch_model.bin") {
-    hint =
-        "convert it once to safetensors (needs torch and safetensors): python -c \"import torch; "
+    hint +=
+        "(needs torch and safetensors) python -c \"import torch; "
         "from safetensors.torch import save_file; sd = torch.load('" +
         d +
         "/pytorch_model.bin', "
         "map_location='cpu'); save_file({k: v.contiguous().clone() for k, v in sd.items()}, '" +
         d + "/model.safetensors', metadata={'format': 'pt'})\"";
   } else {
-    hint =
-        "convert it once to sharded safetensors (needs transformers), then copy the tokenizer files: "
+    hint +=
+        "(needs transformers, then copy the tokenizer files) "
         "python -c \"from transformers import AutoModelForCausalLM as M; M.from_pretrained('" +
         d + "', torch_dtype='auto').save_pretrained('" + d + "-safetensors', safe_serialization=True)\"";
   }
-  throw Error(d + " holds " + file + " (a PyTorch pickle); sensecf reads safetensors checkpoints only", hint);
+  throw Error(d + " holds " + file + " (a PyTorch pickle); Checkpoint reads safetensors checkpoints only",
+              hint);
 }
 
 }  // namespace
@@ -497,44 +548,14 @@ Checkpoint Checkpoint::open(const std::string& path) {
     const std::string index_name = index_path.string();
     const ShardIndex index = read_shard_index(index_name);
     const fs::path dir = index_path.parent_path().empty() ? fs::path(".") : index_path.parent_path();
+    check_shards_exist(index_name, index, dir.string());
+    std::vector<std::vector<std::string>> shard_tensors;
     for (const auto& shard : index.shards) {
-      if (!fs::exists(dir / shard, ec)) {
-        std::size_t n = 0;
-        std::string example;
-        for (const auto& [name, file] : index.weight_map) {
-          if (file != shard) continue;
-          if (n++ == 0) example = name;
-        }
-        throw Error(index_name + " maps " + std::to_string(n) + " tensors (e.g. " + in_quotes(example) +
-                        ") to shard " + in_quotes(shard) + ", which does not exist in " + dir.string(),
-                    "download the missing shard or remove the index");
-      }
+      c.files_.push_back(SafetensorsFile::open((dir / shard).string()));
+      shard_tensors.emplace_back();
+      for (const auto& t : c.files_.back().header().tensors) shard_tensors.back().push_back(t.name);
     }
-    for (const auto& shard : index.shards) c.files_.push_back(SafetensorsFile::open((dir / shard).string()));
-    for (std::size_t i = 0; i < c.files_.size(); ++i) {
-      for (const auto& t : c.files_[i].header().tensors) {
-        const auto [it, inserted] = c.where_.emplace(t.name, i);
-        if (!inserted) {
-          throw Error(index_name + ": tensor " + in_quotes(t.name) + " is in two shards, " +
-                      in_quotes(index.shards[it->second]) + " and " + in_quotes(index.shards[i]));
-        }
-        const auto mapped = index.weight_map.find(t.name);
-        if (mapped == index.weight_map.end()) {
-          throw Error(index_name + ": shard " + in_quotes(index.shards[i]) + " holds tensor " +
-                      in_quotes(t.name) + ", which weight_map does not list");
-        }
-        if (mapped->second != index.shards[i]) {
-          throw Error(index_name + ": tensor " + in_quotes(t.name) + " is in shard " +
-                      in_quotes(index.shards[i]) + " but weight_map maps it to " + in_quotes(mapped->second));
-        }
-      }
-    }
-    for (const auto& [name, shard] : index.weight_map) {
-      if (!c.where_.count(name)) {
-        throw Error(index_name + ": weight_map maps tensor " + in_quotes(name) + " to shard " +
-                    in_quotes(shard) + ", which does not contain it");
-      }
-    }
+    c.where_ = match_shard_index(index_name, index, shard_tensors);
   } else {
     for (const auto& t : c.files_.front().header().tensors) c.where_.emplace(t.name, 0);
   }

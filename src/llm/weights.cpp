@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 #include "sensecf/core/error.h"
 #include "sensecf/llm/safetensors.h"
+#include "sensecf/llm/torch_bin.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors data is little-endian; so must the host be");
@@ -62,6 +64,85 @@ Dtype safetensors_type(torch::ScalarType type, const std::string& name) {
   }
 }
 
+// Any dtype LibTorch 1.13 has (map_weights keeps integer buffers too).
+torch::ScalarType any_torch_type(Dtype dtype, const std::string& where) {
+  switch (dtype) {
+    case Dtype::kF32:
+    case Dtype::kF16:
+    case Dtype::kBF16:
+    case Dtype::kF64:
+      return torch_type(dtype, where);
+    case Dtype::kI64:
+      return torch::kInt64;
+    case Dtype::kI32:
+      return torch::kInt32;
+    case Dtype::kI16:
+      return torch::kInt16;
+    case Dtype::kI8:
+      return torch::kInt8;
+    case Dtype::kU8:
+      return torch::kUInt8;
+    case Dtype::kBool:
+      return torch::kBool;
+    default:
+      throw Error(where + " has dtype " + dtype_name(dtype) + ", which LibTorch 1.13 cannot hold");
+  }
+}
+
+// `n_bytes` bytes at `data` in a read-only mapping as a 1-D CPU tensor of
+// `numel` elements: a view whose deleter keeps `keep` (the mapping's owner)
+// alive, or an aligned copy when the writer left the data unaligned.
+torch::Tensor view_bytes(const std::uint8_t* data, std::size_t n_bytes, std::int64_t numel,
+                         torch::ScalarType type, const std::shared_ptr<const void>& keep) {
+  const auto options = torch::dtype(type);
+  if (n_bytes == 0) return torch::empty({numel}, options);
+  if (reinterpret_cast<std::uintptr_t>(data) % c10::elementSize(type) == 0) {
+    // Never written: only copied from (load_weights) or written out (save_weights).
+    return torch::from_blob(
+        const_cast<std::uint8_t*>(data), {numel}, [keep](void*) { (void)keep; }, options);
+  }
+  auto copy = torch::empty({numel}, options);
+  std::memcpy(copy.data_ptr(), data, n_bytes);
+  return copy;
+}
+
+// A checkpoint of either format handing out its tensors as view_bytes views:
+// safetensors tensors as they are, pickle tensors as strided views of their
+// storage.
+class MappedCheckpoint {
+ public:
+  explicit MappedCheckpoint(const std::string& path) {
+    if (is_torch_bin_checkpoint(path)) {
+      bin_ = std::make_shared<const TorchBinCheckpoint>(TorchBinCheckpoint::open(path));
+    } else {
+      safetensors_ = std::make_shared<const Checkpoint>(Checkpoint::open(path));
+    }
+  }
+  const std::string& path() const { return bin_ ? bin_->path() : safetensors_->path(); }
+  std::vector<std::string> names() const { return bin_ ? bin_->names() : safetensors_->names(); }
+  Dtype dtype(const std::string& name) const {
+    return bin_ ? bin_->tensor(name).info->dtype : safetensors_->tensor(name).info->dtype;
+  }
+  torch::Tensor tensor(const std::string& name) const {
+    const std::string where = path() + ": tensor '" + name + "'";
+    if (!bin_) {
+      const TensorView v = safetensors_->tensor(name);
+      const auto type = any_torch_type(v.info->dtype, where);
+      return view_bytes(v.data, v.n_bytes, static_cast<std::int64_t>(v.info->numel()), type, safetensors_)
+          .view(v.info->shape);
+    }
+    const TorchTensorView v = bin_->tensor(name);
+    const auto type = any_torch_type(v.info->dtype, where);
+    const auto numel = static_cast<std::int64_t>(v.storage.size / dtype_size(v.info->dtype));
+    return view_bytes(v.storage.data, v.storage.size, numel, type, bin_)
+        .as_strided(v.info->shape, v.info->stride, v.info->storage_offset);
+  }
+
+ private:
+  std::shared_ptr<const Checkpoint> safetensors_;
+  std::shared_ptr<const TorchBinCheckpoint> bin_;
+};
+
 // CPU contiguous copies (kept alive while writing) and their byte views.
 struct Prepared {
   std::vector<torch::Tensor> keep;
@@ -92,27 +173,22 @@ std::map<std::string, std::string> with_format(std::map<std::string, std::string
 }  // namespace
 
 WeightMap load_weights(const std::string& path, c10::ScalarType dtype, c10::Device device) {
-  const Checkpoint checkpoint = Checkpoint::open(path);
+  const MappedCheckpoint checkpoint(path);
   WeightMap out;
   for (const auto& name : checkpoint.names()) {
-    const TensorView view = checkpoint.tensor(name);
-    const auto source = torch_type(view.info->dtype, checkpoint.path() + ": tensor '" + name + "'");
-    const std::vector<std::int64_t>& shape = view.info->shape;
-    torch::Tensor host;
-    const auto element = dtype_size(view.info->dtype);
-    if (view.n_bytes == 0) {
-      host = torch::empty(shape, torch::dtype(source));
-    } else if (reinterpret_cast<std::uintptr_t>(view.data) % element == 0) {
-      // A view of the read-only mapping: never written, only copied from below.
-      host = torch::from_blob(const_cast<std::uint8_t*>(view.data), shape, torch::dtype(source));
-    } else {
-      // Writers that do not pad the header leave the data unaligned: copy first.
-      host = torch::empty(shape, torch::dtype(source));
-      std::memcpy(host.data_ptr(), view.data, view.n_bytes);
-    }
-    // copy=true: the result must own its memory, the mapping closes on return.
-    out.emplace(name, host.to(device, dtype, /*non_blocking=*/false, /*copy=*/true));
+    torch_type(checkpoint.dtype(name), checkpoint.path() + ": tensor '" + name + "'");  // weights are floats
+    // copy=true: the result must own its memory, the mapping closes on return;
+    // contiguous: a pickle's tensors may be strided views.
+    out.emplace(name, checkpoint.tensor(name).to(device, dtype, /*non_blocking=*/false, /*copy=*/true,
+                                                 c10::MemoryFormat::Contiguous));
   }
+  return out;
+}
+
+WeightMap map_weights(const std::string& path) {
+  const MappedCheckpoint checkpoint(path);
+  WeightMap out;
+  for (const auto& name : checkpoint.names()) out.emplace(name, checkpoint.tensor(name));
   return out;
 }
 

@@ -16,7 +16,7 @@
 //
 // Torch-free on purpose: the fuzz target and the tools link it without LibTorch.
 // Conversion to torch tensors lives in weights.h. Does not read pytorch_model.bin
-// (pickle): opening such a checkpoint fails with a one-line conversion command.
+// (pickle; torch_bin.h does): Checkpoint::open refuses such a checkpoint.
 #pragma once
 
 #include <cstddef>
@@ -138,13 +138,25 @@ ShardIndex read_shard_index(const std::string& path);
 // Writes an index for `weight_map` with metadata.total_size = `total_size`.
 void write_shard_index(const std::string& path, const std::map<std::string, std::string>& weight_map,
                        std::uint64_t total_size);
+// The cross-checks of a sharded checkpoint, shared by every shard format
+// (safetensors here, pytorch_model.bin in torch_bin.h). check_shards_exist
+// throws, naming the index, when a shard it names is not a file in `dir`.
+// match_shard_index gets the tensors found in each shard (`shard_tensors[i]`
+// for index.shards[i]) and returns tensor -> i; it throws when a tensor is in
+// two shards, is in a shard the index does not map it to, is not listed, or is
+// listed but in no shard.
+void check_shards_exist(const std::string& index_name, const ShardIndex& index, const std::string& dir);
+std::map<std::string, std::size_t> match_shard_index(
+    const std::string& index_name, const ShardIndex& index,
+    const std::vector<std::vector<std::string>>& shard_tensors);
 
 // A checkpoint: a directory holding model.safetensors or model.safetensors.index.json
 // and its shards, or a path to one .safetensors file. Opening validates every
 // shard's header, that every shard named by the index exists, that every
 // tensor of the weight map is in its shard, that no tensor is in two shards and
 // that no shard holds tensors the index does not list. A directory with only
-// pytorch_model.bin(.index.json) is refused with a conversion command.
+// pytorch_model.bin(.index.json) is refused here with a conversion command:
+// load_weights reads those through TorchBinCheckpoint (torch_bin.h).
 class Checkpoint {
  public:
   static Checkpoint open(const std::string& path);

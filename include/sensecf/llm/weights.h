@@ -1,13 +1,14 @@
 // Checkpoint weights as LibTorch tensors: load a Hugging Face checkpoint
-// (model.safetensors, or shards behind model.safetensors.index.json) into a
+// (model.safetensors, or shards behind model.safetensors.index.json; or
+// pytorch_model.bin, or shards behind pytorch_model.bin.index.json) into a
 // name -> tensor map converted to a dtype and device; save such a map as
 // safetensors (one file, or shards with an index, as save_pretrained does);
 // check a map against a ModelConfig.
 //
-// Loading reads the memory-mapped files of safetensors.h (F32, F16, BF16 and F64
-// sources) and copies each tensor once into the requested dtype/device; the
-// mapping is closed before returning. pytorch_model.bin is refused there with a
-// conversion command (see docs/checkpoints.md).
+// Loading reads the memory-mapped files of safetensors.h or torch_bin.h (F32,
+// F16, BF16 and F64 sources) and copies each tensor once into the requested
+// dtype/device, contiguous (a pickle's strided views and shared storages
+// included); the mapping is closed before returning. See docs/checkpoints.md.
 //
 // Only light ATen/c10 headers here; <torch/torch.h> is included by weights.cpp.
 // Pass torch::kFloat32 / torch::kCUDA etc. as usual (same types).
@@ -27,9 +28,18 @@ namespace sensecf::llm {
 
 using WeightMap = std::map<std::string, at::Tensor>;
 
-// `path`: a model directory or one .safetensors file (see Checkpoint::open).
+// `path`: a model directory, one .safetensors or .bin file, or an index (see
+// Checkpoint::open, TorchBinCheckpoint::open; safetensors wins when a directory
+// has both formats).
 WeightMap load_weights(const std::string& path, c10::ScalarType dtype = c10::ScalarType::Float,
                        c10::Device device = c10::Device(c10::DeviceType::CPU));
+
+// The tensors of the checkpoint at `path` as stored (any dtype LibTorch has, on
+// the CPU, a pickle's strided views kept as views) without copying them: each
+// is a view of the read-only file mapping, which stays open until the last
+// tensor is released. Never write into them (in-place ops crash); data that a
+// writer left unaligned is copied. For converting checkpoints (`lm convert`).
+WeightMap map_weights(const std::string& path);
 
 // One safetensors file. Tensors are written from CPU contiguous copies in their
 // own dtype. `metadata` gets "format": "pt" unless it sets "format" itself
