@@ -6,10 +6,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 #include "json_show.h"
 
 namespace sensecf::llm {
@@ -244,6 +246,49 @@ void ModelConfig::validate(const std::string& source) const {
   if (!(rms_norm_eps > 0)) throw UsageError(source + ": rms_norm_eps must be positive");
   if (!(rope_theta > 0)) throw UsageError(source + ": rope_theta must be positive");
   if (sliding_window < 0) throw UsageError(source + ": sliding_window must be positive or null");
+}
+
+namespace {
+
+// config.json of meta-llama/Llama-3.1-8B-Instruct and BioMistral/BioMistral-7B
+// (reference: llm.md 1.1 and 1.4), as published.
+const std::map<std::string, const char*>& presets() {
+  static const std::map<std::string, const char*> table = {
+      {"llama-3.1-8b", R"({
+  "architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+  "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "head_dim": 128,
+  "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 14336,
+  "max_position_embeddings": 131072, "mlp_bias": false, "model_type": "llama",
+  "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8, "pretraining_tp": 1,
+  "rms_norm_eps": 1e-05,
+  "rope_scaling": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                   "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+  "rope_theta": 500000.0, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "vocab_size": 128256})"},
+      {"biomistral-7b", R"({
+  "architectures": ["MistralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1, "eos_token_id": 2,
+  "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 14336,
+  "max_position_embeddings": 32768, "model_type": "mistral", "num_attention_heads": 32,
+  "num_hidden_layers": 32, "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+  "sliding_window": 4096, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "vocab_size": 32000})"},
+  };
+  return table;
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::preset(const std::string& name) {
+  const auto it = presets().find(name);
+  if (it == presets().end()) {
+    throw UsageError("unknown model preset '" + name + "'", "known presets: " + join(preset_names(), ", ") +
+                                                                 " (or pass a config.json path)");
+  }
+  return from_json(it->second, "preset " + name);
+}
+
+std::vector<std::string> ModelConfig::preset_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, text] : presets()) names.push_back(name);
+  return names;
 }
 
 ModelConfig ModelConfig::tiny(Family family, std::int64_t vocab_size) {

@@ -1,12 +1,14 @@
 // Llama / Mistral forward pass and generation in LibTorch (see model.h).
 //
 // Shapes: B batch, T new tokens, S cached + new tokens, H query heads, K kv
-// heads, D head dim, E hidden size, V vocabulary.
+// heads, D head dim, E hidden size, V vocabulary. The seven projections of a
+// layer are LoraLinear (lora.h): a plain x W^T until an adapter is attached.
 #include "sensecf/llm/model.h"
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
@@ -15,23 +17,74 @@
 
 #include "sensecf/core/error.h"
 #include "sensecf/core/random.h"
+#include "sensecf/llm/lora.h"
+#include "sensecf/llm/tiny.h"
 #include "sensecf/llm/weights.h"
 
 namespace sensecf::llm {
 namespace {
 
+// LibTorch 2 has a fused scaled_dot_product_attention (flash / memory-efficient
+// kernels on CUDA); LibTorch 1.13 (Debian's) does not.
+#if TORCH_VERSION_MAJOR >= 2
+constexpr bool kHaveSdpa = true;
+#else
+constexpr bool kHaveSdpa = false;
+#endif
+
+// Per layer, keys and values live in buffers of `capacity` positions that grow
+// by doubling (generate reserves prompt + new tokens up front), so a decode
+// step writes one column instead of copying the whole cache.
 struct KvCache {
-  std::vector<torch::Tensor> k, v;  // per layer [B, K, S, D]
-  torch::Tensor mask;               // [B, S] 1 = real token, 0 = padding
-  torch::Tensor next_position;      // [B] position id of the next token
+  std::vector<torch::Tensor> k, v;  // per layer [B, K, capacity, D]; positions [0, length) are filled
+  long length = 0;
+  long reserved = 0;             // capacity to allocate on first use
+  torch::Tensor mask;            // [B, length] 1 = real token, 0 = padding
+  torch::Tensor next_position;   // [B] position id of the next token
+
+  // Appends [B, K, T, D] to layer l; returns the filled part [B, K, length + T, D].
+  std::pair<torch::Tensor, torch::Tensor> append(std::size_t l, const torch::Tensor& key, const torch::Tensor& value,
+                                                 long start) {
+    const long T = key.size(2), end = start + T;
+    auto grow = [&](torch::Tensor& buffer, const torch::Tensor& like) {
+      const long capacity = buffer.defined() ? buffer.size(2) : 0;
+      if (end <= capacity) return;
+      auto bigger = torch::empty({like.size(0), like.size(1), std::max({end, 2 * capacity, reserved}), like.size(3)},
+                                 like.options());
+      if (start > 0) bigger.narrow(2, 0, start).copy_(buffer.narrow(2, 0, start));
+      buffer = bigger;
+    };
+    grow(k[l], key);
+    grow(v[l], value);
+    k[l].narrow(2, start, T).copy_(key);
+    v[l].narrow(2, start, T).copy_(value);
+    return {k[l].narrow(2, 0, end), v[l].narrow(2, 0, end)};
+  }
 };
 
 torch::ScalarType parse_dtype(const std::string& name, const torch::Device& device) {
   if (name == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
   if (name == "float32") return torch::kFloat32;
   if (name == "bfloat16") return torch::kBFloat16;
-  if (name == "float16") return torch::kFloat16;
+  if (name == "float16") {
+    if (!device.is_cuda() && TORCH_VERSION_MAJOR < 2)
+      throw UsageError("float16 on the CPU: LibTorch " TORCH_VERSION " has no half-precision matrix products there",
+                       "use --dtype bfloat16 or float32 on the CPU; float16 is for CUDA");
+    return torch::kFloat16;
+  }
   throw UsageError("unknown dtype '" + name + "'", "use auto, float32, bfloat16 or float16");
+}
+
+bool parse_attention(const std::string& name) {
+  if (name == "auto") return kHaveSdpa;
+  if (name == "eager") return false;
+  if (name == "sdpa") {
+    if (!kHaveSdpa)
+      throw UsageError("attention 'sdpa' needs LibTorch >= 2.0; this build uses " TORCH_VERSION,
+                       "use --attention eager (or auto)");
+    return true;
+  }
+  throw UsageError("unknown attention implementation '" + name + "'", "use auto, eager or sdpa");
 }
 
 torch::Tensor rotate_half(const torch::Tensor& x) {
@@ -42,8 +95,8 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 class Llama final : public CausalLM {
  public:
   Llama(ModelConfig config, std::map<std::string, torch::Tensor> weights, torch::Device device,
-        torch::ScalarType dtype)
-      : config_(std::move(config)), device_(device), dtype_(dtype) {
+        torch::ScalarType dtype, bool sdpa)
+      : config_(std::move(config)), device_(device), dtype_(dtype), sdpa_(sdpa) {
     auto take = [&](const std::string& name) {
       const auto it = weights.find(name);
       if (it == weights.end()) throw Error("checkpoint lacks tensor '" + name + "'");
@@ -52,11 +105,17 @@ class Llama final : public CausalLM {
     embed_ = take("model.embed_tokens.weight");
     for (int i = 0; i < config_.num_hidden_layers; ++i) {
       const std::string p = fmt::format("model.layers.{}.", i);
-      layers_.push_back({take(p + "input_layernorm.weight"), take(p + "self_attn.q_proj.weight"),
-                         take(p + "self_attn.k_proj.weight"), take(p + "self_attn.v_proj.weight"),
-                         take(p + "self_attn.o_proj.weight"), take(p + "post_attention_layernorm.weight"),
-                         take(p + "mlp.gate_proj.weight"), take(p + "mlp.up_proj.weight"),
-                         take(p + "mlp.down_proj.weight")});
+      Layer layer;
+      layer.input_norm = take(p + "input_layernorm.weight");
+      layer.q.weight = take(p + "self_attn.q_proj.weight");
+      layer.k.weight = take(p + "self_attn.k_proj.weight");
+      layer.v.weight = take(p + "self_attn.v_proj.weight");
+      layer.o.weight = take(p + "self_attn.o_proj.weight");
+      layer.post_norm = take(p + "post_attention_layernorm.weight");
+      layer.gate.weight = take(p + "mlp.gate_proj.weight");
+      layer.up.weight = take(p + "mlp.up_proj.weight");
+      layer.down.weight = take(p + "mlp.down_proj.weight");
+      layers_.push_back(std::move(layer));
     }
     norm_ = take("model.norm.weight");
     lm_head_ = config_.tie_word_embeddings ? embed_ : take("lm_head.weight");
@@ -65,6 +124,23 @@ class Llama final : public CausalLM {
   }
 
   const ModelConfig& config() const override { return config_; }
+  const std::vector<LoraModule>& adapter_modules() const override { return adapter_modules_; }
+  bool adapter_merged() const override { return adapter_merged_; }
+
+  // Attaches the adapter's A/B to the targeted projections (on the model's
+  // device, fp32 as PEFT keeps them), or folds them into the weights.
+  void attach(const LoraAdapter& adapter, bool merge) {
+    for (const auto& m : adapter.modules) {
+      LoraLinear& linear = projection(m);
+      const auto& [A, B] = adapter.weights.at(m.name);
+      linear.lora_A = A.to(device_, torch::kFloat32).contiguous();
+      linear.lora_B = B.to(device_, torch::kFloat32).contiguous();
+      linear.scaling = m.scaling;
+      if (merge) linear.merge();
+    }
+    adapter_modules_ = adapter.modules;
+    adapter_merged_ = merge;
+  }
 
   std::vector<float> logits(const std::vector<int>& ids) const override {
     torch::NoGradGuard no_grad;
@@ -83,10 +159,11 @@ class Llama final : public CausalLM {
     return to_vector(torch::cat(rows, 0));
   }
 
-  KvCache empty_cache(long batch) const {
+  KvCache empty_cache(long batch, long reserve = 0) const {
     KvCache c;
     c.k.resize(static_cast<std::size_t>(config_.num_hidden_layers));
     c.v.resize(c.k.size());
+    c.reserved = reserve;
     c.mask = torch::zeros({batch, 0}, torch::dtype(torch::kInt64).device(device_));
     c.next_position = torch::zeros({batch}, torch::dtype(torch::kInt64).device(device_));
     return c;
@@ -99,8 +176,11 @@ class Llama final : public CausalLM {
   }
 
   // ids [B, T]; mask [B, T] (1 real, 0 left padding) for the new tokens.
-  // Returns fp32 logits [B, T, V] and extends the cache.
-  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& new_mask, KvCache& cache) const {
+  // Returns fp32 logits [B, T, V] (or [B, 1, V] for the last position only,
+  // which is all generation needs: at 8B shapes the full prefill logits are
+  // gigabytes) and extends the cache.
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& new_mask, KvCache& cache,
+                        bool last_only = false) const {
     const long B = ids.size(0), T = ids.size(1);
     const long H = config_.num_attention_heads, K = config_.num_key_value_heads, D = config_.head_dim;
     const auto mask_new = new_mask.to(device_);
@@ -110,7 +190,8 @@ class Llama final : public CausalLM {
     positions = positions.masked_fill(mask_new == 0, 1);
     cache.next_position = cache.next_position + mask_new.sum(1);
     cache.mask = torch::cat({cache.mask, mask_new}, 1);  // [B, S]
-    const long S = cache.mask.size(1);
+    const long S = cache.mask.size(1), start = cache.length;
+    cache.length = S;
 
     // RoPE in fp32 (transformers disables autocast there), then cast.
     const auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.view({1, 1, -1});  // [B, T, D/2]
@@ -134,34 +215,69 @@ class Llama final : public CausalLM {
 
     auto h = embed_.index_select(0, ids.reshape(-1)).view({B, T, -1});
     const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    // Grouped-query attention without copying kv heads: query head h = k * G + g
+    // uses kv head k (transformers' repeat_kv order), so the G query heads of a
+    // kv head are stacked along the rows: q [B, K, G*T, D] against k [B, K, S, D].
+    const long G = H / K;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       const auto& w = layers_[l];
       const auto x = rms_norm(h, w.input_norm);
-      auto q = torch::matmul(x, w.q.t()).view({B, T, H, D}).transpose(1, 2);
-      auto k = torch::matmul(x, w.k.t()).view({B, T, K, D}).transpose(1, 2);
-      auto v = torch::matmul(x, w.v.t()).view({B, T, K, D}).transpose(1, 2);
+      auto q = w.q.forward(x).view({B, T, H, D}).transpose(1, 2);
+      auto k = w.k.forward(x).view({B, T, K, D}).transpose(1, 2);
+      auto v = w.v.forward(x).view({B, T, K, D}).transpose(1, 2);
       q = q * cos + rotate_half(q) * sin;
       k = k * cos + rotate_half(k) * sin;
-      cache.k[l] = cache.k[l].defined() ? torch::cat({cache.k[l], k}, 2) : k;
-      cache.v[l] = cache.v[l].defined() ? torch::cat({cache.v[l], v}, 2) : v;
-      const auto keys = cache.k[l].repeat_interleave(H / K, 1);  // [B, H, S, D]
-      const auto values = cache.v[l].repeat_interleave(H / K, 1);
-      auto scores = torch::matmul(q, keys.transpose(2, 3)) * scale + bias;  // [B, H, T, S]
-      const auto probs = torch::softmax(scores, -1, torch::kFloat32).to(dtype_);
-      const auto attn = torch::matmul(probs, values).transpose(1, 2).reshape({B, T, H * D});
-      h = h + torch::matmul(attn, w.o.t());
+      const auto [keys, values] = cache.append(l, k, v, start);  // [B, K, S, D]
+      const auto grouped = q.reshape({B, K, G * T, D});
+      torch::Tensor context;  // [B, K, G*T, D]
+      if (sdpa_) {
+        context = sdpa(grouped, keys, values, bias.unsqueeze(2).expand({B, 1, G, T, S}).reshape({B, 1, G * T, S}));
+      } else {
+        // transformers' eager attention: softmax in fp32, then back to the model dtype.
+        const auto scores = torch::matmul(grouped, keys.transpose(2, 3)).view({B, K, G, T, S}) * scale +
+                            bias.unsqueeze(2);  // [B, K, G, T, S]
+        const auto probs = torch::softmax(scores, -1, torch::kFloat32).to(dtype_).view({B, K, G * T, S});
+        context = torch::matmul(probs, values);
+      }
+      const auto attn = context.view({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
+      h = h + w.o.forward(attn);
       const auto y = rms_norm(h, w.post_norm);
-      const auto gate = torch::matmul(y, w.gate.t());
-      h = h + torch::matmul(gate * torch::sigmoid(gate) * torch::matmul(y, w.up.t()), w.down.t());
+      const auto gate = w.gate.forward(y);
+      h = h + w.down.forward(gate * torch::sigmoid(gate) * w.up.forward(y));
     }
+    if (last_only) h = h.narrow(1, T - 1, 1);
     h = rms_norm(h, norm_);
     return torch::matmul(h, lm_head_.t()).to(torch::kFloat32);
   }
 
+  static torch::Tensor sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                            const torch::Tensor& bias) {
+#if TORCH_VERSION_MAJOR >= 2
+    return at::scaled_dot_product_attention(q, k, v, bias, /*dropout_p=*/0.0, /*is_causal=*/false);
+#else
+    (void)q, (void)k, (void)v, (void)bias;
+    throw Error("scaled_dot_product_attention needs LibTorch >= 2.0");
+#endif
+  }
+
  private:
   struct Layer {
-    torch::Tensor input_norm, q, k, v, o, post_norm, gate, up, down;
+    torch::Tensor input_norm, post_norm;
+    LoraLinear q, k, v, o, gate, up, down;
   };
+
+  LoraLinear& projection(const LoraModule& m) {
+    if (m.layer < 0 || m.layer >= static_cast<std::int64_t>(layers_.size()))
+      throw Error("LoRA module " + m.name + ": no layer " + std::to_string(m.layer));
+    Layer& l = layers_[static_cast<std::size_t>(m.layer)];
+    const std::map<std::string, LoraLinear*> by_kind = {{"q_proj", &l.q},       {"k_proj", &l.k},
+                                                        {"v_proj", &l.v},       {"o_proj", &l.o},
+                                                        {"gate_proj", &l.gate}, {"up_proj", &l.up},
+                                                        {"down_proj", &l.down}};
+    const auto it = by_kind.find(m.kind);
+    if (it == by_kind.end()) throw Error("LoRA module " + m.name + ": unknown projection '" + m.kind + "'");
+    return *it->second;
+  }
 
   // transformers' LlamaRMSNorm: in fp32, weight applied after casting back.
   torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight) const {
@@ -178,8 +294,11 @@ class Llama final : public CausalLM {
   ModelConfig config_;
   torch::Device device_;
   torch::ScalarType dtype_;
+  bool sdpa_ = false;
   torch::Tensor embed_, norm_, lm_head_, inv_freq_;
   std::vector<Layer> layers_;
+  std::vector<LoraModule> adapter_modules_;
+  bool adapter_merged_ = false;
 
   friend std::vector<std::vector<int>> llm::generate(const CausalLM&, const std::vector<std::vector<int>>&,
                                                      const GenerationOptions&, int);
@@ -221,10 +340,29 @@ int pick(const torch::Tensor& row, const GenerationOptions& o, Rng& rng) {
 std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, const ModelOptions& options) {
   const torch::Device device(options.device);
   const auto dtype = parse_dtype(options.dtype, device);
+  if (options.merge_adapter && options.adapter.empty())
+    throw UsageError("merge_adapter is set without an adapter", "pass --adapter DIR, or drop --merge-adapter");
   ModelConfig config = load_config(dir);
+  // The adapter is read and checked first: a mismatch is reported before the
+  // (possibly 16 GB) base weights are loaded.
+  LoraAdapter adapter;
+  if (!options.adapter.empty()) adapter = load_lora_adapter(options.adapter, config, device);
   auto weights = load_weights(dir, dtype, device);
   check_weights(config, weights);
-  return std::make_unique<Llama>(std::move(config), std::move(weights), device, dtype);
+  auto model =
+      std::make_unique<Llama>(std::move(config), std::move(weights), device, dtype, parse_attention(options.attention));
+  if (!options.adapter.empty()) model->attach(adapter, options.merge_adapter);
+  return model;
+}
+
+std::unique_ptr<CausalLM> CausalLM::random(const ModelConfig& config, const ModelOptions& options,
+                                           std::uint64_t seed) {
+  if (!options.adapter.empty()) throw UsageError("CausalLM::random takes no adapter");
+  const torch::Device device(options.device);
+  const auto dtype = parse_dtype(options.dtype, device);
+  config.validate("random model config");
+  return std::make_unique<Llama>(config, random_weights(config, dtype, device, seed), device, dtype,
+                                 parse_attention(options.attention));
 }
 
 std::vector<std::vector<int>> generate(const CausalLM& base, const std::vector<std::vector<int>>& prompts,
@@ -247,21 +385,25 @@ std::vector<std::vector<int>> generate(const CausalLM& base, const std::vector<s
     padded.push_back(row);
     for (std::size_t i = 0; i < longest; ++i) mask.push_back(i >= longest - p.size() ? 1 : 0);
   }
-  KvCache cache = model->empty_cache(B);
+  KvCache cache = model->empty_cache(B, static_cast<long>(longest) + std::max(o.max_new_tokens, 0));
   auto logits = model->forward(model->ids_tensor(padded),
-                               torch::tensor(mask, torch::kInt64).view({B, static_cast<long>(longest)}), cache);
+                               torch::tensor(mask, torch::kInt64).view({B, static_cast<long>(longest)}), cache,
+                               /*last_only=*/true);
   std::vector<std::vector<int>> out(prompts.size());
   std::vector<bool> done(prompts.size(), false);
   std::vector<Rng> rngs;
   for (long b = 0; b < B; ++b) rngs.emplace_back(derive_seed(o.seed, "generate/" + std::to_string(b)));
   for (int step = 0; step < o.max_new_tokens; ++step) {
+    // One device-to-host transfer per step: the greedy choices, or the rows to sample from.
     const auto last = logits.select(1, logits.size(1) - 1);  // [B, V]
+    const auto greedy = o.temperature <= 0 ? last.argmax(1).to(torch::kCPU) : torch::Tensor();
+    const auto rows = o.temperature <= 0 ? torch::Tensor() : last.to(torch::kCPU);
     std::vector<int> next(prompts.size(), pad_id);
     std::vector<std::int64_t> next_mask(prompts.size(), 0);
     for (long b = 0; b < B; ++b) {
       const auto i = static_cast<std::size_t>(b);
       if (done[i]) continue;
-      next[i] = pick(last[b], o, rngs[i]);
+      next[i] = o.temperature <= 0 ? static_cast<int>(greedy[b].item<std::int64_t>()) : pick(rows[b], o, rngs[i]);
       next_mask[i] = 1;
       out[i].push_back(next[i]);
       bool stop = std::find(o.stop_ids.begin(), o.stop_ids.end(), next[i]) != o.stop_ids.end();
@@ -276,7 +418,8 @@ std::vector<std::vector<int>> generate(const CausalLM& base, const std::vector<s
     std::vector<std::vector<int>> column;
     for (int t : next) column.push_back({t});
     // Finished sequences feed padding (masked) so the batch stays rectangular.
-    logits = model->forward(model->ids_tensor(column), torch::tensor(next_mask, torch::kInt64).view({B, 1}), cache);
+    logits = model->forward(model->ids_tensor(column), torch::tensor(next_mask, torch::kInt64).view({B, 1}), cache,
+                            /*last_only=*/true);
   }
   return out;
 }

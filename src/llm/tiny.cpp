@@ -41,4 +41,19 @@ void write_tiny_checkpoint(const std::string& dir, const std::string& family_nam
   save_weights(dir + "/model.safetensors", weights, {{"format", "pt"}});
 }
 
+WeightMap random_weights(const ModelConfig& config, c10::ScalarType dtype, c10::Device device, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  if (device.is_cuda()) torch::cuda::manual_seed_all(seed);
+  WeightMap weights;
+  const auto options = torch::TensorOptions().device(device).dtype(torch::kFloat32);
+  for (const auto& [name, shape] : expected_tensor_shapes(config)) {
+    const bool norm = name.find("norm.weight") != std::string::npos;
+    // One fp32 temporary per tensor (the largest is vocab x hidden), then cast.
+    auto w = torch::randn(shape, options);
+    w = norm ? w.mul_(0.1).add_(1.0) : w.mul_(0.02);
+    weights[name] = w.to(dtype);
+  }
+  return weights;
+}
+
 }  // namespace sensecf::llm

@@ -79,6 +79,20 @@ TEST(LlmConfig, Llama31) {
   EXPECT_EQ(n_params, 8030261248LL);
 }
 
+// The presets `lm bench --shape` uses are the published configs above, field for field.
+TEST(LlmConfig, PresetsAreThePublishedConfigs) {
+  EXPECT_EQ(ModelConfig::preset("llama-3.1-8b").to_json(), ModelConfig::from_json(kLlama31).to_json());
+  EXPECT_EQ(ModelConfig::preset("biomistral-7b").to_json(), ModelConfig::from_json(kBioMistral).to_json());
+  EXPECT_EQ(ModelConfig::preset_names(), std::vector<std::string>({"biomistral-7b", "llama-3.1-8b"}));
+  try {
+    ModelConfig::preset("llama-3.1-70b");
+    ADD_FAILURE() << "an unknown preset was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "unknown model preset 'llama-3.1-70b'");
+    EXPECT_NE(e.hint().find("biomistral-7b, llama-3.1-8b"), std::string::npos) << e.hint();
+  }
+}
+
 TEST(LlmConfig, BioMistral) {
   const auto c = ModelConfig::from_json(kBioMistral);
   EXPECT_EQ(c.family, Family::kMistral);

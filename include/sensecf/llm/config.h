@@ -55,6 +55,11 @@ struct ModelConfig {
   // 4 heads, 2 kv heads, intermediate 128; llama3 rope scaling for llama,
   // sliding_window 16 for mistral.
   static ModelConfig tiny(Family family, std::int64_t vocab_size);
+  // The published config.json of a paper model, by name: "llama-3.1-8b"
+  // (Meta-Llama-3.1-8B-Instruct) or "biomistral-7b" (BioMistral-7B, the
+  // Mistral-7B-v0.1 shapes). For benchmarks at real shapes with random weights.
+  static ModelConfig preset(const std::string& name);
+  static std::vector<std::string> preset_names();
 
   // A config.json that from_json (and transformers) read back to this config.
   std::string to_json() const;

@@ -5,6 +5,11 @@
 // and a KV cache for incremental decoding. Parameters keep their HF names
 // (model.layers.{i}.self_attn.q_proj.weight, ...), one to one.
 //
+// A PEFT LoRA adapter (adapter.h, lora.h) can be applied at load time, either
+// unmerged (every targeted projection computes x W^T + s (x A^T) B^T, as PEFT
+// does) or merged into the weights (W + s B A, faster, same numbers up to
+// rounding).
+//
 // This header is torch-free so the CLI and the sweep can hold a model without
 // compiling LibTorch headers; the implementation is in model.cpp.
 #pragma once
@@ -15,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "sensecf/llm/adapter.h"
 #include "sensecf/llm/config.h"
 
 namespace sensecf::llm {
@@ -22,12 +28,22 @@ namespace sensecf::llm {
 struct ModelOptions {
   std::string device = "cpu";  // "cpu" or "cuda:N"
   std::string dtype = "auto";  // auto (fp32 on CPU, bf16 on CUDA) | float32 | bfloat16 | float16
+  // auto (sdpa where LibTorch >= 2 has it, else eager) | eager (matmul + fp32
+  // softmax, transformers' "eager") | sdpa (scaled_dot_product_attention)
+  std::string attention = "auto";
+  std::string adapter;          // PEFT LoRA adapter directory; empty: none
+  bool merge_adapter = false;   // fold the adapter into the weights at load time
 };
 
 class CausalLM {
  public:
-  // Loads config.json and the safetensors weights of a Hugging Face model directory.
+  // Loads config.json and the safetensors weights of a Hugging Face model
+  // directory, then the adapter of options.adapter (if any).
   static std::unique_ptr<CausalLM> load(const std::string& dir, const ModelOptions& options = {});
+  // A model of `config` with random weights made directly on options.device
+  // (random_weights in tiny.h): benchmarks at real shapes without a checkpoint.
+  // options.adapter must be empty.
+  static std::unique_ptr<CausalLM> random(const ModelConfig& config, const ModelOptions& options, std::uint64_t seed);
   virtual ~CausalLM() = default;
   virtual const ModelConfig& config() const = 0;
 
@@ -36,6 +52,11 @@ class CausalLM {
   // The same, computed token by token through the KV cache (tests check that
   // both paths agree).
   virtual std::vector<float> logits_incremental(const std::vector<int>& ids) const = 0;
+
+  // The linear layers that got a LoRA adapter (empty without one), in layer
+  // order; describe_lora() renders them for logs. Also filled when merged.
+  virtual const std::vector<LoraModule>& adapter_modules() const = 0;
+  virtual bool adapter_merged() const = 0;
 };
 
 struct GenerationOptions {
