@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -45,9 +47,29 @@ struct ModelArgs {
     o.add("lm.device", &options.device, "cpu or cuda:N", "device");
     o.add("lm.dtype", &options.dtype, "weights and activations", "dtype")
         .choices({"auto", "float32", "bfloat16", "float16"});
+    o.add("lm.attention", &options.attention, "auto (sdpa on LibTorch >= 2), eager, sdpa", "attention")
+        .choices({"auto", "eager", "sdpa"});
+    o.add("lm.adapter", &options.adapter, "PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors)",
+          "adapter");
+    o.add("lm.merge_adapter", &options.merge_adapter, "fold the adapter into the weights at load (faster)",
+          "merge-adapter");
     o.add_check([this] {
       if (model.empty()) throw UsageError("--model is required", "pass a model directory, e.g. one from `sensecf lm init-tiny`");
+      if (!std::filesystem::is_directory(model))
+        throw UsageError("--model " + model + ": no such directory",
+                         "pass a Hugging Face model directory (config.json, weights, tokenizer.json)");
+      if (options.merge_adapter && options.adapter.empty())
+        throw UsageError("--merge-adapter needs --adapter DIR");
     });
+  }
+  // Loads the model (and adapter) and logs what was applied.
+  std::unique_ptr<llm::CausalLM> load() const {
+    auto m = llm::CausalLM::load(model, options);
+    if (!m->adapter_modules().empty()) {
+      spdlog::info("adapter {}: {}{}", options.adapter, llm::describe_lora(m->adapter_modules()),
+                   m->adapter_merged() ? ", merged into the weights" : "");
+    }
+    return m;
   }
 };
 
@@ -85,7 +107,7 @@ int lm_logits(const std::vector<std::string>& args) {
     ids = llm::Tokenizer::load(m.model + "/tokenizer.json").encode(text, add_special);
   }
   if (ids.empty()) throw UsageError("no input tokens", "pass --text or --ids");
-  const auto model = llm::CausalLM::load(m.model, m.options);
+  const auto model = m.load();
   const auto start = std::chrono::steady_clock::now();
   const auto logits = model->logits(ids);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -98,46 +120,134 @@ int lm_logits(const std::vector<std::string>& args) {
   return 0;
 }
 
+// One prompt of a `--prompts` file: its text (may be empty) and its ids.
+struct Prompt {
+  std::string text;
+  std::vector<int> ids;
+};
+
+// --prompts F: one prompt per line, a JSON string (text) or an object with
+// "prompt" (text) or "ids" (token ids).
+std::vector<Prompt> read_prompts(const std::string& path, const llm::Tokenizer& tokenizer, bool add_special) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open '" + path + "'", "--prompts takes a file with one prompt per line");
+  std::vector<Prompt> prompts;
+  std::string line;
+  for (long number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(number);
+    const char* hint = R"(each line is "text", {"prompt": "text"} or {"ids": [1, 2, 3]})";
+    nlohmann::json value;
+    try {
+      value = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw Error(where + ": not JSON: " + e.what(), hint);
+    }
+    Prompt p;
+    if (value.is_string()) {
+      p.text = value.get<std::string>();
+    } else if (value.is_object() && value.contains("prompt") && value["prompt"].is_string()) {
+      p.text = value["prompt"].get<std::string>();
+    } else if (value.is_object() && value.contains("ids") && value["ids"].is_array()) {
+      for (const auto& id : value["ids"]) {
+        if (!id.is_number_integer() || id.get<long long>() < 0)
+          throw Error(where + ": ids must be non-negative integers, found " + id.dump(), hint);
+        p.ids.push_back(id.get<int>());
+      }
+    } else {
+      throw Error(where + ": expected a prompt, found " + value.dump().substr(0, 80), hint);
+    }
+    if (p.ids.empty()) p.ids = tokenizer.encode(p.text, add_special);
+    prompts.push_back(std::move(p));
+  }
+  return prompts;
+}
+
 int lm_generate(const std::vector<std::string>& args) {
   LogOptions log;
   ModelArgs m;
-  std::vector<std::string> prompts;
+  std::string prompt, prompts_file, ids_text, stop;
   llm::GenerationOptions g;
-  std::string adapter;
-  bool chat = false;
+  bool add_special = false, stream = false;
   unsigned long seed = 0;
-  Options options("lm generate", "Generate continuations of one or more prompts (batched, left-padded).");
+  Options options("lm generate",
+                  "Generate continuations of a prompt (--prompt, --ids) or of a batch of prompts (--prompts F:\n"
+                  "one per line, \"text\" or {\"ids\": [...]}), batched with left padding. One JSON line per prompt.");
   m.declare(options);
-  options.add("lm.prompt", &prompts, "prompt text(s); several are generated as one batch", "prompt");
+  options.add("lm.prompt", &prompt, "prompt text", "prompt").not_hashed();
+  options.add("lm.prompts", &prompts_file, "file of prompts, one JSON string or {\"ids\": [...]} per line", "prompts")
+      .not_hashed();
+  options.add("lm.ids", &ids_text, "prompt token ids (comma-separated) instead of text", "ids").not_hashed();
   options.add("lm.max_new_tokens", &g.max_new_tokens, "new tokens at most", "max-new-tokens");
   options.add("lm.temperature", &g.temperature, "0: greedy", "temperature");
   options.add("lm.top_k", &g.top_k, "sample from the k most likely tokens (0: off)", "top-k");
   options.add("lm.top_p", &g.top_p, "nucleus sampling mass (1: off)", "top-p");
   options.add("lm.seed", &seed, "sampling seed", "seed");
-  options.add("lm.stop", &g.stop_strings, "stop strings", "stop");
-  options.add("lm.adapter", &adapter, "LoRA adapter directory (PEFT layout)", "adapter");
-  options.add("lm.add_special", &chat, "add the tokenizer's special tokens (BOS) to each prompt", "add-special");
+  options.add("lm.stop", &stop, "a stop string, or several as a JSON array: '[\"\\n\\n\", \"###\"]'", "stop");
+  options.add("lm.add_special", &add_special, "add the tokenizer's special tokens (BOS) to each text prompt",
+              "add-special");
+  options.add("lm.stream", &stream, "print the text of a single prompt to stdout as it is generated", "stream")
+      .not_hashed();
+  options.add_check([&] {
+    if (!prompt.empty() + !prompts_file.empty() + !ids_text.empty() != 1)
+      throw UsageError("give exactly one of --prompt, --prompts and --ids");
+  });
   declare_common_options(options, log);
   if (!parse_and_start(options, log, args)) return 0;
-  if (!adapter.empty())
-    throw UsageError("--adapter: LoRA adapters are not supported yet", "run without --adapter (LoRA lands with fine-tuning)");
-  if (prompts.empty()) throw UsageError("--prompt is required");
   g.seed = seed;
+  if (!stop.empty() && stop.front() == '[') {
+    try {
+      g.stop_strings = nlohmann::json::parse(stop).get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception& e) {
+      throw UsageError(std::string("--stop: not a JSON array of strings: ") + e.what(),
+                       "e.g. --stop '[\"\\n\\n\", \"###\"]', or one stop string without brackets");
+    }
+  } else if (!stop.empty()) {
+    g.stop_strings = {stop};
+  }
   const auto tokenizer = llm::Tokenizer::load(m.model + "/tokenizer.json");
-  const auto model = llm::CausalLM::load(m.model, m.options);
+  std::vector<Prompt> prompts;
+  if (!prompts_file.empty()) {
+    prompts = read_prompts(prompts_file, tokenizer, add_special);
+    if (prompts.empty()) throw UsageError(prompts_file + ": no prompts");
+  } else if (!ids_text.empty()) {
+    prompts.push_back({"", parse_ids(ids_text)});
+  } else {
+    prompts.push_back({prompt, tokenizer.encode(prompt, add_special)});
+  }
+  if (stream && prompts.size() != 1) throw UsageError("--stream takes a single prompt");
+  const auto model = m.load();
   for (auto id : model->config().eos_token_ids) g.stop_ids.push_back(static_cast<int>(id));
   g.decode = [&tokenizer](const std::vector<int>& ids) { return tokenizer.decode(ids); };
+  std::vector<int> streamed;
+  std::string printed;
+  if (stream) {
+    // Print the growing decoded text's new part (a token can complete a UTF-8
+    // character only together with the next one, so decode the whole tail).
+    g.on_token = [&](std::size_t, int token) {
+      streamed.push_back(token);
+      const auto text = tokenizer.decode(streamed);
+      if (text.size() > printed.size() && text.compare(0, printed.size(), printed) == 0) {
+        std::cout << text.substr(printed.size()) << std::flush;
+        printed = text;
+      }
+      return true;
+    };
+  }
   std::vector<std::vector<int>> batch;
-  for (const auto& p : prompts) batch.push_back(tokenizer.encode(p, chat));
+  for (const auto& p : prompts) batch.push_back(p.ids);
   const int pad = static_cast<int>(model->config().eos_token_ids.empty() ? 0 : model->config().eos_token_ids[0]);
   const auto start = std::chrono::steady_clock::now();
   const auto out = llm::generate(*model, batch, g, pad);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (stream) std::cout << "\n";
   std::size_t n = 0;
   for (std::size_t i = 0; i < out.size(); ++i) {
     n += out[i].size();
-    std::cout << nlohmann::json({{"prompt", prompts[i]}, {"ids", out[i]}, {"text", tokenizer.decode(out[i])}}).dump()
-              << "\n";
+    nlohmann::json line = {{"ids", out[i]}, {"text", tokenizer.decode(out[i])}};
+    if (!prompts[i].text.empty()) line["prompt"] = prompts[i].text;
+    std::cout << line.dump() << "\n";
   }
   spdlog::info("{} new tokens in {:.3f} s ({:.1f} tokens/s)", n, s, s > 0 ? n / s : 0.0);
   return 0;
@@ -149,12 +259,15 @@ int cmd_lm(const std::vector<std::string>& args) {
   static const std::map<std::string, std::pair<int (*)(const std::vector<std::string>&), const char*>> subs = {
       {"tokenize", {cmd_lm_tokenize, "token ids of texts (one JSON array per input)"}},
       {"init-tiny", {lm_init_tiny, "write a random tiny Llama/Mistral checkpoint (HF layout)"}},
+      {"init-adapter", {cmd_lm_init_adapter, "write a new LoRA adapter for a model (PEFT layout)"}},
       {"logits", {lm_logits, "last-layer logits of a text to HDF5 (dataset logits [T, V])"}},
       {"generate", {lm_generate, "generate text (batched; greedy, temperature, top-k, top-p)"}},
+      {"bench", {cmd_lm_bench, "prefill/decode tokens/s at real model shapes with random weights"}},
+      {"convert", {cmd_lm_convert, "rewrite a checkpoint (pytorch_model.bin, ...) as safetensors shards"}},
   };
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "Usage: sensecf lm <command> [options]\n\nCommands:\n";
-    for (const auto& [name, sub] : subs) std::cout << fmt::format("  {:<11} {}\n", name, sub.second);
+    for (const auto& [name, sub] : subs) std::cout << fmt::format("  {:<13} {}\n", name, sub.second);
     return args.empty() ? 2 : 0;
   }
   const auto it = subs.find(args[0]);
