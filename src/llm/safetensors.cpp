@@ -3,10 +3,6 @@
 // POSIX mmap and nlohmann::json, so the fuzz target can build it alone.
 #include "sensecf/llm/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -88,9 +84,6 @@ std::uint64_t read_u64_le(const std::uint8_t* p) {
   return v;
 }
 
-std::string sys_error(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
-}
 
 }  // namespace
 
@@ -255,54 +248,14 @@ Header parse_header(const std::uint8_t* bytes, std::size_t n_bytes, std::uint64_
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   SafetensorsFile f;
   f.path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(sys_error("cannot open", path));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const auto message = sys_error("cannot stat", path);
-    ::close(fd);
-    throw Error(message);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path + ": not a regular file");
-  }
-  const auto size = static_cast<std::uint64_t>(st.st_size);
+  f.file_ = MappedFile::open(path);
+  const auto size = static_cast<std::uint64_t>(f.file_.size());
   if (size < 8) {
-    ::close(fd);
     fail(path, "file is " + std::to_string(size) +
                    " bytes; a safetensors file starts with an 8-byte header length (truncated file?)");
   }
-  void* map = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);
-  if (map == MAP_FAILED) throw Error("cannot mmap " + path + ": " + std::strerror(map_errno));
-  f.map_ = map;
-  f.map_size_ = static_cast<std::size_t>(size);
-  f.header_ =
-      parse_header(static_cast<const std::uint8_t*>(map), f.map_size_, size, path);  // ~f unmaps on throw
+  f.header_ = parse_header(f.file_.data(), f.file_.size(), size, path);
   return f;
-}
-
-SafetensorsFile::SafetensorsFile(SafetensorsFile&& other) noexcept
-    : path_(std::move(other.path_)),
-      header_(std::move(other.header_)),
-      map_(std::exchange(other.map_, nullptr)),
-      map_size_(std::exchange(other.map_size_, 0)) {}
-
-SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& other) noexcept {
-  if (this != &other) {
-    if (map_) ::munmap(map_, map_size_);
-    path_ = std::move(other.path_);
-    header_ = std::move(other.header_);
-    map_ = std::exchange(other.map_, nullptr);
-    map_size_ = std::exchange(other.map_size_, 0);
-  }
-  return *this;
-}
-
-SafetensorsFile::~SafetensorsFile() {
-  if (map_) ::munmap(map_, map_size_);
 }
 
 TensorView SafetensorsFile::tensor(const std::string& name) const {
@@ -310,7 +263,7 @@ TensorView SafetensorsFile::tensor(const std::string& name) const {
   if (!info) throw Error(path_ + ": no tensor " + in_quotes(name));
   TensorView v;
   v.info = info;
-  v.data = static_cast<const std::uint8_t*>(map_) + header_.data_start + info->begin;
+  v.data = file_.data() + header_.data_start + info->begin;
   v.n_bytes = static_cast<std::size_t>(info->n_bytes());
   return v;
 }
@@ -376,13 +329,13 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(sys_error("cannot create", tmp));
+    if (!out) throw Error(MappedFile::system_error("cannot create", tmp));
     out.write(header.data(), static_cast<std::streamsize>(header.size()));
     for (const auto& [name, t] : write_order(tensors)) {
       if (t->n_bytes) out.write(static_cast<const char*>(t->data), static_cast<std::streamsize>(t->n_bytes));
     }
     out.flush();
-    if (!out) throw Error(sys_error("cannot write", tmp));
+    if (!out) throw Error(MappedFile::system_error("cannot write", tmp));
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
@@ -393,7 +346,7 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
 
 ShardIndex read_shard_index(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(sys_error("cannot open", path));
+  if (!in) throw Error(MappedFile::system_error("cannot open", path));
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string text = buffer.str();
@@ -430,9 +383,9 @@ void write_shard_index(const std::string& path, const std::map<std::string, std:
   j["metadata"] = {{"total_size", total_size}};
   j["weight_map"] = weight_map;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(sys_error("cannot create", path));
+  if (!out) throw Error(MappedFile::system_error("cannot create", path));
   out << j.dump(2) << "\n";
-  if (!out) throw Error(sys_error("cannot write", path));
+  if (!out) throw Error(MappedFile::system_error("cannot write", path));
 }
 
 void check_shards_exist(const std::string& index_name, const ShardIndex& index, const std::string& dir) {

@@ -1,14 +1,9 @@
 // torch.save archives (see torch_bin.h): the ZIP reader, the archive check
 // around data.pkl (the unpickler is torch_pickle.cpp), the mmap reader,
 // pytorch_model.bin checkpoint directories, and a writer for tests and
-// benchmarks. Depends only on the standard library, POSIX mmap and
+// benchmarks. Depends only on the standard library, mapped_file.cpp and
 // safetensors.cpp, so the fuzz target can build it alone.
 #include "sensecf/llm/torch_bin.h"
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <array>
 #include <cerrno>
@@ -50,10 +45,6 @@ std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
 
 [[noreturn]] void fail(const std::string& source, const std::string& what, const std::string& hint = {}) {
   throw Error(source + ": " + what, hint);
-}
-
-std::string sys_error(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
 }
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
@@ -367,53 +358,10 @@ TorchArchive parse_torch_archive(const std::uint8_t* bytes, std::size_t n, const
 TorchBinFile TorchBinFile::open(const std::string& path) {
   TorchBinFile f;
   f.path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(sys_error("cannot open", path));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const auto message = sys_error("cannot stat", path);
-    ::close(fd);
-    throw Error(message);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path + ": not a regular file");
-  }
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  if (size == 0) {
-    ::close(fd);
-    fail(path, "file is empty (an interrupted download?)");
-  }
-  void* map = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);
-  if (map == MAP_FAILED) throw Error("cannot mmap " + path + ": " + std::strerror(map_errno));
-  f.map_ = map;
-  f.map_size_ = static_cast<std::size_t>(size);
-  f.archive_ =
-      parse_torch_archive(static_cast<const std::uint8_t*>(map), f.map_size_, path);  // ~f unmaps on throw
+  f.file_ = MappedFile::open(path);
+  if (f.file_.size() == 0) fail(path, "file is empty (an interrupted download?)");
+  f.archive_ = parse_torch_archive(f.file_.data(), f.file_.size(), path);
   return f;
-}
-
-TorchBinFile::TorchBinFile(TorchBinFile&& other) noexcept
-    : path_(std::move(other.path_)),
-      archive_(std::move(other.archive_)),
-      map_(std::exchange(other.map_, nullptr)),
-      map_size_(std::exchange(other.map_size_, 0)) {}
-
-TorchBinFile& TorchBinFile::operator=(TorchBinFile&& other) noexcept {
-  if (this != &other) {
-    if (map_) ::munmap(map_, map_size_);
-    path_ = std::move(other.path_);
-    archive_ = std::move(other.archive_);
-    map_ = std::exchange(other.map_, nullptr);
-    map_size_ = std::exchange(other.map_size_, 0);
-  }
-  return *this;
-}
-
-TorchBinFile::~TorchBinFile() {
-  if (map_) ::munmap(map_, map_size_);
 }
 
 const TorchTensorInfo& TorchBinFile::tensor(const std::string& name) const {
@@ -424,7 +372,7 @@ const TorchTensorInfo& TorchBinFile::tensor(const std::string& name) const {
 
 ByteSpan TorchBinFile::storage(const TorchTensorInfo& tensor) const {
   const ZipEntry& e = archive_.storage_entries.at(tensor.storage_key);
-  return {static_cast<const std::uint8_t*>(map_) + e.data_offset, static_cast<std::size_t>(e.size)};
+  return {file_.data() + e.data_offset, static_cast<std::size_t>(e.size)};
 }
 
 // --- checkpoints ------------------------------------------------------------------
@@ -625,7 +573,7 @@ void write_torch_bin(const std::string& path, const std::map<std::string, Tensor
 
   const std::string tmp = path + ".tmp";
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(sys_error("cannot create", tmp));
+  if (!out) throw Error(MappedFile::system_error("cannot create", tmp));
   std::uint64_t offset = 0;
   std::string central;
   for (const auto& r : records) {
@@ -715,7 +663,7 @@ void write_torch_bin(const std::string& path, const std::map<std::string, Tensor
   put(tail, 0, 2);
   out.write(tail.data(), static_cast<std::streamsize>(tail.size()));
   out.flush();
-  if (!out) throw Error(sys_error("cannot write", tmp));
+  if (!out) throw Error(MappedFile::system_error("cannot write", tmp));
   out.close();
   std::error_code ec;
   fs::rename(tmp, path, ec);

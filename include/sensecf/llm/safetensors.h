@@ -28,6 +28,8 @@
 #include <string_view>
 #include <vector>
 
+#include "sensecf/llm/mapped_file.h"
+
 namespace sensecf::llm {
 
 // In the reference's declaration order, which is ascending alignment; the writer
@@ -92,11 +94,8 @@ struct TensorView {
 class SafetensorsFile {
  public:
   static SafetensorsFile open(const std::string& path);
-  SafetensorsFile(SafetensorsFile&& other) noexcept;
-  SafetensorsFile& operator=(SafetensorsFile&& other) noexcept;
-  SafetensorsFile(const SafetensorsFile&) = delete;
-  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
-  ~SafetensorsFile();
+  SafetensorsFile(SafetensorsFile&& other) noexcept = default;
+  SafetensorsFile& operator=(SafetensorsFile&& other) noexcept = default;
 
   const std::string& path() const { return path_; }
   const Header& header() const { return header_; }
@@ -107,8 +106,7 @@ class SafetensorsFile {
   SafetensorsFile() = default;
   std::string path_;
   Header header_;
-  void* map_ = nullptr;
-  std::size_t map_size_ = 0;
+  MappedFile file_;
 };
 
 // One tensor to write: `data` points at n_bytes little-endian row-major bytes

@@ -125,11 +125,8 @@ TorchArchive parse_torch_archive(const std::uint8_t* bytes, std::size_t n_bytes,
 class TorchBinFile {
  public:
   static TorchBinFile open(const std::string& path);
-  TorchBinFile(TorchBinFile&& other) noexcept;
-  TorchBinFile& operator=(TorchBinFile&& other) noexcept;
-  TorchBinFile(const TorchBinFile&) = delete;
-  TorchBinFile& operator=(const TorchBinFile&) = delete;
-  ~TorchBinFile();
+  TorchBinFile(TorchBinFile&& other) noexcept = default;
+  TorchBinFile& operator=(TorchBinFile&& other) noexcept = default;
 
   const std::string& path() const { return path_; }
   const TorchArchive& archive() const { return archive_; }
@@ -142,8 +139,7 @@ class TorchBinFile {
   TorchBinFile() = default;
   std::string path_;
   TorchArchive archive_;
-  void* map_ = nullptr;
-  std::size_t map_size_ = 0;
+  MappedFile file_;
 };
 
 // True when `path` names a PyTorch pickle checkpoint rather than a safetensors
