@@ -39,16 +39,24 @@ int lm_init_tiny(const std::vector<std::string>& args) {
   return 0;
 }
 
+}  // namespace
+
+void declare_model_options(Options& o, llm::ModelOptions& options) {
+  o.add("lm.device", &options.device, "cpu or cuda:N", "device");
+  o.add("lm.dtype", &options.dtype, "weights and activations", "dtype")
+      .choices({"auto", "float32", "bfloat16", "float16"});
+  o.add("lm.attention", &options.attention, "auto (sdpa on LibTorch >= 2), eager, sdpa", "attention")
+      .choices({"auto", "eager", "sdpa"});
+}
+
+namespace {
+
 struct ModelArgs {
   std::string model;
   llm::ModelOptions options;
   void declare(Options& o) {
     o.add("lm.model", &model, "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)", "model");
-    o.add("lm.device", &options.device, "cpu or cuda:N", "device");
-    o.add("lm.dtype", &options.dtype, "weights and activations", "dtype")
-        .choices({"auto", "float32", "bfloat16", "float16"});
-    o.add("lm.attention", &options.attention, "auto (sdpa on LibTorch >= 2), eager, sdpa", "attention")
-        .choices({"auto", "eager", "sdpa"});
+    declare_model_options(o, options);
     o.add("lm.adapter", &options.adapter, "PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors)",
           "adapter");
     o.add("lm.merge_adapter", &options.merge_adapter, "fold the adapter into the weights at load (faster)",

@@ -88,11 +88,7 @@ int lm_bench(const std::vector<std::string>& args) {
               "peak-gbs");
   options.add("bench.seed", &seed, "seed of the random weights and prompts", "seed");
   options.add("bench.json", &json_out, "also write the results as JSON lines to this file", "json");
-  options.add("lm.device", &model_options.device, "cpu or cuda:N", "device");
-  options.add("lm.dtype", &model_options.dtype, "weights and activations", "dtype")
-      .choices({"auto", "float32", "bfloat16", "float16"});
-  options.add("lm.attention", &model_options.attention, "auto (sdpa on LibTorch >= 2), eager, sdpa", "attention")
-      .choices({"auto", "eager", "sdpa"});
+  declare_model_options(options, model_options);
   options.add_check([&] {
     if (prompt_len < 1 || new_tokens < 2 || repeat < 1)
       throw UsageError("--prompt-len must be >= 1, --new-tokens >= 2 and --repeat >= 1");

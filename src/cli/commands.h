@@ -8,6 +8,7 @@
 
 #include "sensecf/core/log.h"
 #include "sensecf/core/options.h"
+#include "sensecf/llm/model.h"
 
 namespace sensecf::cli {
 
@@ -15,6 +16,8 @@ namespace sensecf::cli {
 void declare_common_options(Options& options, LogOptions& log);
 // Parses args; returns false if --help was printed. Installs logging.
 bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::string>& args);
+// --device, --dtype, --attention of the `lm` commands (cmd_lm.cpp).
+void declare_model_options(Options& options, llm::ModelOptions& model);
 
 int cmd_synth(const std::vector<std::string>& args);      // cmd_synth.cpp
 int cmd_train_clf(const std::vector<std::string>& args);  // cmd_train_clf.cpp
