@@ -498,17 +498,11 @@ Checkpoint Checkpoint::open(const std::string& path) {
   }
 
   if (!index_path.empty()) {
-    const std::string index_name = index_path.string();
-    const ShardIndex index = read_shard_index(index_name);
-    const fs::path dir = index_path.parent_path().empty() ? fs::path(".") : index_path.parent_path();
-    check_shards_exist(index_name, index, dir.string());
-    std::vector<std::vector<std::string>> shard_tensors;
-    for (const auto& shard : index.shards) {
-      c.files_.push_back(SafetensorsFile::open((dir / shard).string()));
-      shard_tensors.emplace_back();
-      for (const auto& t : c.files_.back().header().tensors) shard_tensors.back().push_back(t.name);
-    }
-    c.where_ = match_shard_index(index_name, index, shard_tensors);
+    c.where_ = open_shards(index_path.string(), c.files_, [](const SafetensorsFile& f) {
+      std::vector<std::string> names;
+      for (const auto& t : f.header().tensors) names.push_back(t.name);
+      return names;
+    });
   } else {
     for (const auto& t : c.files_.front().header().tensors) c.where_.emplace(t.name, 0);
   }

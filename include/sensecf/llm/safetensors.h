@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -147,6 +148,25 @@ void check_shards_exist(const std::string& index_name, const ShardIndex& index, 
 std::map<std::string, std::size_t> match_shard_index(
     const std::string& index_name, const ShardIndex& index,
     const std::vector<std::vector<std::string>>& shard_tensors);
+
+// Reads the index at `index_path`, opens every shard it names (File::open, in
+// index.shards order, appended to the empty `files`) and returns tensor ->
+// position in `files` after both checks above. `names_of(file)` lists the
+// tensors of one opened shard. Serves Checkpoint and TorchBinCheckpoint.
+template <class File, class NamesOf>
+std::map<std::string, std::size_t> open_shards(const std::string& index_path, std::vector<File>& files,
+                                               NamesOf names_of) {
+  const ShardIndex index = read_shard_index(index_path);
+  const std::filesystem::path parent = std::filesystem::path(index_path).parent_path();
+  const std::filesystem::path dir = parent.empty() ? std::filesystem::path(".") : parent;
+  check_shards_exist(index_path, index, dir.string());
+  std::vector<std::vector<std::string>> shard_tensors;
+  for (const auto& shard : index.shards) {
+    files.push_back(File::open((dir / shard).string()));
+    shard_tensors.push_back(names_of(files.back()));
+  }
+  return match_shard_index(index_path, index, shard_tensors);
+}
 
 // A checkpoint: a directory holding model.safetensors or model.safetensors.index.json
 // and its shards, or a path to one .safetensors file. Opening validates every
