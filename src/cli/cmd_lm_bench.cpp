@@ -41,11 +41,6 @@ llm::ModelConfig bench_config(const std::string& shape, long layers) {
   return config;
 }
 
-double bytes_per_element(const std::string& dtype, const std::string& device) {
-  if (dtype == "float32" || (dtype == "auto" && device == "cpu")) return 4;
-  return 2;
-}
-
 // Bytes one decode step must read: every weight except the embedding table
 // (only B rows of it are gathered) and, per layer, the K and V cache of S tokens.
 double decode_step_bytes(const llm::ModelConfig& c, double element, long batch, double cached_tokens) {
@@ -137,7 +132,7 @@ int lm_bench(const std::vector<std::string>& args) {
     }
     const double decode = std::max(full - prefill, 1e-9);
     const double step = decode / static_cast<double>(new_tokens - 1);
-    const double bytes = decode_step_bytes(config, bytes_per_element(model_options.dtype, model_options.device), batch,
+    const double bytes = decode_step_bytes(config, static_cast<double>(model->element_size()), batch,
                                            static_cast<double>(prompt_len) + static_cast<double>(new_tokens) / 2);
     const double gbs = bytes / step / 1e9;
     const double roofline = peak_gbs > 0 ? gbs / peak_gbs : 0;

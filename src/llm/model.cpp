@@ -36,13 +36,13 @@ constexpr bool kHaveSdpa = false;
 // by doubling (generate reserves prompt + new tokens up front), so a decode
 // step writes one column instead of copying the whole cache.
 struct KvCache {
-  std::vector<torch::Tensor> k, v;  // per layer [B, K, capacity, D]; positions [0, length) are filled
-  long length = 0;
+  std::vector<torch::Tensor> k, v;  // per layer [B, K, capacity, D]; the first S = mask.size(1) are filled
   long reserved = 0;             // capacity to allocate on first use
-  torch::Tensor mask;            // [B, length] 1 = real token, 0 = padding
+  torch::Tensor mask;            // [B, S] 1 = real token, 0 = padding
   torch::Tensor next_position;   // [B] position id of the next token
 
-  // Appends [B, K, T, D] to layer l; returns the filled part [B, K, length + T, D].
+  // Writes [B, K, T, D] to layer l at positions [start, start + T); returns the
+  // filled part [B, K, start + T, D].
   std::pair<torch::Tensor, torch::Tensor> append(std::size_t l, const torch::Tensor& key, const torch::Tensor& value,
                                                  long start) {
     const long T = key.size(2), end = start + T;
@@ -126,6 +126,7 @@ class Llama final : public CausalLM {
   const ModelConfig& config() const override { return config_; }
   const std::vector<LoraModule>& adapter_modules() const override { return adapter_modules_; }
   bool adapter_merged() const override { return adapter_merged_; }
+  std::size_t element_size() const override { return c10::elementSize(dtype_); }
 
   // Attaches the adapter's A/B to the targeted projections (on the model's
   // device, fp32 as PEFT keeps them), or folds them into the weights.
@@ -189,9 +190,9 @@ class Llama final : public CausalLM {
     auto positions = cache.next_position.unsqueeze(1) + mask_new.cumsum(1) - 1;  // [B, T]
     positions = positions.masked_fill(mask_new == 0, 1);
     cache.next_position = cache.next_position + mask_new.sum(1);
+    const long start = cache.mask.size(1);               // tokens already cached
     cache.mask = torch::cat({cache.mask, mask_new}, 1);  // [B, S]
-    const long S = cache.mask.size(1), start = cache.length;
-    cache.length = S;
+    const long S = cache.mask.size(1);
 
     // RoPE in fp32 (transformers disables autocast there), then cast.
     const auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.view({1, 1, -1});  // [B, T, D/2]

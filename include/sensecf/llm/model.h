@@ -14,6 +14,7 @@
 // compiling LibTorch headers; the implementation is in model.cpp.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -57,6 +58,9 @@ class CausalLM {
   // order; describe_lora() renders them for logs. Also filled when merged.
   virtual const std::vector<LoraModule>& adapter_modules() const = 0;
   virtual bool adapter_merged() const = 0;
+  // Bytes per weight and activation element in the dtype the model runs in
+  // (ModelOptions::dtype resolved: 4 for fp32, 2 for bf16/fp16).
+  virtual std::size_t element_size() const = 0;
 };
 
 struct GenerationOptions {
