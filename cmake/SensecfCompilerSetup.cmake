@@ -25,11 +25,26 @@ function(sensecf_target_defaults target)
   endif()
 endfunction()
 
+# The LibTorch headers on a target's include path. A pip torch ships its own
+# fmt (a newer major version) in its include directory; spdlog must see the fmt
+# it was built against, so the include directories of spdlog and fmt go first.
+function(sensecf_torch_headers target)
+  foreach(dep spdlog::spdlog fmt::fmt)
+    if(TARGET ${dep})
+      get_target_property(_inc ${dep} INTERFACE_INCLUDE_DIRECTORIES)
+      if(_inc)
+        target_include_directories(${target} SYSTEM BEFORE PRIVATE ${_inc})
+      endif()
+    endif()
+  endforeach()
+  target_include_directories(${target} SYSTEM PRIVATE ${TORCH_INCLUDE_DIRS})
+endfunction()
+
 # LibTorch headers are slow to compile (~20 s per translation unit). Targets that
 # include <torch/torch.h> share one precompiled header built once.
 function(sensecf_use_torch target)
   target_link_libraries(${target} PRIVATE ${TORCH_LIBRARIES})
-  target_include_directories(${target} SYSTEM PRIVATE ${TORCH_INCLUDE_DIRS})
+  sensecf_torch_headers(${target})
   if(TARGET sensecf_torch_pch AND NOT target STREQUAL "sensecf_torch_pch")
     target_precompile_headers(${target} REUSE_FROM sensecf_torch_pch)
   endif()

@@ -1,16 +1,34 @@
 # Finds every third-party dependency. All of them come from Debian packages
 # (scripts/setup-deps) on the CPU build; a GPU build points CMAKE_PREFIX_PATH at a
-# CUDA LibTorch 2.x. CUDA and NCCL are optional and auto-detected.
+# CUDA LibTorch 2.x (docs/gpu.md). CUDA and NCCL are optional and auto-detected.
+# SENSECF_LLM_ONLY stops after LibTorch, Boost, spdlog, nlohmann_json.
 
 find_package(Torch REQUIRED)
 # Torch adds its ABI flag through TORCH_CXX_FLAGS; keep every target on that ABI.
 string(APPEND CMAKE_CXX_FLAGS " ${TORCH_CXX_FLAGS}")
 
-find_package(MPI REQUIRED COMPONENTS C)
-find_package(HDF5 REQUIRED COMPONENTS C)
+# A CUDA LibTorch (pip torch on a GPU machine) defines the torch_cuda target;
+# then the model's CUDA-only code (the CUDA-graph decode step) is compiled.
+option(SENSECF_TORCH_CUDA_PATHS "Compile the CUDA-only code paths when LibTorch has CUDA" ON)
+set(SENSECF_TORCH_CUDA OFF)
+if(TARGET torch_cuda AND SENSECF_TORCH_CUDA_PATHS)
+  set(SENSECF_TORCH_CUDA ON)
+endif()
+
 find_package(Boost 1.71 REQUIRED COMPONENTS program_options)
 find_package(spdlog REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)
+find_package(Threads REQUIRED)
+
+if(SENSECF_LLM_ONLY)
+  set(HDF5_VERSION "none")
+  message(STATUS "sensecf: LLM-only build (core, llm, sensecf lm): LibTorch ${Torch_VERSION}, "
+                 "CUDA LibTorch ${SENSECF_TORCH_CUDA}")
+  return()
+endif()
+
+find_package(MPI REQUIRED COMPONENTS C)
+find_package(HDF5 REQUIRED COMPONENTS C)
 # XGBoost: Debian's xgboost-config.cmake references the `xgboost` CLI binary,
 # which libxgboost-dev does not ship, so find the library directly.
 find_path(XGBOOST_INCLUDE_DIR xgboost/c_api.h REQUIRED)
@@ -18,7 +36,6 @@ find_library(XGBOOST_LIBRARY xgboost REQUIRED)
 add_library(sensecf_xgboost INTERFACE)
 target_include_directories(sensecf_xgboost SYSTEM INTERFACE ${XGBOOST_INCLUDE_DIR})
 target_link_libraries(sensecf_xgboost INTERFACE ${XGBOOST_LIBRARY})
-find_package(Threads REQUIRED)
 
 find_path(LIBSVM_INCLUDE_DIR svm.h PATH_SUFFIXES libsvm REQUIRED)
 find_library(LIBSVM_LIBRARY svm REQUIRED)
@@ -52,4 +69,5 @@ if(NOT SENSECF_WITH_CUDA STREQUAL "OFF")
   endif()
 endif()
 message(STATUS "sensecf: LibTorch ${Torch_VERSION}, MPI ${MPI_C_VERSION}, HDF5 ${HDF5_VERSION}, "
-               "CUDA ${SENSECF_HAVE_CUDA} ${CUDAToolkit_VERSION}, NCCL ${SENSECF_HAVE_NCCL}")
+               "CUDA ${SENSECF_HAVE_CUDA} ${CUDAToolkit_VERSION}, NCCL ${SENSECF_HAVE_NCCL}, "
+               "CUDA LibTorch ${SENSECF_TORCH_CUDA}")

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <algorithm>
 #include <cmath>
 

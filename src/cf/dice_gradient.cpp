@@ -38,6 +38,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -22,6 +22,7 @@
 // schema's bounds and immutables stand for them).
 #include <spdlog/fmt/fmt.h>
 
+#include <cstdint>
 #include <algorithm>
 #include <cmath>
 #include <set>

@@ -11,6 +11,7 @@
 // are kept as they are (no renaming, no dropping of tied weights).
 #include <spdlog/spdlog.h>
 
+#include <cstdint>
 #include <cctype>
 #include <chrono>
 #include <filesystem>

@@ -3,6 +3,7 @@
 // thrown as sensecf::Error / UsageError and reported by main().
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,24 @@
 #include "sensecf/llm/model.h"
 
 namespace sensecf::cli {
+
+// One sub-command: its entry point and its line in `sensecf --help`.
+struct Command {
+  int (*run)(const std::vector<std::string>&);
+  const char* summary;
+};
+inline constexpr const char* kLmSummary =
+    "LLM tools: tokenize, init-tiny, init-adapter, convert, logits, generate, bench (`sensecf lm --help`)";
+
+// The build's command set (command_set.cpp: all of them, under MPI;
+// command_set_llm.cpp: `lm` alone, no MPI) and its error handling.
+const std::map<std::string, Command>& commands();
+// Adds run-time library versions (MPI's) to version_string().
+void register_runtime_versions();
+// This process's MPI rank while MPI is up, else 0 (for error messages).
+int error_rank();
+// After an error: ends MPI cleanly (every_rank) or aborts the job; returns exit_code.
+int end_after_error(int exit_code, bool every_rank);
 
 // Options every command has: [log] level, all_ranks.
 void declare_common_options(Options& options, LogOptions& log);

@@ -1,6 +1,7 @@
 // Re-creates the train/test rows of a trained model from its meta.json.
 #include "model_data.h"
 
+#include <cstdint>
 #include <spdlog/fmt/fmt.h>
 
 #include "sensecf/core/error.h"

@@ -1,12 +1,13 @@
 // Provenance records and version strings.
 #include "sensecf/core/provenance.h"
 
-#include <mpi.h>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/version.h>
 
 #include <boost/version.hpp>
 #include <ctime>
+#include <utility>
+#include <vector>
 
 #include "sensecf/core/build_info.h"
 #include "sensecf/core/log.h"
@@ -31,16 +32,22 @@ std::string utc_now_iso8601() {
   return buf;
 }
 
+namespace {
+std::vector<std::string>& runtime_versions() {
+  static std::vector<std::string> versions;
+  return versions;
+}
+}  // namespace
+
+void add_runtime_version(std::string text) { runtime_versions().push_back(std::move(text)); }
+
 std::string version_string() {
-  char mpi_lib[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
-  int len = 0;
-  MPI_Get_library_version(mpi_lib, &len);
-  std::string mpi(mpi_lib, static_cast<std::size_t>(len));
-  if (auto comma = mpi.find(','); comma != std::string::npos) mpi.resize(comma);
-  return fmt::format("sensecf {} (git {}, {}) LibTorch {}, HDF5 {}, Boost {}.{}, spdlog {}.{}, {}, CUDA build {}",
+  std::string runtime;
+  for (const auto& v : runtime_versions()) runtime += ", " + v;
+  return fmt::format("sensecf {} (git {}, {}) LibTorch {}, HDF5 {}, Boost {}.{}, spdlog {}.{}{}, CUDA build {}",
                      SENSECF_VERSION, SENSECF_GIT_SHA, SENSECF_BUILD_TYPE, SENSECF_TORCH_VERSION,
                      SENSECF_HDF5_VERSION, BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000,
-                     SPDLOG_VER_MAJOR, SPDLOG_VER_MINOR, mpi, SENSECF_CUDA_BUILD);
+                     SPDLOG_VER_MAJOR, SPDLOG_VER_MINOR, runtime, SENSECF_CUDA_BUILD);
 }
 
 Provenance make_provenance(const Options& options) {

@@ -1,4 +1,5 @@
 // Rng helpers and seed derivation.
+#include <cstdint>
 #include "sensecf/core/random.h"
 
 namespace sensecf {

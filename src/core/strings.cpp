@@ -1,6 +1,7 @@
 // String helpers: trimming, lists, number parsing, edit distance, FNV-1a.
 #include "sensecf/core/strings.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <cctype>
 #include <cerrno>

@@ -8,6 +8,7 @@
 // `\d`, non-greedy `*?`); a pattern std::regex cannot compile is refused.
 #include "sensecf/llm/adapter.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <cmath>
 #include <filesystem>

@@ -5,6 +5,7 @@
 // in a binary heap keyed by (rank, position); stale heap entries are skipped.
 #include "bpe.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <queue>
 

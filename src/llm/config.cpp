@@ -3,6 +3,7 @@
 // LlamaConfig / MistralConfig.
 #include "sensecf/llm/config.h"
 
+#include <cstdint>
 #include <cmath>
 #include <filesystem>
 #include <fstream>

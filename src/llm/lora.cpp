@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <cmath>
 #include <filesystem>
 #include <fstream>

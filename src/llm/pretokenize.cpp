@@ -2,6 +2,7 @@
 // pretokenize.h). Each alternative of the pattern is one block below, in the
 // pattern's order; a block either returns the end of its match or falls through
 // to the next alternative, as a backtracking regex engine would.
+#include <cstdint>
 #include "pretokenize.h"
 
 #include "unicode.h"

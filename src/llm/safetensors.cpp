@@ -4,6 +4,7 @@
 #include "sensecf/llm/safetensors.h"
 
 
+#include <cstdint>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>

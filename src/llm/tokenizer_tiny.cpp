@@ -4,6 +4,7 @@
 // the real files, so loading them exercises the same code paths.
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <fstream>
 #include <utility>
 #include <vector>

@@ -5,6 +5,7 @@
 // safetensors.cpp, so the fuzz target can build it alone.
 #include "sensecf/llm/torch_bin.h"
 
+#include <cstdint>
 #include <array>
 #include <cerrno>
 #include <cstdio>

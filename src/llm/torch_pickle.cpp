@@ -16,6 +16,7 @@
 // Deliberately not implemented: the text opcodes of protocol 0 other than
 // PUT/GET, sets, extension registries (EXT1/2/4), out-of-band buffers
 // (protocol 5), INST/OBJ and persistent ids other than torch's storage tuples.
+#include <cstdint>
 #include <algorithm>
 #include <cstdio>
 #include <cstring>

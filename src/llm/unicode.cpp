@@ -1,6 +1,7 @@
 // UTF-8 helpers and the character-class lookup for the llm module (see unicode.h).
 #include "unicode.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <array>
 

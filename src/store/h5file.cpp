@@ -3,6 +3,7 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "sensecf/core/check.h"

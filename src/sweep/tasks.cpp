@@ -4,6 +4,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdint>
 #include <algorithm>
 #include <chrono>
 #include <cmath>

@@ -14,6 +14,7 @@
 // already of the target class gives no CF; bad strategy names are refused.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <chrono>
 #include <cmath>
 

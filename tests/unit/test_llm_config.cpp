@@ -4,6 +4,7 @@
 // frequencies against hand computations and the llm.md band counts.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cmath>
 
 #include "sensecf/core/error.h"

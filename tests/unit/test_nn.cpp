@@ -2,6 +2,7 @@
 // survives save/load bit-exactly, and model directories are validated on load.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 

@@ -2,6 +2,7 @@
 // label-scarcity scenarios (which rows go, how many, remembered).
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <set>
 
 #include "sensecf/core/error.h"

@@ -28,6 +28,10 @@ struct Provenance {
 Provenance make_provenance(const Options& options);
 // "sensecf 0.1.0 (git abc123) LibTorch 1.13.1, HDF5 1.10.8, Boost 1.74, ..."
 std::string version_string();
+// Adds a library version known only at run time to version_string(): main()
+// registers the MPI library's (dist::mpi_library_version()), so that core
+// itself links no MPI.
+void add_runtime_version(std::string text);
 std::string utc_now_iso8601();
 
 }  // namespace sensecf

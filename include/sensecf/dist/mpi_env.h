@@ -37,4 +37,8 @@ class MpiEnv {
   std::string host_;
 };
 
+// The MPI library's own version ("Open MPI v4.1.4"), for --version and
+// provenance; callable before MPI_Init. Defined in mpi_check.cpp.
+std::string mpi_library_version();
+
 }  // namespace sensecf::dist
