@@ -4,6 +4,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdint>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -17,7 +18,9 @@
 #include "sensecf/llm/model.h"
 #include "sensecf/llm/tiny.h"
 #include "sensecf/llm/tokenizer.h"
+#if SENSECF_WITH_HDF5
 #include "sensecf/store/h5file.h"
+#endif
 
 namespace sensecf::cli {
 namespace {
@@ -47,6 +50,9 @@ void declare_model_options(Options& o, llm::ModelOptions& options) {
       .choices({"auto", "float32", "bfloat16", "float16"});
   o.add("lm.attention", &options.attention, "auto (sdpa on LibTorch >= 2), eager, sdpa", "attention")
       .choices({"auto", "eager", "sdpa"});
+  o.add("lm.cuda_graph", &options.cuda_graph, "decode steps as one replayed CUDA graph: auto (on for cuda devices), on, off",
+        "cuda-graph")
+      .choices({"auto", "on", "off"});
 }
 
 namespace {
@@ -81,6 +87,45 @@ struct ModelArgs {
   }
 };
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// NumPy's .npy format (version 1.0): a little-endian float32 array [rows, cols].
+void write_npy(const std::string& path, const std::vector<float>& values, std::size_t rows, std::size_t cols) {
+  std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", rows, cols);
+  // magic (6) + version (2) + header length (2) + header + '\n' is a multiple of 64.
+  header.append(63 - (10 + header.size()) % 64, ' ');
+  header.push_back('\n');
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw Error("cannot write '" + path + "'", "does its directory exist?");
+  const auto length = static_cast<std::uint16_t>(header.size());
+  out.write("\x93NUMPY\x01\x00", 8);
+  const char le[2] = {static_cast<char>(length & 0xff), static_cast<char>(length >> 8)};
+  out.write(le, 2);
+  out << header;
+  out.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(float)));
+  if (!out.flush()) throw Error("writing '" + path + "' failed", "is the disk full?");
+}
+
+// --out F.npy: NumPy; anything else: HDF5 (`logits` and `input_ids`).
+void write_logits(const std::string& out, const std::vector<float>& logits, const std::vector<int>& ids,
+                  std::size_t T, std::size_t V) {
+  if (ends_with(out, ".npy")) {
+    write_npy(out, logits, T, V);
+    return;
+  }
+#if SENSECF_WITH_HDF5
+  auto file = store::H5File::create(out);
+  file.write_array("/logits", std::vector<double>(logits.begin(), logits.end()), {T, V});
+  file.write_array("/input_ids", std::vector<long long>(ids.begin(), ids.end()), {T});
+  file.flush();
+#else
+  (void)ids;
+  throw UsageError("--out " + out + ": this build has no HDF5 (the LLM-only build)", "write NumPy instead: --out F.npy");
+#endif
+}
+
 std::vector<int> parse_ids(const std::string& text) {
   std::vector<int> ids;
   for (const auto& part : split_list(text)) {
@@ -96,16 +141,17 @@ std::vector<int> parse_ids(const std::string& text) {
 int lm_logits(const std::vector<std::string>& args) {
   LogOptions log;
   ModelArgs m;
-  std::string text, ids_text, out = "logits.h5";
+  std::string text, ids_text, out = SENSECF_WITH_HDF5 ? "logits.h5" : "logits.npy";
   bool add_special = false;
   Options options("lm logits",
                   "Write the last layer's logits [T, V] of a text (tokenised exactly as `lm tokenize` does) to the\n"
-                  "HDF5 dataset `logits`, with the ids in `input_ids`: the check against transformers.");
+                  "HDF5 dataset `logits`, with the ids in `input_ids`, or to a NumPy file (--out F.npy, float32):\n"
+                  "the check against transformers.");
   m.declare(options);
   options.add("lm.text", &text, "input text", "text");
   options.add("lm.ids", &ids_text, "input token ids instead of --text (comma-separated)", "ids");
   options.add("lm.add_special", &add_special, "add the tokenizer's special tokens (BOS)", "add-special");
-  options.add("lm.out", &out, "HDF5 output file", "out");
+  options.add("lm.out", &out, "output file: HDF5, or NumPy float32 [T, V] when it ends in .npy", "out");
   declare_common_options(options, log);
   if (!parse_and_start(options, log, args)) return 0;
   std::vector<int> ids;
@@ -120,10 +166,7 @@ int lm_logits(const std::vector<std::string>& args) {
   const auto logits = model->logits(ids);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto T = ids.size(), V = static_cast<std::size_t>(model->config().vocab_size);
-  auto file = store::H5File::create(out);
-  file.write_array("/logits", std::vector<double>(logits.begin(), logits.end()), {T, V});
-  file.write_array("/input_ids", std::vector<long long>(ids.begin(), ids.end()), {T});
-  file.flush();
+  write_logits(out, logits, ids, T, V);
   spdlog::info("logits [{}, {}] in {:.3f} s written to {}", T, V, s, out);
   return 0;
 }

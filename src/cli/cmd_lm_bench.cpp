@@ -7,11 +7,13 @@
 //
 // Decode at batch 1 is bound by reading every weight once per step (plus the
 // KV cache), so roofline step time = bytes read / peak bandwidth; the fraction
-// reported is roofline time / measured step time.
+// reported is roofline time / measured step time. Both times are measured in
+// one generate call per repetition, from the moment each token reaches the host.
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <cstdint>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -77,7 +79,8 @@ int lm_bench(const std::vector<std::string>& args) {
   options.add("bench.batch", &batches, "batch sizes to measure", "batch");
   options.add("bench.prompt_len", &prompt_len, "prompt tokens per sequence", "prompt-len");
   options.add("bench.new_tokens", &new_tokens, "new tokens per sequence (no stop tokens)", "new-tokens");
-  options.add("bench.repeat", &repeat, "timed repetitions per batch size (the best is kept)", "repeat");
+  options.add("bench.repeat", &repeat, "timed repetitions per batch size (the fastest prefill and decode step are kept)",
+              "repeat");
   options.add("bench.peak_gbs", &peak_gbs,
               "the device's peak memory bandwidth in GB/s for the roofline (H100 SXM 3350, H200 4800; 0: skip)",
               "peak-gbs");
@@ -85,8 +88,8 @@ int lm_bench(const std::vector<std::string>& args) {
   options.add("bench.json", &json_out, "also write the results as JSON lines to this file", "json");
   declare_model_options(options, model_options);
   options.add_check([&] {
-    if (prompt_len < 1 || new_tokens < 2 || repeat < 1)
-      throw UsageError("--prompt-len must be >= 1, --new-tokens >= 2 and --repeat >= 1");
+    if (prompt_len < 1 || new_tokens < 3 || repeat < 1)
+      throw UsageError("--prompt-len must be >= 1, --new-tokens >= 3 and --repeat >= 1");
   });
   declare_common_options(options, log);
   if (!parse_and_start(options, log, args)) return 0;
@@ -117,21 +120,36 @@ int lm_bench(const std::vector<std::string>& args) {
     std::vector<std::vector<int>> prompts(static_cast<std::size_t>(batch));
     for (auto& p : prompts)
       for (long i = 0; i < prompt_len; ++i) p.push_back(static_cast<int>(rng.below(static_cast<std::uint64_t>(config.vocab_size))));
-    llm::GenerationOptions one, many;
-    one.max_new_tokens = 1;
-    many.max_new_tokens = static_cast<int>(new_tokens);
-    llm::generate(*model, prompts, one, 0);  // warm-up: allocator, kernels
-    double prefill = 1e300, full = 1e300;
+    // One generate call per repetition, timed per token: the callback runs once
+    // the step's token is on the host (generate reads it there, which waits for
+    // the device), so t[0] - start is the prefill and t[i] - t[i-1] decode step i.
+    // Which decode path ran (CUDA graph or eager, and why) goes into the JSON.
+    llm::GenerationStats stats;
+    std::vector<double> stamps;
+    llm::GenerationOptions g;
+    g.max_new_tokens = static_cast<int>(new_tokens);
+    g.stats = &stats;
+    auto t0 = std::chrono::steady_clock::now();
+    g.on_token = [&](std::size_t sequence, int) {
+      if (sequence == 0) stamps.push_back(seconds_since(t0));
+      return true;
+    };
+    llm::GenerationOptions warm = g;
+    warm.max_new_tokens = 3;
+    llm::generate(*model, prompts, warm, 0);  // warm-up: allocator, kernels (and graph capture)
+    double prefill = 1e300, step = 1e300;
     for (long r = 0; r < repeat; ++r) {
-      start = std::chrono::steady_clock::now();
-      llm::generate(*model, prompts, one, 0);  // prefill + the first token (reading it synchronises)
-      prefill = std::min(prefill, seconds_since(start));
-      start = std::chrono::steady_clock::now();
-      llm::generate(*model, prompts, many, 0);
-      full = std::min(full, seconds_since(start));
+      stamps.clear();
+      t0 = std::chrono::steady_clock::now();
+      llm::generate(*model, prompts, g, 0);
+      if (stamps.size() != static_cast<std::size_t>(new_tokens))
+        throw Error(fmt::format("lm bench: expected {} tokens per sequence, got {}", new_tokens, stamps.size()));
+      prefill = std::min(prefill, stamps.front());
+      // From the second decode step on: the first one also captures the CUDA
+      // graph (when on), a one-off cost per generate call (debug log).
+      step = std::min(step, (stamps.back() - stamps[1]) / static_cast<double>(new_tokens - 2));
     }
-    const double decode = std::max(full - prefill, 1e-9);
-    const double step = decode / static_cast<double>(new_tokens - 1);
+    const double decode = step * static_cast<double>(new_tokens - 1);
     const double bytes = decode_step_bytes(config, static_cast<double>(model->element_size()), batch,
                                            static_cast<double>(prompt_len) + static_cast<double>(new_tokens) / 2);
     const double gbs = bytes / step / 1e9;
@@ -146,6 +164,9 @@ int lm_bench(const std::vector<std::string>& args) {
                                    {"device", model_options.device},
                                    {"dtype", model_options.dtype},
                                    {"attention", model_options.attention},
+                                   {"cuda_graph", model_options.cuda_graph},
+                                   {"decode_path", stats.decode_path},
+                                   {"decode_path_reason", stats.eager_reason},
                                    {"batch", batch},
                                    {"prompt_len", prompt_len},
                                    {"new_tokens", new_tokens},

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -511,9 +512,12 @@ TEST_F(AdapterModel, InitAdapterCommandWritesAnAdapterTheLogitsCommandApplies) {
   const auto config = load_lora_config(out);
   EXPECT_EQ(config.r, 4);
   EXPECT_EQ(config.base_model_name_or_path, model_dir());
+  // .npy: written by every build (the LLM-only one has no HDF5); NumPy reads it in the golden tests.
   r = test::run_command(bin + " lm logits --model " + model_dir() + " --adapter " + out + " --ids 1,2,3 --out " +
-                        dir_->file("cli.h5"));
+                        dir_->file("cli.npy"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(std::filesystem::file_size(dir_->file("cli.npy")),
+            128 + 3 * static_cast<std::uintmax_t>(model_config().vocab_size) * sizeof(float));
   EXPECT_NE(r.output.find("LoRA r=4 alpha=8 on 4 modules (q_proj, v_proj)"), std::string::npos) << r.output;
   r = test::run_command(bin + " lm init-adapter --model " + model_dir() + " --out " + out + "2 --targets lm_head");
   EXPECT_NE(r.exit_code, 0);

@@ -15,29 +15,17 @@
 
 #include "sensecf/llm/model.h"
 #include "sensecf/llm/tiny.h"
-#include "test_util.h"
+#include "llm_util.h"
 
 namespace sensecf::llm {
 namespace {
 
+using test::some_ids;
+
 class TinyModel : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() { dir_ = new test::TempDir(); }
-  static void TearDownTestSuite() { delete dir_; }
-  std::string model_dir() {
-    const std::string dir = dir_->file(GetParam());
-    if (!std::filesystem::exists(dir + "/config.json")) write_tiny_checkpoint(dir, GetParam(), 11);
-    return dir;
-  }
-  static test::TempDir* dir_;
+  std::string model_dir() { return test::tiny_checkpoint(GetParam()); }
 };
-test::TempDir* TinyModel::dir_ = nullptr;
-
-std::vector<int> some_ids(int n, int vocab, int salt) {
-  std::vector<int> ids;
-  for (int i = 0; i < n; ++i) ids.push_back((i * 37 + salt * 11 + 5) % vocab);
-  return ids;
-}
 
 TEST_P(TinyModel, KvCacheMatchesTheFullForwardPass) {
   const auto model = CausalLM::load(model_dir());
@@ -199,6 +187,34 @@ TEST(LmBench, ReportsEveryBatchWithRooflineBytes) {
   const auto bad = test::run_command(test::sensecf_bin() + " lm bench --shape llama-3.1-70b");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("unknown model preset 'llama-3.1-70b'"), std::string::npos) << bad.output;
+}
+
+// ModelOptions::cuda_graph on the CPU: auto and off decode eagerly (and say
+// why in the stats), on is refused by name; tests/gpu covers the graph itself.
+TEST(CausalLMCudaGraph, CpuDecodesEagerlyAndRefusesOn) {
+  test::TempDir dir;
+  write_tiny_checkpoint(dir.file("m"), "llama", 1);
+  ModelOptions o;
+  GenerationOptions g;
+  g.max_new_tokens = 5;
+  GenerationStats stats;
+  g.stats = &stats;
+  const auto model = CausalLM::load(dir.file("m"), o);
+  const auto prompt = some_ids(4, static_cast<int>(model->config().vocab_size), 1);
+  const auto reference = generate(*model, {prompt}, g, 0);
+  EXPECT_EQ(stats.decode_path, "eager");
+  EXPECT_EQ(stats.eager_reason, "device cpu");
+  EXPECT_EQ(stats.decode_steps, 4);
+  EXPECT_EQ(stats.graph_setup_s, 0.0);
+  o.cuda_graph = "off";
+  EXPECT_EQ(generate(*CausalLM::load(dir.file("m"), o), {prompt}, g, 0), reference);
+  EXPECT_EQ(stats.eager_reason, "cuda_graph off");
+  o.cuda_graph = "on";
+  EXPECT_THROW_WITH(CausalLM::load(dir.file("m"), o), UsageError, "cuda_graph 'on' needs a CUDA device");
+  EXPECT_THROW_WITH(CausalLM::random(ModelConfig::tiny(Family::kLlama, 97), o, 1), UsageError,
+                    "needs a CUDA device");
+  o.cuda_graph = "sometimes";
+  EXPECT_THROW_WITH(CausalLM::load(dir.file("m"), o), UsageError, "unknown cuda_graph mode 'sometimes'");
 }
 
 TEST(CausalLMLoad, MissingTensorIsNamed) {
