@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 
-import h5py
 import numpy as np
 
 BIN = os.environ.get("SENSECF_BIN", "build/cpu-release/bin/sensecf")
@@ -199,19 +198,24 @@ def forward(cfg, w, ids, lora=None):
     return h @ head.T
 
 
+def token_ids(model, text):
+    """The ids `lm logits --text` used: `lm tokenize` shares its tokenizer and defaults."""
+    out = subprocess.run([BIN, "lm", "tokenize", "--tokenizer", os.path.join(model, "tokenizer.json"), "--text", text],
+                         check=True, capture_output=True, text=True).stdout
+    return np.asarray(json.loads(out), dtype=np.int64)
+
+
 def check(family, text):
     with tempfile.TemporaryDirectory() as d:
         model = os.path.join(d, family)
         subprocess.run([BIN, "lm", "init-tiny", "--family", family, "--out", model, "--seed", "3",
                         "--log.level", "warn"], check=True)
-        out = os.path.join(d, "logits.h5")
+        out = os.path.join(d, "logits.npy")
         subprocess.run([BIN, "lm", "logits", "--model", model, "--text", text, "--out", out, "--log.level", "warn"],
                        check=True)
         with open(os.path.join(model, "config.json")) as f:
             cfg = json.load(f)
-        with h5py.File(out, "r") as f:
-            got = f["logits"][:]
-            ids = f["input_ids"][:]
+        got, ids = np.load(out), token_ids(model, text)
         want = forward(cfg, read_safetensors(os.path.join(model, "model.safetensors")), ids)
         diff = np.abs(got - want).max()
         print(f"{family}: {len(ids)} tokens, vocab {got.shape[1]}, max |C++ - NumPy| = {diff:.2e}")
@@ -258,12 +262,10 @@ def check_lora(family, text, name, make_adapter, merge=False):
         with open(os.path.join(model, "config.json")) as f:
             cfg = json.load(f)
         make_adapter(model, adapter, cfg)
-        out = os.path.join(d, "logits.h5")
+        out = os.path.join(d, "logits.npy")
         subprocess.run([BIN, "lm", "logits", "--model", model, "--adapter", adapter, "--text", text, "--out", out,
                         "--log.level", "warn"] + (["--merge-adapter"] if merge else []), check=True)
-        with h5py.File(out, "r") as f:
-            got = f["logits"][:]
-            ids = f["input_ids"][:]
+        got, ids = np.load(out), token_ids(model, text)
         w = read_safetensors(os.path.join(model, "model.safetensors"))
         lora = read_lora(adapter, cfg["num_hidden_layers"])
         want = forward(cfg, w, ids, lora)
