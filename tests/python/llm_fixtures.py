@@ -1,6 +1,7 @@
 """What the golden tests against transformers and PEFT share: the sensecf
 binary, the fixtures folder (tests/golden/llm/fixtures, written by
 tests/golden/llm/make_goldens.py), and the run-or-skip loop over fixtures."""
+import json
 import os
 import subprocess
 import tempfile
@@ -13,6 +14,16 @@ FIXTURES = os.environ.get("SENSECF_LLM_FIXTURES",
 def run(*args):
     """sensecf's stdout; a failing command raises with its stderr."""
     return subprocess.run([BIN, *args], check=True, capture_output=True, text=True).stdout
+
+
+def load_fixture(path, work):
+    """The fixture at `path` and the tiny checkpoint it was made from, re-created
+    in `work` by `sensecf lm init-tiny` (deterministic for the seed)."""
+    with open(path) as f:
+        fx = json.load(f)
+    model = os.path.join(work, fx["family"])
+    run("lm", "init-tiny", "--family", fx["family"], "--out", model, "--seed", str(fx["seed"]))
+    return fx, model
 
 
 def check_fixtures(select, check, what):

@@ -16,13 +16,12 @@ logits by far more than that (so a silently ignored adapter fails).
 
 Exit 77 (skipped, with the reason) while no fixture has been produced.
 """
-import json
 import os
 import sys
 
 import numpy as np
 
-from llm_fixtures import check_fixtures, run
+from llm_fixtures import check_fixtures, load_fixture, run
 
 TOLERANCE = 1e-4
 
@@ -53,11 +52,8 @@ def compare(label, got, rows, base_rows):
 
 
 def check_family(path, work):
-    with open(path) as f:
-        fx = json.load(f)
+    fx, model = load_fixture(path, work)
     family = fx["family"]
-    model = os.path.join(work, family)
-    run("lm", "init-tiny", "--family", family, "--out", model, "--seed", str(fx["seed"]))
 
     worst = max_diff(f"{family} base model (no adapter) vs transformers", logits(work, model, fx["ids"]),
                      fx["base_logits_rows"])

@@ -16,17 +16,14 @@ import sys
 
 import numpy as np
 
-from llm_fixtures import check_fixtures, run
+from llm_fixtures import check_fixtures, load_fixture, run
 
 TOLERANCE = 1e-4
 
 
 def check_family(path, work):
-    with open(path) as f:
-        fx = json.load(f)
+    fx, model = load_fixture(path, work)
     family = fx["family"]
-    model = os.path.join(work, family)
-    run("lm", "init-tiny", "--family", family, "--out", model, "--seed", str(fx["seed"]))
 
     ids = json.loads(run("lm", "tokenize", "--tokenizer", os.path.join(model, "tokenizer.json"), "--text", fx["text"]))
     assert ids == fx["ids"], f"{family}: tokenisation differs from the fixture's:\n ours {ids}\n hf   {fx['ids']}"
