@@ -87,10 +87,6 @@ struct ModelArgs {
   }
 };
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // NumPy's .npy format (version 1.0): a little-endian float32 array [rows, cols].
 void write_npy(const std::string& path, const std::vector<float>& values, std::size_t rows, std::size_t cols) {
   std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", rows, cols);

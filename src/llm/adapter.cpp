@@ -36,10 +36,6 @@ std::string show(const ojson& v) {
   return s;
 }
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 // Typed reads of adapter_config.json fields; errors name the file and the field.
 class Fields {
  public:

@@ -20,6 +20,7 @@
 #include "bpe.h"
 #include "pretokenize.h"
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 #include "unicode.h"
 
 namespace sensecf::llm {
@@ -92,10 +93,6 @@ struct ByteAlphabet {
 const ByteAlphabet& byte_alphabet() {
   static const ByteAlphabet alphabet;
   return alphabet;
-}
-
-bool starts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
 }
 
 void replace_all(std::string& s, std::string_view from, std::string_view to) {

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 
 namespace sensecf::llm {
 namespace {
@@ -46,11 +47,6 @@ std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
 
 [[noreturn]] void fail(const std::string& source, const std::string& what, const std::string& hint = {}) {
   throw Error(source + ": " + what, hint);
-}
-
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // The ZIP64 extended-information extra field (tag 0x0001) of a central header:

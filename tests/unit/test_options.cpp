@@ -3,6 +3,7 @@
 
 #include "sensecf/core/error.h"
 #include "sensecf/core/options.h"
+#include "sensecf/core/strings.h"
 #include "test_util.h"
 
 namespace sensecf {
@@ -25,6 +26,15 @@ struct Fixture {
     options.add("log.level", &level, "level").choices({"info", "debug"}).not_hashed();
   }
 };
+
+TEST(Strings, PrefixAndSuffix) {
+  EXPECT_TRUE(starts_with("model.safetensors", "model."));
+  EXPECT_FALSE(starts_with("model", "model.safetensors"));
+  EXPECT_TRUE(ends_with("logits.npy", ".npy"));
+  EXPECT_TRUE(ends_with("x", ""));
+  EXPECT_FALSE(ends_with("npy", ".npy"));
+  EXPECT_FALSE(ends_with("logits.npy.h5", ".npy"));
+}
 
 TEST(Options, DefaultsComeFromTheTargets) {
   Fixture f;

@@ -13,6 +13,8 @@ std::string_view trim(std::string_view s);
 std::vector<std::string> split_list(std::string_view s, char sep = ',');
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
 std::string to_lower(std::string_view s);
+bool starts_with(std::string_view s, std::string_view prefix);
+bool ends_with(std::string_view s, std::string_view suffix);
 
 // Parses the whole of `s` as a number; nullopt on any trailing garbage.
 std::optional<double> parse_double(std::string_view s);
