@@ -149,13 +149,12 @@ int lm_bench(const std::vector<std::string>& args) {
       // graph (when on), a one-off cost per generate call (debug log).
       step = std::min(step, (stamps.back() - stamps[1]) / static_cast<double>(new_tokens - 2));
     }
-    const double decode = step * static_cast<double>(new_tokens - 1);
     const double bytes = decode_step_bytes(config, static_cast<double>(model->element_size()), batch,
                                            static_cast<double>(prompt_len) + static_cast<double>(new_tokens) / 2);
     const double gbs = bytes / step / 1e9;
     const double roofline = peak_gbs > 0 ? gbs / peak_gbs : 0;
     const double prefill_tps = static_cast<double>(batch * prompt_len) / prefill;
-    const double decode_tps = static_cast<double>(batch * (new_tokens - 1)) / decode;
+    const double decode_tps = static_cast<double>(batch) / step;  // every sequence gains a token per step
     std::cout << fmt::format("{:>6} {:>14.0f} {:>14.1f} {:>12.2f} {:>10.1f} {:>10}\n", batch, prefill_tps, decode_tps,
                              step * 1e3, gbs, peak_gbs > 0 ? fmt::format("{:.0f}%", 100 * roofline) : "-");
     if (json_file) {

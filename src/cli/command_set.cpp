@@ -28,22 +28,27 @@ const std::map<std::string, Command>& commands() {
 
 void register_runtime_versions() { add_runtime_version(dist::mpi_library_version()); }
 
-int error_rank() {
-  int initialized = 0, finalized = 0, rank = 0;
+namespace {
+// MPI is initialised and not yet finalised.
+bool mpi_up() {
+  int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
-  if (initialized && !finalized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return initialized && !finalized;
+}
+}  // namespace
+
+int error_rank() {
+  int rank = 0;
+  if (mpi_up()) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   return rank;
 }
 
 int end_after_error(int exit_code, bool every_rank) {
-  int initialized = 0, finalized = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  if (!initialized || finalized) return exit_code;
-  int size = 1, rank = 0;
+  if (!mpi_up()) return exit_code;
+  int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const int rank = error_rank();
   if (size > 1 && !every_rank) {
     std::cerr << "sensecf: aborting all " << size << " ranks after the error on rank " << rank << "\n";
     MPI_Abort(MPI_COMM_WORLD, exit_code);
