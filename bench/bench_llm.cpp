@@ -11,9 +11,9 @@
 #include <memory>
 #include <string>
 
-#include "sensecf/llm/lora.h"
-#include "sensecf/llm/model.h"
-#include "sensecf/llm/tiny.h"
+#include "sensecf/llm/lora/lora.h"
+#include "sensecf/llm/model/model.h"
+#include "sensecf/llm/model/tiny.h"
 
 namespace {
 

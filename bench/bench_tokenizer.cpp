@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "sensecf/llm/tokenizer.h"
+#include "sensecf/llm/text/tokenizer.h"
 
 #ifndef SENSECF_SOURCE_DIR
 #define SENSECF_SOURCE_DIR "."

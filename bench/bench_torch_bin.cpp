@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "sensecf/llm/safetensors.h"
-#include "sensecf/llm/torch_bin.h"
-#include "sensecf/llm/weights.h"
+#include "sensecf/llm/io/safetensors.h"
+#include "sensecf/llm/io/torch_bin.h"
+#include "sensecf/llm/io/weights.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "sensecf/llm/tiny.h"
+#include "sensecf/llm/model/tiny.h"
 #include "test_util.h"
 
 namespace sensecf::test {

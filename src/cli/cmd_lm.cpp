@@ -1,6 +1,14 @@
-// `sensecf lm <sub-command>`: the LLM stack on its own — tokenizers, tiny
-// checkpoints, logits and generation (what the sweep's LLM tasks build on, and
-// what the golden tests compare against Hugging Face).
+// `sensecf lm <sub-command>`: the LLM stack on its own (what the sweep's LLM
+// tasks build on, and what the golden tests compare against Hugging Face):
+//   tokenize      token ids of texts (cmd_lm_tokenize.cpp)
+//   init-tiny     a random tiny Llama/Mistral checkpoint (here)
+//   init-adapter  a new PEFT LoRA adapter (cmd_lm_adapter.cpp)
+//   convert       a checkpoint rewritten as safetensors (cmd_lm_convert.cpp)
+//   logits        the last layer's logits of a text (here)
+//   generate      batched generation (here)
+//   bench         prefill/decode speed at real shapes (cmd_lm_bench.cpp)
+// The model and generation options are declared by the llm module
+// (sensecf/llm/model/options.h).
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
@@ -15,9 +23,9 @@
 #include "commands.h"
 #include "sensecf/core/error.h"
 #include "sensecf/core/strings.h"
-#include "sensecf/llm/model.h"
-#include "sensecf/llm/tiny.h"
-#include "sensecf/llm/tokenizer.h"
+#include "sensecf/llm/model/model.h"
+#include "sensecf/llm/model/tiny.h"
+#include "sensecf/llm/text/tokenizer.h"
 #if SENSECF_WITH_HDF5
 #include "sensecf/store/h5file.h"
 #endif
@@ -42,31 +50,13 @@ int lm_init_tiny(const std::vector<std::string>& args) {
   return 0;
 }
 
-}  // namespace
-
-void declare_model_options(Options& o, llm::ModelOptions& options) {
-  o.add("lm.device", &options.device, "cpu or cuda:N", "device");
-  o.add("lm.dtype", &options.dtype, "weights and activations", "dtype")
-      .choices({"auto", "float32", "bfloat16", "float16"});
-  o.add("lm.attention", &options.attention, "auto (sdpa on LibTorch >= 2), eager, sdpa", "attention")
-      .choices({"auto", "eager", "sdpa"});
-  o.add("lm.cuda_graph", &options.cuda_graph, "decode steps as one replayed CUDA graph: auto (on for cuda devices), on, off",
-        "cuda-graph")
-      .choices({"auto", "on", "off"});
-}
-
-namespace {
-
 struct ModelArgs {
   std::string model;
   llm::ModelOptions options;
   void declare(Options& o) {
     o.add("lm.model", &model, "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)", "model");
-    declare_model_options(o, options);
-    o.add("lm.adapter", &options.adapter, "PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors)",
-          "adapter");
-    o.add("lm.merge_adapter", &options.merge_adapter, "fold the adapter into the weights at load (faster)",
-          "merge-adapter");
+    llm::declare_options(o, options);
+    llm::declare_adapter_options(o, options);
     o.add_check([this] {
       if (model.empty()) throw UsageError("--model is required", "pass a model directory, e.g. one from `sensecf lm init-tiny`");
       if (!std::filesystem::is_directory(model))
@@ -217,7 +207,6 @@ int lm_generate(const std::vector<std::string>& args) {
   std::string prompt, prompts_file, ids_text, stop;
   llm::GenerationOptions g;
   bool add_special = false, stream = false;
-  unsigned long seed = 0;
   Options options("lm generate",
                   "Generate continuations of a prompt (--prompt, --ids) or of a batch of prompts (--prompts F:\n"
                   "one per line, \"text\" or {\"ids\": [...]}), batched with left padding. One JSON line per prompt.");
@@ -226,11 +215,7 @@ int lm_generate(const std::vector<std::string>& args) {
   options.add("lm.prompts", &prompts_file, "file of prompts, one JSON string or {\"ids\": [...]} per line", "prompts")
       .not_hashed();
   options.add("lm.ids", &ids_text, "prompt token ids (comma-separated) instead of text", "ids").not_hashed();
-  options.add("lm.max_new_tokens", &g.max_new_tokens, "new tokens at most", "max-new-tokens");
-  options.add("lm.temperature", &g.temperature, "0: greedy", "temperature");
-  options.add("lm.top_k", &g.top_k, "sample from the k most likely tokens (0: off)", "top-k");
-  options.add("lm.top_p", &g.top_p, "nucleus sampling mass (1: off)", "top-p");
-  options.add("lm.seed", &seed, "sampling seed", "seed");
+  llm::declare_options(options, g);
   options.add("lm.stop", &stop, "a stop string, or several as a JSON array: '[\"\\n\\n\", \"###\"]'", "stop");
   options.add("lm.add_special", &add_special, "add the tokenizer's special tokens (BOS) to each text prompt",
               "add-special");
@@ -242,7 +227,6 @@ int lm_generate(const std::vector<std::string>& args) {
   });
   declare_common_options(options, log);
   if (!parse_and_start(options, log, args)) return 0;
-  g.seed = seed;
   if (!stop.empty() && stop.front() == '[') {
     try {
       g.stop_strings = nlohmann::json::parse(stop).get<std::vector<std::string>>();
@@ -307,7 +291,7 @@ int cmd_lm(const std::vector<std::string>& args) {
       {"tokenize", {cmd_lm_tokenize, "token ids of texts (one JSON array per input)"}},
       {"init-tiny", {lm_init_tiny, "write a random tiny Llama/Mistral checkpoint (HF layout)"}},
       {"init-adapter", {cmd_lm_init_adapter, "write a new LoRA adapter for a model (PEFT layout)"}},
-      {"logits", {lm_logits, "last-layer logits of a text to HDF5 (dataset logits [T, V])"}},
+      {"logits", {lm_logits, "last-layer logits [T, V] of a text to HDF5 (dataset logits) or NumPy (.npy)"}},
       {"generate", {lm_generate, "generate text (batched; greedy, temperature, top-k, top-p)"}},
       {"bench", {cmd_lm_bench, "prefill/decode tokens/s at real model shapes with random weights"}},
       {"convert", {cmd_lm_convert, "rewrite a checkpoint (pytorch_model.bin, ...) as safetensors shards"}},

@@ -10,8 +10,8 @@
 #include "commands.h"
 #include "sensecf/core/error.h"
 #include "sensecf/core/provenance.h"
-#include "sensecf/llm/config.h"
-#include "sensecf/llm/lora.h"
+#include "sensecf/llm/io/config.h"
+#include "sensecf/llm/lora/lora.h"
 
 namespace sensecf::cli {
 

@@ -23,8 +23,8 @@
 #include "sensecf/core/error.h"
 #include "sensecf/core/random.h"
 #include "sensecf/core/strings.h"
-#include "sensecf/llm/model.h"
-#include "sensecf/llm/tiny.h"
+#include "sensecf/llm/model/model.h"
+#include "sensecf/llm/model/tiny.h"
 
 namespace sensecf::cli {
 namespace {
@@ -86,7 +86,7 @@ int lm_bench(const std::vector<std::string>& args) {
               "peak-gbs");
   options.add("bench.seed", &seed, "seed of the random weights and prompts", "seed");
   options.add("bench.json", &json_out, "also write the results as JSON lines to this file", "json");
-  declare_model_options(options, model_options);
+  llm::declare_options(options, model_options);
   options.add_check([&] {
     if (prompt_len < 1 || new_tokens < 3 || repeat < 1)
       throw UsageError("--prompt-len must be >= 1, --new-tokens >= 3 and --repeat >= 1");

@@ -20,8 +20,8 @@
 
 #include "commands.h"
 #include "sensecf/core/error.h"
-#include "sensecf/llm/safetensors.h"
-#include "sensecf/llm/weights.h"
+#include "sensecf/llm/io/checkpoint.h"
+#include "sensecf/llm/io/weights.h"
 
 namespace sensecf::cli {
 namespace {
@@ -230,8 +230,8 @@ int cmd_lm_convert(const std::vector<std::string>& args) {
   for (const auto& name : names) {
     const auto it = weights.find(name);
     const auto view = written.tensor(name);
-    if (it == weights.end() || view.info->shape != it->second.sizes().vec() ||
-        llm::dtype_name(view.info->dtype) != safetensors_dtype(it->second.scalar_type())) {
+    if (it == weights.end() || view.shape != it->second.sizes().vec() ||
+        llm::dtype_name(view.dtype) != safetensors_dtype(it->second.scalar_type())) {
       throw Error("verification of " + out + " failed: tensor '" + name + "' differs from the one written");
     }
   }

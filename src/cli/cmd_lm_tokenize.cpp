@@ -13,7 +13,7 @@
 
 #include "commands.h"
 #include "sensecf/core/error.h"
-#include "sensecf/llm/tokenizer.h"
+#include "sensecf/llm/text/tokenizer.h"
 
 namespace sensecf::cli {
 

@@ -9,7 +9,7 @@
 
 #include "sensecf/core/log.h"
 #include "sensecf/core/options.h"
-#include "sensecf/llm/model.h"
+#include "sensecf/llm/model/options.h"
 
 namespace sensecf::cli {
 

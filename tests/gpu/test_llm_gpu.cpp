@@ -15,10 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/adapter.h"
-#include "sensecf/llm/lora.h"
-#include "sensecf/llm/model.h"
-#include "sensecf/llm/tiny.h"
+#include "sensecf/llm/lora/adapter.h"
+#include "sensecf/llm/lora/lora.h"
+#include "sensecf/llm/model/model.h"
+#include "sensecf/llm/model/tiny.h"
 #include "llm_util.h"
 
 namespace sensecf::llm {

@@ -17,12 +17,12 @@
 #include <nlohmann/json.hpp>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/adapter.h"
-#include "sensecf/llm/lora.h"
-#include "sensecf/llm/model.h"
-#include "sensecf/llm/tiny.h"
-#include "sensecf/llm/torch_bin.h"
-#include "sensecf/llm/weights.h"
+#include "sensecf/llm/lora/adapter.h"
+#include "sensecf/llm/lora/lora.h"
+#include "sensecf/llm/model/model.h"
+#include "sensecf/llm/model/tiny.h"
+#include "sensecf/llm/io/torch_bin.h"
+#include "sensecf/llm/io/weights.h"
 #include "test_util.h"
 
 namespace sensecf::llm {

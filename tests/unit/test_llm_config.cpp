@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/config.h"
+#include "sensecf/llm/io/config.h"
 #include "test_util.h"
 
 namespace sensecf::llm {

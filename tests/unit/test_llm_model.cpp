@@ -13,8 +13,8 @@
 #include "sensecf/core/error.h"
 #include <torch/version.h>
 
-#include "sensecf/llm/model.h"
-#include "sensecf/llm/tiny.h"
+#include "sensecf/llm/model/model.h"
+#include "sensecf/llm/model/tiny.h"
 #include "llm_util.h"
 
 namespace sensecf::llm {

@@ -13,8 +13,8 @@
 #include <fstream>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/chat.h"
-#include "sensecf/llm/tokenizer.h"
+#include "sensecf/llm/text/chat.h"
+#include "sensecf/llm/text/tokenizer.h"
 #include "test_util.h"
 
 namespace sensecf::llm {

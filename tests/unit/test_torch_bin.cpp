@@ -15,9 +15,10 @@
 #include <sstream>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/safetensors.h"
-#include "sensecf/llm/torch_bin.h"
-#include "sensecf/llm/weights.h"
+#include "sensecf/llm/io/checkpoint.h"
+#include "sensecf/llm/io/safetensors.h"
+#include "sensecf/llm/io/torch_bin.h"
+#include "sensecf/llm/io/weights.h"
 #include "test_util.h"
 
 namespace sensecf::llm {
@@ -552,20 +553,21 @@ std::string write_bin(const std::string& path, const std::map<std::string, std::
 
 TEST(TorchBinCheckpoint, DirectoriesShardsAndPrecedence) {
   test::TempDir dir;
-  EXPECT_FALSE(is_torch_bin_checkpoint(dir.path().string()));
   write_bin(dir.file("pytorch_model.bin"), {{"a", {1, 2}}, {"b", {3}}});
-  EXPECT_TRUE(is_torch_bin_checkpoint(dir.path().string()));
-  EXPECT_TRUE(is_torch_bin_checkpoint(dir.file("pytorch_model.bin")));
-  const auto c = TorchBinCheckpoint::open(dir.path().string());
+  const auto c = Checkpoint::open(dir.path().string());
+  EXPECT_EQ(c.format(), CheckpointFormat::kTorchBin);
+  EXPECT_EQ(c.files(), std::vector<std::string>({dir.file("pytorch_model.bin")}));
   EXPECT_EQ(c.names(), std::vector<std::string>({"a", "b"}));
   EXPECT_EQ(c.tensor("b").storage.size, 4u);
+  EXPECT_EQ(c.tensor("a").stride, std::vector<std::int64_t>({1}));
   EXPECT_THROW_WITH(c.tensor("z"), Error, "checkpoint has no tensor 'z'");
+  EXPECT_EQ(Checkpoint::open(dir.file("pytorch_model.bin")).format(), CheckpointFormat::kTorchBin);
   // safetensors wins when both are there, as in transformers.
   std::map<std::string, TensorData> st;
   const float one = 1;
   st["s"] = {Dtype::kF32, {1}, &one, 4};
   write_safetensors(dir.file("model.safetensors"), st);
-  EXPECT_FALSE(is_torch_bin_checkpoint(dir.path().string()));
+  EXPECT_EQ(Checkpoint::open(dir.path().string()).format(), CheckpointFormat::kSafetensors);
   EXPECT_EQ(load_weights(dir.path().string()).count("s"), 1u);
 
   test::TempDir sharded;
@@ -575,11 +577,10 @@ TEST(TorchBinCheckpoint, DirectoriesShardsAndPrecedence) {
       "pytorch_model.bin.index.json",
       R"({"metadata": {"total_size": 24}, "weight_map": {"a": "pytorch_model-00001-of-00002.bin",
           "b": "pytorch_model-00002-of-00002.bin", "c": "pytorch_model-00002-of-00002.bin"}})");
-  EXPECT_TRUE(is_torch_bin_checkpoint(sharded.path().string()));
-  EXPECT_TRUE(is_torch_bin_checkpoint(index));
-  EXPECT_EQ(TorchBinCheckpoint::open(sharded.path().string()).names(),
-            std::vector<std::string>({"a", "b", "c"}));
-  EXPECT_EQ(TorchBinCheckpoint::open(index).files().size(), 2u);
+  EXPECT_EQ(Checkpoint::open(sharded.path().string()).names(), std::vector<std::string>({"a", "b", "c"}));
+  const auto by_index = Checkpoint::open(index);
+  EXPECT_EQ(by_index.format(), CheckpointFormat::kTorchBin);
+  EXPECT_EQ(by_index.files().size(), 2u);
   const auto w = load_weights(sharded.path().string());
   EXPECT_TRUE(torch::equal(w.at("c"), torch::tensor({4.0f, 5.0f, 6.0f})));
   // The index is cross-checked as for safetensors shards.
@@ -587,18 +588,17 @@ TEST(TorchBinCheckpoint, DirectoriesShardsAndPrecedence) {
       "pytorch_model.bin.index.json",
       R"({"weight_map": {"a": "pytorch_model-00001-of-00002.bin", "b": "pytorch_model-00002-of-00002.bin"}})");
   EXPECT_THROW_WITH(
-      TorchBinCheckpoint::open(sharded.path().string()), Error,
+      Checkpoint::open(sharded.path().string()), Error,
       "shard 'pytorch_model-00002-of-00002.bin' holds tensor 'c', which weight_map does not list");
   sharded.write("pytorch_model.bin.index.json", R"({"weight_map": {"a": "gone.bin"}})");
-  EXPECT_THROW_WITH(TorchBinCheckpoint::open(sharded.path().string()), Error,
+  EXPECT_THROW_WITH(Checkpoint::open(sharded.path().string()), Error,
                     "maps 1 tensors (e.g. 'a') to shard 'gone.bin', which does not exist");
-  test::TempDir empty;
-  EXPECT_THROW_WITH(TorchBinCheckpoint::open(empty.path().string()), Error,
-                    "has neither pytorch_model.bin nor pytorch_model.bin.index.json");
-  // A corrupt file fails with the reader's message through load_weights too.
-  empty.write("pytorch_model.bin", "PK\x03\x04");
-  EXPECT_THROW_WITH(load_weights(empty.path().string()), Error,
+  // A corrupt file fails with the reader's message, naming the file, through load_weights too.
+  test::TempDir corrupt;
+  corrupt.write("pytorch_model.bin", "PK\x03\x04");
+  EXPECT_THROW_WITH(Checkpoint::open(corrupt.path().string()), Error,
                     "pytorch_model.bin: file is 4 bytes, too short");
+  EXPECT_THROW_WITH(load_weights(corrupt.path().string()), Error, "pytorch_model.bin: file is 4 bytes, too short");
 }
 
 TEST(TorchBinWeights, LoadsViewsSharedStoragesAndDtypes) {
@@ -695,7 +695,8 @@ TEST(LmConvert, WritesVerifiedSafetensorsAndCopiesTheSideFiles) {
   EXPECT_TRUE(fs::exists(out + "/model.safetensors.index.json"));
   EXPECT_TRUE(fs::exists(out + "/model-00002-of-00002.safetensors"));
   const auto c = Checkpoint::open(out);
-  EXPECT_EQ(c.tensor("a").info->dtype, Dtype::kBF16);
+  EXPECT_EQ(c.format(), CheckpointFormat::kSafetensors);
+  EXPECT_EQ(c.tensor("a").dtype, Dtype::kBF16);
   std::stringstream config2;
   config2 << std::ifstream(out + "/config.json").rdbuf();
   EXPECT_NE(config2.str().find(R"("torch_dtype": "bfloat16")"), std::string::npos) << config2.str();

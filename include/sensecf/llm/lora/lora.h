@@ -1,14 +1,15 @@
 // LoRA on LibTorch tensors: the linear layer with an optional adapter that the
 // decoder uses for q/k/v/o_proj and gate/up/down_proj (and that fine-tuning
-// trains: A and B are plain tensors that can require grad), loading a PEFT
-// adapter directory against a model, creating a fresh adapter and saving one in
-// PEFT's layout.
+// trains: A and B are plain tensors that can require grad; decoder.h), loading
+// a PEFT adapter directory against a model, creating a fresh adapter and saving
+// one in PEFT's layout.
 //
 // Precision follows PEFT's defaults (PeftModel autocast_adapter_dtype=True):
 // A and B are held in fp32 whatever the model dtype, the LoRA branch runs in
 // fp32 on an fp32 copy of x, is added to the base output and the sum is cast
 // back to the model dtype. On an fp32 model that is y = x W^T + s (x A^T) B^T.
-// Merging computes W + s B A in fp32 and casts once.
+// Merging computes W + s B A in fp32 and casts once. (A float64 model, kept for
+// numerical checks, holds A and B and merges in fp64: decoder.h.)
 //
 // Config parsing and the tensor names are torch-free, in adapter.h. Only light
 // ATen/c10 headers here; lora.cpp includes <torch/torch.h>.
@@ -23,8 +24,8 @@
 #include <utility>
 #include <vector>
 
-#include "sensecf/llm/adapter.h"
-#include "sensecf/llm/config.h"
+#include "sensecf/llm/lora/adapter.h"
+#include "sensecf/llm/io/config.h"
 
 namespace sensecf::llm {
 

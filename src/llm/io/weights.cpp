@@ -1,5 +1,5 @@
 // Checkpoint <-> LibTorch tensors (see weights.h).
-#include "sensecf/llm/weights.h"
+#include "sensecf/llm/io/weights.h"
 
 #include <torch/torch.h>
 
@@ -10,8 +10,8 @@
 #include <memory>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/safetensors.h"
-#include "sensecf/llm/torch_bin.h"
+#include "sensecf/llm/io/checkpoint.h"
+#include "sensecf/llm/io/safetensors.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors data is little-endian; so must the host be");
@@ -107,42 +107,16 @@ torch::Tensor view_bytes(const std::uint8_t* data, std::size_t n_bytes, std::int
   return copy;
 }
 
-// A checkpoint of either format handing out its tensors as view_bytes views:
-// safetensors tensors as they are, pickle tensors as strided views of their
-// storage.
-class MappedCheckpoint {
- public:
-  explicit MappedCheckpoint(const std::string& path) {
-    if (is_torch_bin_checkpoint(path)) {
-      bin_ = std::make_shared<const TorchBinCheckpoint>(TorchBinCheckpoint::open(path));
-    } else {
-      safetensors_ = std::make_shared<const Checkpoint>(Checkpoint::open(path));
-    }
-  }
-  const std::string& path() const { return bin_ ? bin_->path() : safetensors_->path(); }
-  std::vector<std::string> names() const { return bin_ ? bin_->names() : safetensors_->names(); }
-  Dtype dtype(const std::string& name) const {
-    return bin_ ? bin_->tensor(name).info->dtype : safetensors_->tensor(name).info->dtype;
-  }
-  torch::Tensor tensor(const std::string& name) const {
-    const std::string where = path() + ": tensor '" + name + "'";
-    if (!bin_) {
-      const TensorView v = safetensors_->tensor(name);
-      const auto type = any_torch_type(v.info->dtype, where);
-      return view_bytes(v.data, v.n_bytes, static_cast<std::int64_t>(v.info->numel()), type, safetensors_)
-          .view(v.info->shape);
-    }
-    const TorchTensorView v = bin_->tensor(name);
-    const auto type = any_torch_type(v.info->dtype, where);
-    const auto numel = static_cast<std::int64_t>(v.storage.size / dtype_size(v.info->dtype));
-    return view_bytes(v.storage.data, v.storage.size, numel, type, bin_)
-        .as_strided(v.info->shape, v.info->stride, v.info->storage_offset);
-  }
-
- private:
-  std::shared_ptr<const Checkpoint> safetensors_;
-  std::shared_ptr<const TorchBinCheckpoint> bin_;
-};
+// A checkpoint's tensor as a view_bytes view of its mapped file (which stays
+// open while the view lives): safetensors tensors as they are, pickle tensors as
+// strided views of their storage.
+torch::Tensor view_tensor(const std::shared_ptr<const Checkpoint>& checkpoint, const std::string& name,
+                          const CheckpointTensor& t) {
+  const auto type = any_torch_type(t.dtype, checkpoint->path() + ": tensor '" + name + "'");
+  const auto numel = static_cast<std::int64_t>(t.storage.size / dtype_size(t.dtype));
+  return view_bytes(t.storage.data, t.storage.size, numel, type, checkpoint)
+      .as_strided(t.shape, t.stride, t.storage_offset);
+}
 
 // CPU contiguous copies (kept alive while writing) and their byte views.
 struct Prepared {
@@ -174,22 +148,23 @@ std::map<std::string, std::string> with_format(std::map<std::string, std::string
 }  // namespace
 
 WeightMap load_weights(const std::string& path, c10::ScalarType dtype, c10::Device device) {
-  const MappedCheckpoint checkpoint(path);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(path));
   WeightMap out;
-  for (const auto& name : checkpoint.names()) {
-    torch_type(checkpoint.dtype(name), checkpoint.path() + ": tensor '" + name + "'");  // weights are floats
+  for (const auto& name : checkpoint->names()) {
+    const CheckpointTensor t = checkpoint->tensor(name);
+    torch_type(t.dtype, checkpoint->path() + ": tensor '" + name + "'");  // weights are floats
     // copy=true: the result must own its memory, the mapping closes on return;
     // contiguous: a pickle's tensors may be strided views.
-    out.emplace(name, checkpoint.tensor(name).to(device, dtype, /*non_blocking=*/false, /*copy=*/true,
-                                                 c10::MemoryFormat::Contiguous));
+    out.emplace(name, view_tensor(checkpoint, name, t).to(device, dtype, /*non_blocking=*/false, /*copy=*/true,
+                                                          c10::MemoryFormat::Contiguous));
   }
   return out;
 }
 
 WeightMap map_weights(const std::string& path) {
-  const MappedCheckpoint checkpoint(path);
+  const auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(path));
   WeightMap out;
-  for (const auto& name : checkpoint.names()) out.emplace(name, checkpoint.tensor(name));
+  for (const auto& name : checkpoint->names()) out.emplace(name, view_tensor(checkpoint, name, checkpoint->tensor(name)));
   return out;
 }
 

@@ -1,9 +1,8 @@
 // torch.save archives (see torch_bin.h): the ZIP reader, the archive check
-// around data.pkl (the unpickler is torch_pickle.cpp), the mmap reader,
-// pytorch_model.bin checkpoint directories, and a writer for tests and
-// benchmarks. Depends only on the standard library, mapped_file.cpp and
-// safetensors.cpp, so the fuzz target can build it alone.
-#include "sensecf/llm/torch_bin.h"
+// around data.pkl (the unpickler is torch_pickle.cpp), the mmap reader and a
+// writer for tests and benchmarks. Depends only on the standard library,
+// mapped_file.cpp and safetensors.cpp, so the fuzz target can build it alone.
+#include "sensecf/llm/io/torch_bin.h"
 
 #include <cstdint>
 #include <array>
@@ -370,72 +369,6 @@ const TorchTensorInfo& TorchBinFile::tensor(const std::string& name) const {
 ByteSpan TorchBinFile::storage(const TorchTensorInfo& tensor) const {
   const ZipEntry& e = archive_.storage_entries.at(tensor.storage_key);
   return {file_.data() + e.data_offset, static_cast<std::size_t>(e.size)};
-}
-
-// --- checkpoints ------------------------------------------------------------------
-
-bool is_torch_bin_checkpoint(const std::string& path) {
-  std::error_code ec;
-  const fs::path p(path);
-  if (fs::is_directory(p, ec)) {
-    if (fs::exists(p / "model.safetensors", ec) || fs::exists(p / "model.safetensors.index.json", ec))
-      return false;
-    return fs::exists(p / "pytorch_model.bin", ec) || fs::exists(p / "pytorch_model.bin.index.json", ec);
-  }
-  const std::string name = p.filename().string();
-  return fs::is_regular_file(p, ec) && (ends_with(name, ".bin") || ends_with(name, ".bin.index.json"));
-}
-
-TorchBinCheckpoint TorchBinCheckpoint::open(const std::string& path) {
-  TorchBinCheckpoint c;
-  c.path_ = path;
-  std::error_code ec;
-  const fs::path p(path);
-  fs::path index_path;
-  if (fs::is_directory(p, ec)) {
-    if (fs::exists(p / "pytorch_model.bin", ec)) {
-      c.files_.push_back(TorchBinFile::open((p / "pytorch_model.bin").string()));
-    } else if (fs::exists(p / "pytorch_model.bin.index.json", ec)) {
-      index_path = p / "pytorch_model.bin.index.json";
-    } else {
-      throw Error(path + " has neither pytorch_model.bin nor pytorch_model.bin.index.json");
-    }
-  } else if (fs::is_regular_file(p, ec)) {
-    if (ends_with(p.filename().string(), ".index.json")) {
-      index_path = p;
-    } else {
-      c.files_.push_back(TorchBinFile::open(path));
-    }
-  } else {
-    throw Error(path + ": no such file or directory");
-  }
-
-  if (!index_path.empty()) {
-    c.where_ = open_shards(index_path.string(), c.files_, [](const TorchBinFile& f) {
-      std::vector<std::string> names;
-      for (const auto& t : f.tensors()) names.push_back(t.name);
-      return names;
-    });
-  } else {
-    for (const auto& t : c.files_.front().tensors()) c.where_.emplace(t.name, 0);
-  }
-  return c;
-}
-
-std::vector<std::string> TorchBinCheckpoint::names() const {
-  std::vector<std::string> names;
-  for (const auto& [name, file] : where_) names.push_back(name);
-  return names;
-}
-
-TorchTensorView TorchBinCheckpoint::tensor(const std::string& name) const {
-  const auto it = where_.find(name);
-  if (it == where_.end()) throw Error(path_ + ": checkpoint has no tensor " + in_quotes(name));
-  const TorchBinFile& file = files_[it->second];
-  TorchTensorView v;
-  v.info = &file.tensor(name);
-  v.storage = file.storage(*v.info);
-  return v;
 }
 
 // --- writer -----------------------------------------------------------------------

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "sensecf/llm/config.h"
-#include "sensecf/llm/weights.h"
+#include "sensecf/llm/io/config.h"
+#include "sensecf/llm/io/weights.h"
 
 namespace sensecf::llm {
 

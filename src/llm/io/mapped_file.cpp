@@ -1,5 +1,5 @@
 // Read-only whole-file mappings (see mapped_file.h).
-#include "sensecf/llm/mapped_file.h"
+#include "sensecf/llm/io/mapped_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

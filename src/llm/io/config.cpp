@@ -1,7 +1,7 @@
 // config.json <-> ModelConfig, expected tensor shapes and RoPE frequencies
 // (see config.h). Defaults for absent keys are those of transformers'
 // LlamaConfig / MistralConfig.
-#include "sensecf/llm/config.h"
+#include "sensecf/llm/io/config.h"
 
 #include <cstdint>
 #include <cmath>

@@ -1,7 +1,7 @@
 // The LoRA linear layer and PEFT adapter directories on LibTorch (see lora.h).
 //
 // Shapes: r LoRA rank, in / out the linear layer's input / output width.
-#include "sensecf/llm/lora.h"
+#include "sensecf/llm/lora/lora.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -12,7 +12,7 @@
 #include <fstream>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/weights.h"
+#include "sensecf/llm/io/weights.h"
 
 namespace sensecf::llm {
 namespace {
@@ -39,8 +39,9 @@ torch::Tensor LoraLinear::forward(const torch::Tensor& x) const {
 
 void LoraLinear::merge() {
   if (!has_adapter()) return;
-  const auto delta = torch::matmul(lora_B.to(torch::kFloat32), lora_A.to(torch::kFloat32)) * scaling;  // [out, in]
-  weight = (weight.to(torch::kFloat32) + delta).to(weight.scalar_type()).contiguous();
+  const auto type = at::promote_types(weight.scalar_type(), torch::kFloat32);  // fp32; fp64 for a float64 model
+  const auto delta = torch::matmul(lora_B.to(type), lora_A.to(type)) * scaling;  // [out, in]
+  weight = (weight.to(type) + delta).to(weight.scalar_type()).contiguous();
   lora_A = torch::Tensor();
   lora_B = torch::Tensor();
   scaling = 0;

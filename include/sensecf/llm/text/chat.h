@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "sensecf/llm/tokenizer.h"
+#include "sensecf/llm/text/tokenizer.h"
 
 namespace sensecf::llm {
 

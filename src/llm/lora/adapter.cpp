@@ -6,7 +6,7 @@
 // Python regexes are evaluated with std::regex (ECMAScript), which agrees with
 // Python's `re` on the patterns adapters use (alternation, classes, `.*`,
 // `\d`, non-greedy `*?`); a pattern std::regex cannot compile is refused.
-#include "sensecf/llm/adapter.h"
+#include "sensecf/llm/lora/adapter.h"
 
 #include <cstdint>
 #include <algorithm>

@@ -11,7 +11,7 @@
 
 #include "pretokenize.h"
 #include "sensecf/core/error.h"
-#include "sensecf/llm/tokenizer.h"
+#include "sensecf/llm/text/tokenizer.h"
 #include "unicode.h"
 
 namespace sensecf::llm {

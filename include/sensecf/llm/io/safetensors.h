@@ -1,6 +1,6 @@
 // safetensors files (Hugging Face): header parser and validator, a read-only
-// memory-mapped reader, a writer, and checkpoint directories (one
-// model.safetensors or shards listed by model.safetensors.index.json).
+// memory-mapped reader, a writer, and the JSON of a sharded checkpoint's index
+// (model.safetensors.index.json; pytorch_model.bin.index.json is the same).
 //
 // Layout (huggingface/safetensors): 8-byte little-endian u64 N; N bytes of UTF-8
 // JSON {"name": {"dtype": "BF16", "shape": [..], "data_offsets": [begin, end]},
@@ -15,21 +15,19 @@
 // what was expected.
 //
 // Torch-free on purpose: the fuzz target and the tools link it without LibTorch.
-// Conversion to torch tensors lives in weights.h. Does not read pytorch_model.bin
-// (pickle; torch_bin.h does): Checkpoint::open refuses such a checkpoint.
+// Checkpoint directories of either format (one file or shards behind an index)
+// are checkpoint.h; conversion to torch tensors is weights.h.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <map>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "sensecf/llm/mapped_file.h"
+#include "sensecf/llm/io/mapped_file.h"
 
 namespace sensecf::llm {
 
@@ -137,57 +135,5 @@ ShardIndex read_shard_index(const std::string& path);
 // Writes an index for `weight_map` with metadata.total_size = `total_size`.
 void write_shard_index(const std::string& path, const std::map<std::string, std::string>& weight_map,
                        std::uint64_t total_size);
-// The cross-checks of a sharded checkpoint, shared by every shard format
-// (safetensors here, pytorch_model.bin in torch_bin.h). check_shards_exist
-// throws, naming the index, when a shard it names is not a file in `dir`.
-// match_shard_index gets the tensors found in each shard (`shard_tensors[i]`
-// for index.shards[i]) and returns tensor -> i; it throws when a tensor is in
-// two shards, is in a shard the index does not map it to, is not listed, or is
-// listed but in no shard.
-void check_shards_exist(const std::string& index_name, const ShardIndex& index, const std::string& dir);
-std::map<std::string, std::size_t> match_shard_index(
-    const std::string& index_name, const ShardIndex& index,
-    const std::vector<std::vector<std::string>>& shard_tensors);
-
-// Reads the index at `index_path`, opens every shard it names (File::open, in
-// index.shards order, appended to the empty `files`) and returns tensor ->
-// position in `files` after both checks above. `names_of(file)` lists the
-// tensors of one opened shard. Serves Checkpoint and TorchBinCheckpoint.
-template <class File, class NamesOf>
-std::map<std::string, std::size_t> open_shards(const std::string& index_path, std::vector<File>& files,
-                                               NamesOf names_of) {
-  const ShardIndex index = read_shard_index(index_path);
-  const std::filesystem::path parent = std::filesystem::path(index_path).parent_path();
-  const std::filesystem::path dir = parent.empty() ? std::filesystem::path(".") : parent;
-  check_shards_exist(index_path, index, dir.string());
-  std::vector<std::vector<std::string>> shard_tensors;
-  for (const auto& shard : index.shards) {
-    files.push_back(File::open((dir / shard).string()));
-    shard_tensors.push_back(names_of(files.back()));
-  }
-  return match_shard_index(index_path, index, shard_tensors);
-}
-
-// A checkpoint: a directory holding model.safetensors or model.safetensors.index.json
-// and its shards, or a path to one .safetensors file. Opening validates every
-// shard's header, that every shard named by the index exists, that every
-// tensor of the weight map is in its shard, that no tensor is in two shards and
-// that no shard holds tensors the index does not list. A directory with only
-// pytorch_model.bin(.index.json) is refused here with a conversion command:
-// load_weights reads those through TorchBinCheckpoint (torch_bin.h).
-class Checkpoint {
- public:
-  static Checkpoint open(const std::string& path);
-  std::vector<std::string> names() const;  // sorted
-  bool contains(const std::string& name) const { return where_.count(name) != 0; }
-  TensorView tensor(const std::string& name) const;
-  const std::vector<SafetensorsFile>& files() const { return files_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  std::vector<SafetensorsFile> files_;
-  std::map<std::string, std::size_t> where_;  // tensor -> index into files_
-};
 
 }  // namespace sensecf::llm

@@ -5,7 +5,7 @@
 // normalizers/, pre_tokenizers/, decoders/) and transformers.js, the reference
 // of our golden test. Every part of the file we do not implement is refused
 // here, on load, with its JSON path.
-#include "sensecf/llm/tokenizer.h"
+#include "sensecf/llm/text/tokenizer.h"
 
 #include <nlohmann/json.hpp>
 

@@ -26,7 +26,7 @@
 #include <utility>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/torch_bin.h"
+#include "sensecf/llm/io/torch_bin.h"
 
 namespace sensecf::llm {
 namespace {

@@ -1,6 +1,6 @@
 // A whole file mapped read-only (mmap, MAP_PRIVATE) and unmapped when the
 // object goes: what SafetensorsFile and TorchBinFile read their tensors from.
-// Move-only.
+// Move-only. ByteSpan: a range of its bytes.
 #pragma once
 
 #include <cstddef>
@@ -8,6 +8,12 @@
 #include <string>
 
 namespace sensecf::llm {
+
+// A byte range inside a mapped file; valid while the file is open.
+struct ByteSpan {
+  const std::uint8_t* data = nullptr;
+  std::size_t size = 0;
+};
 
 class MappedFile {
  public:

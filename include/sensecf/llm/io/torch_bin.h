@@ -1,8 +1,8 @@
 // PyTorch checkpoints written by torch.save (pytorch_model.bin): a ZIP reader,
 // a restricted unpickler for the state dict in data.pkl, a memory-mapped
-// reader, and checkpoint directories (one pytorch_model.bin, or shards listed
-// by pytorch_model.bin.index.json, whose JSON is that of
-// model.safetensors.index.json).
+// reader of one file and a writer. Directories (one pytorch_model.bin, or
+// shards listed by pytorch_model.bin.index.json) are opened by Checkpoint
+// (checkpoint.h), which reads each file through TorchBinFile.
 //
 // Layout (torch/serialization.py, caffe2 PyTorchStreamWriter): an uncompressed
 // (STORED) ZIP archive, ZIP64 when over 4 GiB, whose entries share one prefix
@@ -37,15 +37,9 @@
 #include <string_view>
 #include <vector>
 
-#include "sensecf/llm/safetensors.h"
+#include "sensecf/llm/io/safetensors.h"
 
 namespace sensecf::llm {
-
-// A byte range inside a mapped file; valid while the file is open.
-struct ByteSpan {
-  const std::uint8_t* data = nullptr;
-  std::size_t size = 0;
-};
 
 // One file of a ZIP archive, as its central directory and local header say.
 struct ZipEntry {
@@ -140,38 +134,6 @@ class TorchBinFile {
   std::string path_;
   TorchArchive archive_;
   MappedFile file_;
-};
-
-// True when `path` names a PyTorch pickle checkpoint rather than a safetensors
-// one: a directory with pytorch_model.bin or pytorch_model.bin.index.json but
-// neither model.safetensors nor model.safetensors.index.json (safetensors wins,
-// as in transformers), or a file whose name ends in .bin or .bin.index.json.
-bool is_torch_bin_checkpoint(const std::string& path);
-
-// A tensor of a TorchBinCheckpoint: its description and its storage's bytes.
-struct TorchTensorView {
-  const TorchTensorInfo* info = nullptr;
-  ByteSpan storage;
-};
-
-// A pickle checkpoint: a directory holding pytorch_model.bin or
-// pytorch_model.bin.index.json and its shards, or a path to one .bin file or to
-// such an index. Shards get the cross-checks of Checkpoint (every shard exists,
-// every tensor of the index is in its shard and nowhere else, no shard holds
-// unlisted tensors).
-class TorchBinCheckpoint {
- public:
-  static TorchBinCheckpoint open(const std::string& path);
-  std::vector<std::string> names() const;  // sorted
-  bool contains(const std::string& name) const { return where_.count(name) != 0; }
-  TorchTensorView tensor(const std::string& name) const;
-  const std::vector<TorchBinFile>& files() const { return files_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  std::vector<TorchBinFile> files_;
-  std::map<std::string, std::size_t> where_;  // tensor -> index into files_
 };
 
 // Writes a state dict of contiguous tensors as torch.save (torch 1.13) would:

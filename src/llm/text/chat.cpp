@@ -5,7 +5,7 @@
 // tokens first). So ids == tokenizer(render(messages), add_special_tokens=False)
 // for conversations whose content has no special-token text in it, and content
 // that does stays plain text.
-#include "sensecf/llm/chat.h"
+#include "sensecf/llm/text/chat.h"
 
 #include "sensecf/core/error.h"
 

@@ -5,7 +5,7 @@
 // safetensors (one file, or shards with an index, as save_pretrained does);
 // check a map against a ModelConfig.
 //
-// Loading reads the memory-mapped files of safetensors.h or torch_bin.h (F32,
+// Loading reads the memory-mapped files of a Checkpoint (checkpoint.h: F32,
 // F16, BF16 and F64 sources) and copies each tensor once into the requested
 // dtype/device, contiguous (a pickle's strided views and shared storages
 // included); the mapping is closed before returning. See docs/checkpoints.md.
@@ -22,15 +22,14 @@
 #include <map>
 #include <string>
 
-#include "sensecf/llm/config.h"
+#include "sensecf/llm/io/config.h"
 
 namespace sensecf::llm {
 
 using WeightMap = std::map<std::string, at::Tensor>;
 
 // `path`: a model directory, one .safetensors or .bin file, or an index (see
-// Checkpoint::open, TorchBinCheckpoint::open; safetensors wins when a directory
-// has both formats).
+// Checkpoint::open; safetensors wins when a directory has both formats).
 WeightMap load_weights(const std::string& path, c10::ScalarType dtype = c10::ScalarType::Float,
                        c10::Device device = c10::Device(c10::DeviceType::CPU));
 

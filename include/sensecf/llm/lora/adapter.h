@@ -25,7 +25,7 @@
 #include <utility>
 #include <vector>
 
-#include "sensecf/llm/config.h"
+#include "sensecf/llm/io/config.h"
 
 namespace sensecf::llm {
 

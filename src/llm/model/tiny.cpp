@@ -1,5 +1,5 @@
 // Random tiny Llama / Mistral checkpoints in the Hugging Face layout.
-#include "sensecf/llm/tiny.h"
+#include "sensecf/llm/model/tiny.h"
 
 #include <torch/torch.h>
 
@@ -8,9 +8,9 @@
 #include <fstream>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/config.h"
-#include "sensecf/llm/tokenizer.h"
-#include "sensecf/llm/weights.h"
+#include "sensecf/llm/io/config.h"
+#include "sensecf/llm/text/tokenizer.h"
+#include "sensecf/llm/io/weights.h"
 
 namespace sensecf::llm {
 

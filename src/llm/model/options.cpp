@@ -1,0 +1,36 @@
+// The [lm] options of the model module (see options.h).
+#include "sensecf/llm/model/options.h"
+
+#include <type_traits>
+
+namespace sensecf::llm {
+
+static_assert(std::is_same_v<std::uint64_t, unsigned long>,
+              "GenerationOptions::seed is declared as an unsigned long option");
+
+void declare_options(Options& o, ModelOptions& model) {
+  o.add("lm.device", &model.device, "cpu or cuda:N", "device");
+  o.add("lm.dtype", &model.dtype, "weights and activations", "dtype").choices({"auto", "float32", "bfloat16", "float16"});
+  o.add("lm.attention", &model.attention, "auto (sdpa on LibTorch >= 2), eager, sdpa", "attention")
+      .choices({"auto", "eager", "sdpa"});
+  o.add("lm.cuda_graph", &model.cuda_graph,
+        "decode steps as one replayed CUDA graph: auto (on for cuda devices), on, off", "cuda-graph")
+      .choices({"auto", "on", "off"});
+}
+
+void declare_adapter_options(Options& o, ModelOptions& model) {
+  o.add("lm.adapter", &model.adapter, "PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors)",
+        "adapter");
+  o.add("lm.merge_adapter", &model.merge_adapter, "fold the adapter into the weights at load (faster)",
+        "merge-adapter");
+}
+
+void declare_options(Options& o, GenerationOptions& g) {
+  o.add("lm.max_new_tokens", &g.max_new_tokens, "new tokens at most", "max-new-tokens");
+  o.add("lm.temperature", &g.temperature, "0: greedy", "temperature");
+  o.add("lm.top_k", &g.top_k, "sample from the k most likely tokens (0: off)", "top-k");
+  o.add("lm.top_p", &g.top_p, "nucleus sampling mass (1: off)", "top-p");
+  o.add("lm.seed", &g.seed, "sampling seed", "seed");
+}
+
+}  // namespace sensecf::llm
