@@ -12,12 +12,16 @@
 #include <map>
 
 #include "commands.h"
+#include "sensecf/clf/artefact.h"
 #include "sensecf/clf/classifier.h"
 #include "sensecf/clf/metrics.h"
+#include "sensecf/clf/train.h"
 #include "sensecf/core/error.h"
 #include "sensecf/core/provenance.h"
 #include "sensecf/core/random.h"
+#include "sensecf/core/vocabulary.h"
 #include "sensecf/data/csv.h"
+#include "sensecf/data/source.h"
 #include "sensecf/data/split.h"
 
 namespace sensecf::cli {
@@ -27,27 +31,12 @@ struct TrainOptions {
   std::string out = "results/clf";
   bool json = false;
   std::vector<double> reduce;
-  std::string scenario = "full";  // label-scarcity scenario applied to the training rows
+  std::string scenario = vocab::kFull;  // label-scarcity scenario applied to the training rows
   double scenario_fraction = 0.5;
 };
 
-clf::Metrics train_and_score(const clf::ClfOptions& options, const data::Dataset& d,
-                             const std::vector<std::size_t>& train, const std::vector<std::size_t>& test,
-                             std::unique_ptr<clf::Classifier>* trained = nullptr) {
-  auto model = clf::make_classifier(options);
-  std::vector<int> y_train;
-  for (auto r : train) y_train.push_back(d.y[r]);
-  model->fit(d.schema, d.x.rows(train), y_train);
-  std::vector<int> y_test;
-  for (auto r : test) y_test.push_back(d.y[r]);
-  const auto m = clf::evaluate(y_test, model->predict_proba(d.x.rows(test)));
-  if (trained) *trained = std::move(model);
-  return m;
-}
-
 int fig1_curve(const TrainOptions& t, const clf::ClfOptions& base, const data::Dataset& d, const data::Split& split) {
-  std::vector<double> reductions = t.reduce;
-  if (std::find(reductions.begin(), reductions.end(), 0.0) == reductions.end()) reductions.insert(reductions.begin(), 0.0);
+  const std::vector<double> reductions = clf::fig1_reductions(t.reduce);
   const std::vector<std::string> kinds = {"nn", "xgb", "rf", "svm"};
   nlohmann::json rows = nlohmann::json::array();
   std::ostringstream table;
@@ -60,7 +49,7 @@ int fig1_curve(const TrainOptions& t, const clf::ClfOptions& base, const data::D
     for (const auto& k : kinds) {
       clf::ClfOptions o = base;
       o.model = k;
-      const auto m = train_and_score(o, d, train, split.test);
+      const auto m = clf::fit_and_score(o, d, train, split.test).metrics;
       table << fmt::format(" {:>8.4f}", m.f1);
       rows.push_back({{"reduction", r}, {"model", k}, {"n_train", train.size()}, {"metrics", m.to_json()}});
     }
@@ -109,13 +98,13 @@ int cmd_train_clf(const std::vector<std::string>& args) {
               "label scarcity applied to the training rows: full, positive (class 1 reduced), negative "
               "(class 0 reduced), dual (both)",
               "scenario")
-      .choices({"full", "positive", "negative", "dual"});
+      .choices({vocab::kFull, vocab::kPositive, vocab::kNegative, vocab::kDual});
   options.add("scenario.fraction", &t.scenario_fraction, "share of the reduced class(es) removed",
               "scenario-fraction");
   options.add_check([&t] {
     if (!(t.scenario_fraction >= 0 && t.scenario_fraction < 1))
       throw UsageError(fmt::format("scenario.fraction must be in [0, 1), got {}", t.scenario_fraction));
-    if (!t.reduce.empty() && t.scenario != "full")
+    if (!t.reduce.empty() && t.scenario != vocab::kFull)
       throw UsageError("--reduce (Fig. 1) and --scenario cannot be combined", "run them separately");
     for (double r : t.reduce)
       if (!(r >= 0 && r < 1)) throw UsageError(fmt::format("train.reduce values must be in [0, 1), got {}", r));
@@ -123,7 +112,7 @@ int cmd_train_clf(const std::vector<std::string>& args) {
   declare_common_options(options, log);
   if (!parse_and_start(options, log, args)) return 0;
 
-  data::Dataset d = data::read_csv(data_options);
+  data::Dataset d = data::load_dataset(data_options, "train-clf");
   const auto split = data::patient_split(d, data_options.test_fraction, clf_options.seed);
   d.schema.learn_bounds(d.x, split.train);
   spdlog::info("{}: {} rows ({} positive), {} features; split {} train / {} test rows", d.source, d.size(),
@@ -138,22 +127,25 @@ int cmd_train_clf(const std::vector<std::string>& args) {
                  scenario.removed_of(0, d), scenario.removed_of(1, d), scenario.kept.size());
   }
   const auto start = std::chrono::steady_clock::now();
-  std::unique_ptr<clf::Classifier> model;
-  const auto m = train_and_score(clf_options, d, scenario.kept, split.test, &model);
+  auto [model, m] = clf::fit_and_score(clf_options, d, scenario.kept, split.test);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  nlohmann::json meta = {{"provenance", make_provenance(options).to_json()},
-                         {"test_metrics", m.to_json()},
-                         {"train_rows", scenario.kept.size()},
-                         {"split", {{"seed", clf_options.seed}, {"test_fraction", data_options.test_fraction}}},
-                         {"scenario", {{"kind", t.scenario},
-                                       {"fraction", scenario.fraction},
-                                       {"removed_class0", scenario.removed_of(0, d)},
-                                       {"removed_class1", scenario.removed_of(1, d)}}},
-                         {"test_rows", split.test.size()},
-                         {"train_seconds", seconds},
-                         {"data", d.source}};
-  clf::save_model(*model, d.schema, meta, t.out);
+  clf::TrainingSetup setup;
+  setup.data_settings = clf::data_settings(data_options);
+  setup.split_seed = clf_options.seed;
+  setup.test_fraction = data_options.test_fraction;
+  setup.scenario = t.scenario;
+  setup.scenario_fraction = scenario.fraction;
+  setup.removed_class0 = scenario.removed_of(0, d);
+  setup.removed_class1 = scenario.removed_of(1, d);
+  setup.train_rows = scenario.kept.size();
+  setup.test_rows = split.test.size();
+  setup.data_source = d.source;
+  clf::save_trained_model(*model, d.schema, setup,
+                          {{"provenance", make_provenance(options).to_json()},
+                           {"test_metrics", m.to_json()},
+                           {"train_seconds", seconds}},
+                          t.out);
   spdlog::info("{} trained in {:.2f} s, saved to {}", model->kind(), seconds, t.out);
   if (t.json) {
     nlohmann::json j = m.to_json();

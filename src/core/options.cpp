@@ -24,6 +24,7 @@ const char* to_string(OptionSource source) {
     case OptionSource::kDefault: return "default";
     case OptionSource::kConfigFile: return "config file";
     case OptionSource::kCommandLine: return "command line";
+    case OptionSource::kSaved: return "saved with the model";
   }
   return "?";
 }
@@ -57,6 +58,13 @@ void Options::erase(const std::string& key) {
   const std::string k = canonical(key);
   entries_.erase(std::remove_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.key == k; }),
                  entries_.end());
+}
+
+bool Options::set_if_default(const std::string& key, const std::string& value, const std::string& where) {
+  Entry* entry = find(key);
+  if (!entry || entry->source != OptionSource::kDefault) return false;
+  apply(*entry, value, OptionSource::kSaved, where);
+  return true;
 }
 
 Options& Options::choices(std::vector<std::string> allowed) {

@@ -17,12 +17,17 @@
 
 #include "sensecf/core/error.h"
 #include "sensecf/core/options.h"
+#include "sensecf/data/source.h"
 #include "sensecf/core/strings.h"
 
 namespace sensecf::data {
 
 void declare_options(Options& options, DataOptions& data) {
-  options.add("data.path", &data.path, "CSV file with one row per sample", "data");
+  options.add("data.source", &data.source,
+              "where the rows come from: csv (data.path), synth (the synthetic cohort of [synth]; sweeps only), "
+              "aireadi (reserved for AI-READI ingest)")
+      .choices(source_names());
+  options.add("data.path", &data.path, "CSV file with one row per sample (data.source = csv)", "data");
   options.add("data.label", &data.label, "binary (0/1) label column", "label");
   options.add("data.group", &data.group,
               "patient/participant id column; rows of one patient never straddle the split "

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "sensecf/core/error.h"
+#include "sensecf/core/vocabulary.h"
 #include "sensecf/core/random.h"
 
 namespace sensecf::data {
@@ -65,20 +66,20 @@ Split patient_split(const Dataset& data, double test_fraction, std::uint64_t see
 }
 
 Scarcity parse_scarcity(const std::string& name) {
-  if (name == "full") return Scarcity::kFull;
-  if (name == "positive") return Scarcity::kPositive;
-  if (name == "negative") return Scarcity::kNegative;
-  if (name == "dual") return Scarcity::kDual;
+  if (name == vocab::kFull) return Scarcity::kFull;
+  if (name == vocab::kPositive) return Scarcity::kPositive;
+  if (name == vocab::kNegative) return Scarcity::kNegative;
+  if (name == vocab::kDual) return Scarcity::kDual;
   throw UsageError("unknown scarcity scenario '" + name + "'",
                    "use full, positive (class 1 reduced), negative (class 0 reduced) or dual (both)");
 }
 
 std::string to_string(Scarcity s) {
   switch (s) {
-    case Scarcity::kFull: return "full";
-    case Scarcity::kPositive: return "positive";
-    case Scarcity::kNegative: return "negative";
-    case Scarcity::kDual: return "dual";
+    case Scarcity::kFull: return vocab::kFull;
+    case Scarcity::kPositive: return vocab::kPositive;
+    case Scarcity::kNegative: return vocab::kNegative;
+    case Scarcity::kDual: return vocab::kDual;
   }
   return "?";
 }

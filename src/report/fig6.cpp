@@ -17,6 +17,7 @@
 #include <set>
 
 #include "sensecf/core/strings.h"
+#include "sensecf/core/vocabulary.h"
 #include "sensecf/report/figures.h"
 #include "sensecf/report/gnuplot.h"
 #include "sensecf/report/text_table.h"
@@ -36,7 +37,7 @@ struct MethodCounts {
 void write_fig6(ReportContext& context) {
   std::vector<const store::CfArrays*> tasks;
   for (const auto& c : context.results().counterfactuals) {
-    if (c.purpose == "table3" && c.scenario == "full") tasks.push_back(&c);
+    if (c.purpose == vocab::kTable3 && c.scenario == vocab::kFull) tasks.push_back(&c);
   }
   if (tasks.empty()) {
     context.note("Fig. 6 skipped: no /counterfactuals with purpose table3 (scenario full).");

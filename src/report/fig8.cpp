@@ -21,6 +21,7 @@
 #include <set>
 
 #include "sensecf/report/figures.h"
+#include "sensecf/core/vocabulary.h"
 #include "sensecf/report/gnuplot.h"
 #include "sensecf/report/pca.h"
 #include "sensecf/report/run_config.h"
@@ -43,7 +44,7 @@ std::string pick_scenario(const std::vector<const store::CfArrays*>& tasks, cons
   if (!options.fig8_scenario.empty()) return options.fig8_scenario;
   std::set<std::string> present;
   for (const auto* t : tasks) present.insert(t->scenario);
-  for (const char* s : {"full", "positive", "negative", "dual"}) {
+  for (const char* s : {vocab::kFull, vocab::kPositive, vocab::kNegative, vocab::kDual}) {
     if (present.count(s)) return s;
   }
   return present.empty() ? "" : *present.begin();

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "sensecf/report/figures.h"
+#include "sensecf/core/vocabulary.h"
 #include "sensecf/report/gnuplot.h"
 #include "sensecf/report/text_table.h"
 
@@ -44,9 +45,9 @@ std::vector<std::string> order_models(const std::set<std::string>& present) {
 DataRow point(double x, const MeanSd& s) { return {{x, s.mean, std::isfinite(s.sd) ? s.sd : 0.0}, ""}; }
 
 const char* kScenarioTitles[][2] = {
-    {"positive", "A: positive-class scarcity"},
-    {"negative", "B: negative-class scarcity"},
-    {"dual", "C: dual-class scarcity"},
+    {vocab::kPositive, "A: positive-class scarcity"},
+    {vocab::kNegative, "B: negative-class scarcity"},
+    {vocab::kDual, "C: dual-class scarcity"},
 };
 
 }  // namespace
@@ -54,7 +55,7 @@ const char* kScenarioTitles[][2] = {
 void write_fig1(ReportContext& context) {
   std::map<std::string, std::map<double, BySeed>> f1;  // model -> reduction -> seed -> F1
   for (const auto& r : context.results().clf) {
-    if (r.kind == "fig1") f1[r.model.empty() ? "nn" : r.model][r.fraction][r.seed] = r.f1;
+    if (r.kind == vocab::kFig1) f1[r.model.empty() ? "nn" : r.model][r.fraction][r.seed] = r.f1;
   }
   if (f1.empty()) {
     context.note("Fig. 1 skipped: no /metrics/clf rows of kind fig1.");
@@ -95,9 +96,9 @@ void write_fig7(ReportContext& context) {
   std::map<std::string, BySeed> reduced;                                  // scenario -> seed -> F1
   std::map<std::string, std::map<std::string, std::map<double, BySeed>>> augmented;  // scenario -> method -> ratio -> ...
   for (const auto& r : context.results().clf) {
-    if (r.kind == "train_clf" && r.scenario == "full") full[r.seed] = r.f1;
-    if (r.kind == "train_clf" && r.scenario != "full" && same_setting(r.fraction, fraction)) reduced[r.scenario][r.seed] = r.f1;
-    if (r.kind == "augment" && same_setting(r.fraction, fraction)) augmented[r.scenario][r.method][r.ratio][r.seed] = r.f1;
+    if (r.kind == vocab::kTrainClf && r.scenario == vocab::kFull) full[r.seed] = r.f1;
+    if (r.kind == vocab::kTrainClf && r.scenario != vocab::kFull && same_setting(r.fraction, fraction)) reduced[r.scenario][r.seed] = r.f1;
+    if (r.kind == vocab::kAugment && same_setting(r.fraction, fraction)) augmented[r.scenario][r.method][r.ratio][r.seed] = r.f1;
   }
   if (augmented.empty()) {
     context.note(fmt::format("Fig. 7 skipped: no /metrics/clf rows of kind augment at fraction {:g}.", fraction));
@@ -130,7 +131,7 @@ void write_fig7(ReportContext& context) {
       std::vector<DataRow> rows;
       for (const auto& [ratio, by_seed] : m->second) {
         const MeanSd s = summarise(by_seed);
-        csv.rows.push_back({scenario, "augment", all_methods[i], csv_number(ratio), std::to_string(s.n),
+        csv.rows.push_back({scenario, vocab::kForAugment, all_methods[i], csv_number(ratio), std::to_string(s.n),
                             csv_number(s.mean), csv_number(s.sd)});
         if (s.n > 0) rows.push_back(point(100 * ratio, s));
       }
@@ -151,7 +152,7 @@ void write_fig7(ReportContext& context) {
                                scenario, fraction));
     }
     if (full_s.n > 0) {
-      csv.rows.push_back({scenario, "full", "", "", std::to_string(full_s.n), csv_number(full_s.mean),
+      csv.rows.push_back({scenario, vocab::kFull, "", "", std::to_string(full_s.n), csv_number(full_s.mean),
                           csv_number(full_s.sd)});
       plots += fmt::format(", \\\n     {} with lines dt 3 lw 2 lc rgb 'gray40' title 'full data'", full_s.mean);
     }

@@ -5,6 +5,7 @@
 // one line per output, the run's provenance, task counts from /tasks, and the
 // notes of parts that were skipped or incomplete.
 #include "sensecf/report/report.h"
+#include "sensecf/core/vocabulary.h"
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
@@ -40,7 +41,7 @@ void declare_options(Options& options, ReportOptions& r) {
   options.add("report.fig8_methods", &r.fig8_methods, "methods shown in Fig. 8, one panel each (default: all)",
               "fig8-methods");
   options.add("report.fig8_purpose", &r.fig8_purpose, "which CFs Fig. 8 shows", "fig8-purpose")
-      .choices({"table3", "augment"});
+      .choices({vocab::kTable3, vocab::kForAugment});
   options.add("report.fig8_scenario", &r.fig8_scenario,
               "scenario of Fig. 8's CFs (default: full for table3, else the first present)", "fig8-scenario");
   options.add("report.fig8_seed", &r.fig8_seed, "seed of Fig. 8's CFs (-1: the smallest present)", "fig8-seed");
@@ -69,7 +70,7 @@ double pick_fraction(const store::Results& results, double requested, const Stor
   if (requested > 0) return requested;
   std::set<double> present;
   for (const auto& r : results.clf) {
-    if ((r.kind == "train_clf" || r.kind == "augment") && r.scenario != "full") present.insert(r.fraction);
+    if ((r.kind == vocab::kTrainClf || r.kind == vocab::kAugment) && r.scenario != vocab::kFull) present.insert(r.fraction);
   }
   std::vector<double> preferred;
   if (const auto v = config.value("sweep", "fraction")) {

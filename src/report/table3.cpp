@@ -16,6 +16,7 @@
 #include <set>
 
 #include "sensecf/report/tables.h"
+#include "sensecf/core/vocabulary.h"
 #include "sensecf/report/text_table.h"
 
 namespace sensecf::report {
@@ -52,7 +53,7 @@ void write_table3(ReportContext& context) {
   std::map<std::string, std::array<std::array<BySeed, kNumMetrics>, 2>> values;
   std::map<std::string, std::set<long long>> seeds;
   for (const auto& r : context.results().cf) {
-    if (r.purpose != "table3" || r.scenario != "full" || (r.factual_class != 0 && r.factual_class != 1)) continue;
+    if (r.purpose != vocab::kTable3 || r.scenario != vocab::kFull || (r.factual_class != 0 && r.factual_class != 1)) continue;
     auto& cls = values[r.method][static_cast<std::size_t>(r.factual_class)];
     for (std::size_t m = 0; m < kNumMetrics; ++m) cls[m][r.seed] = r.*kMetrics[m].field * kMetrics[m].scale;
     seeds[r.method].insert(r.seed);

@@ -19,6 +19,7 @@
 #include <map>
 
 #include "sensecf/report/tables.h"
+#include "sensecf/core/vocabulary.h"
 #include "sensecf/report/text_table.h"
 
 namespace sensecf::report {
@@ -51,9 +52,9 @@ struct Scenario {
   const char* reduced; // which class(es) lost rows
 };
 const Scenario kScenarios[] = {
-    {"positive", "A", "Positive-class scarcity", "class 1"},
-    {"negative", "B", "Negative-class scarcity", "class 0"},
-    {"dual", "C", "Dual-class scarcity", "both classes"},
+    {vocab::kPositive, "A", "Positive-class scarcity", "class 1"},
+    {vocab::kNegative, "B", "Negative-class scarcity", "class 0"},
+    {vocab::kDual, "C", "Dual-class scarcity", "both classes"},
 };
 
 std::string model_label(const std::string& model) {
@@ -91,7 +92,7 @@ void write_table4(ReportContext& context) {
   MetricsBySeed full;
   std::string model = "nn";
   for (const auto& r : rows) {
-    if (r.kind == "train_clf" && r.scenario == "full") {
+    if (r.kind == vocab::kTrainClf && r.scenario == vocab::kFull) {
       add(full, r);
       if (!r.model.empty()) model = r.model;
     }
@@ -103,7 +104,7 @@ void write_table4(ReportContext& context) {
   double ratio = context.options().ratio;
   if (ratio <= 0) {
     for (const auto& r : rows) {
-      if (r.kind == "augment" && same_setting(r.fraction, fraction)) ratio = std::max(ratio, r.ratio);
+      if (r.kind == vocab::kAugment && same_setting(r.fraction, fraction)) ratio = std::max(ratio, r.ratio);
     }
   }
 
@@ -141,14 +142,14 @@ void write_table4(ReportContext& context) {
     }
     row.cells.push_back(Cell::label(""));
     t.rows.push_back(row);
-    csv.rows.push_back(csv_line("baseline", "full", model, 0, 0, s, "fraction", kNaN, kNaN));
+    csv.rows.push_back(csv_line("baseline", vocab::kFull, model, 0, 0, s, "fraction", kNaN, kNaN));
   }
 
   bool any_scenario = false;
   for (const auto& sc : kScenarios) {
     MetricsBySeed reduced;
     for (const auto& r : rows) {
-      if (r.kind == "train_clf" && r.scenario == sc.name && same_setting(r.fraction, fraction)) add(reduced, r);
+      if (r.kind == vocab::kTrainClf && r.scenario == sc.name && same_setting(r.fraction, fraction)) add(reduced, r);
     }
     if (reduced[0].empty()) {
       context.note(fmt::format("Table IV: scenario {} ({}) left out: no train_clf rows at fraction {:g}.", sc.letter,
@@ -174,7 +175,7 @@ void write_table4(ReportContext& context) {
     std::map<std::string, MetricsBySeed> augmented;
     std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> added;  // n_added, n_wanted
     for (const auto& r : rows) {
-      if (r.kind != "augment" || r.scenario != sc.name || !same_setting(r.fraction, fraction) ||
+      if (r.kind != vocab::kAugment || r.scenario != sc.name || !same_setting(r.fraction, fraction) ||
           !same_setting(r.ratio, ratio)) {
         continue;
       }

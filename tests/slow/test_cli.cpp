@@ -115,8 +115,9 @@ TEST_F(Cli, ExplainAndEvaluateCounterfactuals) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const std::string method : {"nice", "dice-random", "cfnow-greedy"}) {
     const auto csv = dir_->file("cfs_" + method + ".csv");
-    r = run_command(bin() + " explain --log.level warn --json --data " + cohort() + " --clf " + model +
-                    " --limit 15 --method " + method + " --out " + csv);
+    // No data flag: the data settings saved with the model apply (evaluate-cf below repeats them, flags win).
+    r = run_command(bin() + " explain --log.level warn --json --clf " + model + " --limit 15 --method " + method +
+                    " --out " + csv);
     ASSERT_EQ(r.exit_code, 0) << method << "\n" << r.output;
     const auto explained = nlohmann::json::parse(r.output);
     const auto& all = explained.at("all");
@@ -174,7 +175,10 @@ TEST_F(Cli, BadInputGivesClearErrorsAndExitCodes) {
       {"train-clf --data " + cohort() + " --model tree", 2, "must be one of nn|xgb|rf|svm"},
       {"train-clf --data " + cohort() + " --clf.nn_hiden 8", 2, "did you mean '--clf.nn_hidden'"},
       {"train-clf --data " + cohort() + " --test-fraction 1.5", 2, "data.test_fraction must be in (0, 1)"},
-      {"train-clf", 2, "no data file given"},
+      {"train-clf", 2, "data.source = csv needs a file: data.path is empty"},
+      {"train-clf --data.source synth", 2, "data.source = synth is only for `sensecf sweep`"},
+      {"train-clf --data.source aireadi", 2, "AI-READI ingest has not landed"},
+      {"train-clf --data.source parquet", 2, "must be one of csv|synth|aireadi"},
       {"synth --participants 3", 2, "participants"},
   };
   for (const auto& c : cases) {

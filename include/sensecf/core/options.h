@@ -24,7 +24,9 @@
 
 namespace sensecf {
 
-enum class OptionSource { kDefault, kConfigFile, kCommandLine };
+// Where an option's value came from. kSaved: an artefact's saved settings (the
+// data options of a trained model), applied only over defaults.
+enum class OptionSource { kDefault, kConfigFile, kCommandLine, kSaved };
 const char* to_string(OptionSource source);
 
 class Options {
@@ -59,6 +61,11 @@ class Options {
   void disable_aliases() { aliases_enabled_ = false; }
   void enable_aliases() { aliases_enabled_ = true; }
   void erase(const std::string& key);
+  // Sets `key` to `value` only when it still has its default (neither a config
+  // file nor the command line set it): saved settings under the user's flags.
+  // `where` names the source in errors. Returns whether it was applied; an
+  // unknown key is ignored (false).
+  bool set_if_default(const std::string& key, const std::string& value, const std::string& where);
 
   // A validation step run after all values are set; throw UsageError to reject.
   void add_check(std::function<void()> check);

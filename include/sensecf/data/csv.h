@@ -19,7 +19,8 @@ class Options;
 namespace sensecf::data {
 
 struct DataOptions {
-  std::string path;                             // CSV file
+  std::string source = "csv";                   // csv | synth | aireadi (data/source.h)
+  std::string path;                             // CSV file (source csv)
   std::string label = "high_stress";            // binary 0/1 label column
   std::string group = "participant_id";         // patient id column; "" = none
   std::vector<std::string> categorical = {"gender", "medication", "subgroup"};
@@ -32,6 +33,7 @@ struct DataOptions {
 // Declares the [data] options (keys data.*) on `options`.
 void declare_options(Options& options, DataOptions& data);
 
+// Reads options.path (whatever options.source says: data/source.h chooses).
 Dataset read_csv(const DataOptions& options);
 
 // One field of a CSV line and the 1-based column where it starts.
