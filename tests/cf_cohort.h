@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "sensecf/cf/explain.h"
 #include "sensecf/cf/generator.h"
 #include "sensecf/clf/classifier.h"
 #include "sensecf/data/synth.h"
@@ -16,8 +17,9 @@ struct FlipCohort {
   data::Dataset data;
   std::unique_ptr<clf::Classifier> model;
   std::unique_ptr<cf::BlackBox> f;
-  data::Matrix queries;      // rows i * stride % n of the cohort, i < n_queries
-  std::vector<int> targets;  // per query: the class f does not predict
+  std::vector<std::size_t> rows;  // the queries' cohort rows: i * stride % n, i < n_queries
+  data::Matrix queries;           // those rows of the cohort
+  std::vector<int> targets;       // per query: the class f does not predict
 };
 
 inline FlipCohort make_flip_cohort(int participants, unsigned long synth_seed, const clf::ClfOptions& clf,
@@ -30,10 +32,9 @@ inline FlipCohort make_flip_cohort(int participants, unsigned long synth_seed, c
   c.model = clf::make_classifier(clf);
   c.model->fit(c.data.schema, c.data.x, c.data.y);
   c.f = std::make_unique<cf::BlackBox>(*c.model);
-  std::vector<std::size_t> rows;
-  for (std::size_t i = 0; i < n_queries; ++i) rows.push_back(i * stride % c.data.size());
-  c.queries = c.data.x.rows(rows);
-  for (double p : c.f->predict_proba(c.queries)) c.targets.push_back(p > 0.5 ? 0 : 1);
+  for (std::size_t i = 0; i < n_queries; ++i) c.rows.push_back(i * stride % c.data.size());
+  c.queries = c.data.x.rows(c.rows);
+  c.targets = cf::flip_targets(*c.f, c.queries);
   return c;
 }
 

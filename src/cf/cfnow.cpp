@@ -242,21 +242,21 @@ std::unique_ptr<Generator> make_cfnow(const CfOptions& options, const std::strin
     throw UsageError("unknown CFNOW strategy '" + strategy + "'",
                      "strategies: greedy, random, random-sequential");
   }
-  if (options.cfnow_it_max < 1) throw UsageError("cf.cfnow_it_max must be at least 1");
-  if (!(options.cfnow_change_factor > 0)) throw UsageError("cf.cfnow_change_factor must be positive");
-  if (!(options.cfnow_size_tabu >= 0)) {
+  if (options.cfnow.it_max < 1) throw UsageError("cf.cfnow_it_max must be at least 1");
+  if (!(options.cfnow.change_factor > 0)) throw UsageError("cf.cfnow_change_factor must be positive");
+  if (!(options.cfnow.size_tabu >= 0)) {
     throw UsageError("cf.cfnow_size_tabu must be >= 0 (0: method default)");
   }
-  if (options.cfnow_threshold_changes < 1) throw UsageError("cf.cfnow_threshold_changes must be at least 1");
+  if (options.cfnow.threshold_changes < 1) throw UsageError("cf.cfnow_threshold_changes must be at least 1");
   if (options.n_cfs < 1) throw UsageError("cf.n_cfs must be at least 1");
   if (!(options.time_limit > 0)) throw UsageError("cf.time_limit must be positive");
-  s.it_max = options.cfnow_it_max;
-  s.change_factor = options.cfnow_change_factor;
-  s.ft_it_max = options.cfnow_ft_it_max != 0 ? options.cfnow_ft_it_max
+  s.it_max = options.cfnow.it_max;
+  s.change_factor = options.cfnow.change_factor;
+  s.ft_it_max = options.cfnow.ft_it_max != 0 ? options.cfnow.ft_it_max
                                              : (s.strategy == Strategy::kGreedy ? 1000 : 5000);
-  s.size_tabu = options.cfnow_size_tabu;
-  s.ft_threshold_distance = options.cfnow_ft_threshold_distance;
-  s.threshold_changes = options.cfnow_threshold_changes;
+  s.size_tabu = options.cfnow.size_tabu;
+  s.ft_threshold_distance = options.cfnow.ft_threshold_distance;
+  s.threshold_changes = options.cfnow.threshold_changes;
   s.n_cfs = options.n_cfs;
   s.time_limit = options.time_limit;
   spdlog::debug(

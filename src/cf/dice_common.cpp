@@ -84,7 +84,7 @@ bool DiceData::in_range(std::size_t j, double v) const {
   return v >= lower[j] && v <= upper[j];
 }
 
-DiceData build_dice_data(const Context& context, const CfOptions& options, const std::string& method) {
+DiceData build_dice_data(const Context& context, const DiceOptions& options, const std::string& method) {
   if (!context.f || !context.schema || !context.train_x) {
     throw Error(method + ": the context lacks the black box, the schema or the training rows",
                 "call prepare() with a Context whose f, schema and train_x are set");
@@ -109,8 +109,8 @@ DiceData build_dice_data(const Context& context, const CfOptions& options, const
   data.train_max.assign(d, 0.0);
   data.mad.assign(d, 1.0);
   data.posthoc_q.assign(d, 0.0);
-  data.posthoc_param = options.dice_posthoc_sparsity;
-  data.posthoc_algorithm = options.dice_posthoc_algorithm;
+  data.posthoc_param = options.posthoc_sparsity;
+  data.posthoc_algorithm = options.posthoc_algorithm;
   if (data.posthoc_algorithm != "linear" && data.posthoc_algorithm != "binary") {
     throw UsageError("cf.dice_posthoc_algorithm must be 'linear' or 'binary', got '" +
                      data.posthoc_algorithm + "'");

@@ -77,7 +77,7 @@ struct DiceData {
 
 // Builds DiceData; throws sensecf::Error naming `method` when the context lacks
 // the schema, the training rows or the black box, or they disagree in size.
-DiceData build_dice_data(const Context& context, const CfOptions& options, const std::string& method);
+DiceData build_dice_data(const Context& context, const DiceOptions& options, const std::string& method);
 
 // dice-ml's do_posthoc_sparsity_enhancement on `cfs` (each valid for `target`):
 // for every CF and every continuous feature f in posthoc_order with

@@ -64,7 +64,7 @@ class DiceGenetic final : public Generator {
 
   void prepare(const Context& context) override {
     Generator::prepare(context);
-    data_ = dice::build_dice_data(context, options_, name());
+    data_ = dice::build_dice_data(context, options_.dice, name());
     predictions_ = dice::predict_training_rows(context);
     weights_.assign(data_.d, 0.0);
     weight_sum_ = 0.0;
@@ -103,7 +103,7 @@ class DiceGenetic final : public Generator {
     int stop_count = 0;
     bool elites_valid = false;
     int iteration = 0;
-    for (; iteration < options_.dice_max_iterations; ++iteration) {
+    for (; iteration < options_.dice.max_iterations; ++iteration) {
       if (std::abs(previous_best - current_best) <= kStopThreshold && elites_valid) {
         ++stop_count;
       } else {
@@ -259,7 +259,7 @@ class DiceGenetic final : public Generator {
       std::size_t n_changed = 0;
       for (std::size_t j = 0; j < data_.d; ++j) n_changed += c[j] != x[j];
       const double spars = static_cast<double>(n_changed) / static_cast<double>(data_.d);
-      out[i] = yloss + options_.dice_proximity_weight * prox + options_.dice_sparsity_weight * spars;
+      out[i] = yloss + options_.dice.proximity_weight * prox + options_.dice.sparsity_weight * spars;
       valid[i] = dice::is_valid(p1[i], target);
     }
     return out;

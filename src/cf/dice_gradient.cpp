@@ -69,7 +69,7 @@ class DiceGradient final : public Generator {
 
   void prepare(const Context& context) override {
     Generator::prepare(context);
-    data_ = dice::build_dice_data(context, options_, name());
+    data_ = dice::build_dice_data(context, options_.dice, name());
     module_ = clf::nn_module(context.f->classifier());  // throws sensecf::Error for a non-NN model
     const auto& features = module_.encoder->features();
     if (features.size() != data_.d) {
@@ -139,7 +139,7 @@ class DiceGradient final : public Generator {
       v = (x_enc.unsqueeze(0) + steps * vary_mask_.unsqueeze(0)).clone();
     }
     v.set_requires_grad(true);
-    torch::optim::Adam optimizer({v}, torch::optim::AdamOptions(options_.dice_gradient_learning_rate));
+    torch::optim::Adam optimizer({v}, torch::optim::AdamOptions(options_.dice.gradient_learning_rate));
 
     int iteration = 0;
     double loss_diff = 1.0, previous_loss = 0.0;
@@ -148,8 +148,8 @@ class DiceGradient final : public Generator {
     double best_distance = 100;  // min_dist_from_threshold
     std::vector<Row> backup;
     auto stop = [&] {
-      if (iteration < options_.dice_gradient_min_iter) return false;
-      if (iteration >= options_.dice_gradient_max_iter) return true;
+      if (iteration < options_.dice.gradient_min_iter) return false;
+      if (iteration >= options_.dice.gradient_max_iter) return true;
       if (loss_diff <= kLossDiffThreshold) {
         ++converge_iter;
         return converge_iter >= kLossConvergeMaxIter && all_valid;
@@ -233,11 +233,11 @@ class DiceGradient final : public Generator {
 
     const torch::Tensor prox = ((v - x_enc).abs() * weights_).sum() / static_cast<double>(n_in_ * k);
 
-    torch::Tensor loss = yloss + options_.dice_gradient_proximity_weight * prox;
-    if (k > 1 && options_.dice_gradient_diversity_weight > 0) {
+    torch::Tensor loss = yloss + options_.dice.gradient_proximity_weight * prox;
+    if (k > 1 && options_.dice.gradient_diversity_weight > 0) {
       const torch::Tensor dist = ((v.unsqueeze(1) - v.unsqueeze(0)).abs() * weights_).sum(-1);  // [k, k]
       const torch::Tensor kernel = 1.0 / (1.0 + dist) + 1e-4 * torch::eye(k, torch::kFloat32);
-      loss = loss - options_.dice_gradient_diversity_weight * torch::det(kernel);
+      loss = loss - options_.dice.gradient_diversity_weight * torch::det(kernel);
     }
     if (!groups_.empty()) {
       torch::Tensor reg = torch::zeros({}, torch::kFloat32);
@@ -246,7 +246,7 @@ class DiceGradient final : public Generator {
             v.narrow(1, static_cast<std::int64_t>(g.offset), static_cast<std::int64_t>(g.width));
         reg = reg + (levels.sum(1) - 1.0).pow(2).sum();
       }
-      loss = loss + options_.dice_gradient_categorical_penalty * reg;
+      loss = loss + options_.dice.gradient_categorical_penalty * reg;
     }
     return loss;
   }

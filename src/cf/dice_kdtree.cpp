@@ -5,7 +5,7 @@
 // min(|D*|, 10 n_cfs) rows of D* nearest to the query (Euclidean on raw
 // continuous values + one-hot categoricals) are scored by minmax(distance) +
 // sparsity_weight * minmax(#changed features), sparsity_weight = 1 (dice-ml's
-// kdtree default; CfOptions::dice_sparsity_weight is the genetic method's), and
+// kdtree default; DiceOptions::sparsity_weight is the genetic method's), and
 // accepted in score order when they keep the immutable features, lie in the
 // permitted ranges and are no duplicate, up to n_cfs. Then post-hoc sparsity and
 // rounding to the feature precision. Before post-hoc every CF is a training row.
@@ -56,7 +56,7 @@ class DiceKdTree final : public Generator {
 
   void prepare(const Context& context) override {
     Generator::prepare(context);
-    data_ = dice::build_dice_data(context, options_, name());
+    data_ = dice::build_dice_data(context, options_.dice, name());
     predictions_ = dice::predict_training_rows(context);
   }
 

@@ -41,13 +41,13 @@ class DiceRandom final : public Generator {
 
   void prepare(const Context& context) override {
     Generator::prepare(context);
-    data_ = dice::build_dice_data(context, options_, name());
+    data_ = dice::build_dice_data(context, options_.dice, name());
   }
 
   QueryResult explain(const std::vector<double>& x, int target, Rng& rng) const override {
     const dice::Deadline deadline(options_.time_limit);
     const std::size_t d = data_.d;
-    const auto n = static_cast<std::size_t>(std::max(1, options_.dice_sample_size));
+    const auto n = static_cast<std::size_t>(std::max(1, options_.dice.sample_size));
     const auto n_cfs = static_cast<std::size_t>(std::max(1, options_.n_cfs));
     if (data_.varied.empty())
       return dice::finish(data_, context_, x, target, {}, "no mutable feature to vary");

@@ -1,5 +1,6 @@
 // The CF generator interface's shared parts: [cf] options, the method factory,
-// the black-box wrapper, constraints and the parallel runner over queries.
+// the black-box wrapper, constraints and the runner over a batch of queries
+// (the default explain_batch: a parallel loop of explain()).
 #include "sensecf/cf/generator.h"
 
 #include <spdlog/fmt/fmt.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -33,40 +35,40 @@ void declare_options(Options& options, CfOptions& cf) {
   options.add("cf.seed", &cf.seed, "random seed (per query: derived from seed and query index)");
   options.add("cf.threads", &cf.threads, "threads over queries (0: all cores)", "threads").not_hashed();
   options.add("cf.time_limit", &cf.time_limit, "seconds per query", "time-limit");
-  options.add("cf.dice_sample_size", &cf.dice_sample_size, "DiCE random: sampled candidates");
-  options.add("cf.dice_posthoc_sparsity", &cf.dice_posthoc_sparsity, "DiCE: post-hoc sparsity quantile (0: off)");
-  options.add("cf.dice_posthoc_algorithm", &cf.dice_posthoc_algorithm, "DiCE: post-hoc sparsity search")
+  options.add("cf.dice_sample_size", &cf.dice.sample_size, "DiCE random: sampled candidates");
+  options.add("cf.dice_posthoc_sparsity", &cf.dice.posthoc_sparsity, "DiCE: post-hoc sparsity quantile (0: off)");
+  options.add("cf.dice_posthoc_algorithm", &cf.dice.posthoc_algorithm, "DiCE: post-hoc sparsity search")
       .choices({"linear", "binary"});
-  options.add("cf.dice_max_iterations", &cf.dice_max_iterations, "DiCE genetic: maximum generations");
-  options.add("cf.dice_proximity_weight", &cf.dice_proximity_weight, "DiCE genetic: proximity weight");
-  options.add("cf.dice_sparsity_weight", &cf.dice_sparsity_weight, "DiCE genetic: sparsity weight");
-  options.add("cf.dice_gradient_proximity_weight", &cf.dice_gradient_proximity_weight, "DiCE gradient: proximity weight");
-  options.add("cf.dice_gradient_diversity_weight", &cf.dice_gradient_diversity_weight, "DiCE gradient: diversity weight");
-  options.add("cf.dice_gradient_categorical_penalty", &cf.dice_gradient_categorical_penalty,
+  options.add("cf.dice_max_iterations", &cf.dice.max_iterations, "DiCE genetic: maximum generations");
+  options.add("cf.dice_proximity_weight", &cf.dice.proximity_weight, "DiCE genetic: proximity weight");
+  options.add("cf.dice_sparsity_weight", &cf.dice.sparsity_weight, "DiCE genetic: sparsity weight");
+  options.add("cf.dice_gradient_proximity_weight", &cf.dice.gradient_proximity_weight, "DiCE gradient: proximity weight");
+  options.add("cf.dice_gradient_diversity_weight", &cf.dice.gradient_diversity_weight, "DiCE gradient: diversity weight");
+  options.add("cf.dice_gradient_categorical_penalty", &cf.dice.gradient_categorical_penalty,
               "DiCE gradient: one-hot consistency penalty");
-  options.add("cf.dice_gradient_learning_rate", &cf.dice_gradient_learning_rate, "DiCE gradient: Adam learning rate");
-  options.add("cf.dice_gradient_min_iter", &cf.dice_gradient_min_iter, "DiCE gradient: minimum iterations");
-  options.add("cf.dice_gradient_max_iter", &cf.dice_gradient_max_iter, "DiCE gradient: maximum iterations");
-  options.add("cf.cfnow_it_max", &cf.cfnow_it_max, "CFNOW: finder iterations");
-  options.add("cf.cfnow_change_factor", &cf.cfnow_change_factor, "CFNOW: relative step of a numeric move");
-  options.add("cf.cfnow_ft_it_max", &cf.cfnow_ft_it_max,
+  options.add("cf.dice_gradient_learning_rate", &cf.dice.gradient_learning_rate, "DiCE gradient: Adam learning rate");
+  options.add("cf.dice_gradient_min_iter", &cf.dice.gradient_min_iter, "DiCE gradient: minimum iterations");
+  options.add("cf.dice_gradient_max_iter", &cf.dice.gradient_max_iter, "DiCE gradient: maximum iterations");
+  options.add("cf.cfnow_it_max", &cf.cfnow.it_max, "CFNOW: finder iterations");
+  options.add("cf.cfnow_change_factor", &cf.cfnow.change_factor, "CFNOW: relative step of a numeric move");
+  options.add("cf.cfnow_ft_it_max", &cf.cfnow.ft_it_max,
               "CFNOW: fine-tune iterations (0: 5000 random, 1000 greedy; < 0: no fine-tune)");
-  options.add("cf.cfnow_size_tabu", &cf.cfnow_size_tabu,
+  options.add("cf.cfnow_size_tabu", &cf.cfnow.size_tabu,
               "CFNOW: tabu list size (<1: share of features; 0: 0.2 for random, 5 for greedy)");
-  options.add("cf.cfnow_ft_threshold_distance", &cf.cfnow_ft_threshold_distance,
+  options.add("cf.cfnow_ft_threshold_distance", &cf.cfnow.ft_threshold_distance,
               "CFNOW: fine-tune ignores changes smaller than this");
-  options.add("cf.cfnow_threshold_changes", &cf.cfnow_threshold_changes,
+  options.add("cf.cfnow_threshold_changes", &cf.cfnow.threshold_changes,
               "CFNOW random: combinations enumerated per step before sampling");
-  options.add("cf.nice_normalization", &cf.nice_normalization, "NICE: HEOM scaling of numeric features")
+  options.add("cf.nice_normalization", &cf.nice.normalization, "NICE: HEOM scaling of numeric features")
       .choices({"minmax", "std"});
-  options.add("cf.nice_justified", &cf.nice_justified,
+  options.add("cf.nice_justified", &cf.nice.justified,
               "NICE: candidates are correctly classified training rows only");
   options.add_check([&cf] {
     if (cf.n_cfs < 1) throw UsageError("cf.n_cfs must be at least 1");
     if (!(cf.time_limit > 0)) throw UsageError("cf.time_limit must be positive");
-    if (cf.dice_sample_size < 1 || cf.dice_max_iterations < 1 || cf.cfnow_it_max < 1)
+    if (cf.dice.sample_size < 1 || cf.dice.max_iterations < 1 || cf.cfnow.it_max < 1)
       throw UsageError("cf sample sizes and iteration counts must be positive");
-    if (cf.dice_posthoc_sparsity < 0 || cf.dice_posthoc_sparsity > 1)
+    if (cf.dice.posthoc_sparsity < 0 || cf.dice.posthoc_sparsity > 1)
       throw UsageError("cf.dice_posthoc_sparsity must be in [0, 1]");
   });
 }
@@ -133,36 +135,19 @@ void enforce_constraints(const data::Schema& schema, const std::vector<double>& 
   }
 }
 
-std::vector<QueryResult> explain_all(const Generator& generator, const Context& context, const data::Matrix& queries,
-                                     const std::vector<int>& targets, const CfOptions& options) {
-  if (targets.size() != queries.n_rows) {
-    throw Error(fmt::format("explain_all: {} targets for {} queries", targets.size(), queries.n_rows));
-  }
-  const std::size_t n = queries.n_rows;
-  std::vector<QueryResult> results(n);
+namespace {
+
+// Runs body(i) for i in [0, n) on min(threads, n) threads (threads <= 0: all
+// cores), each thread taking the next index. The first exception stops the
+// remaining indices and is rethrown here.
+void parallel_for(std::size_t n, int threads, const std::function<void(std::size_t)>& body) {
   std::atomic<std::size_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
   auto work = [&] {
     for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
       try {
-        const std::vector<double> x(queries.row(i), queries.row(i) + queries.n_cols);
-        Rng rng(derive_seed(options.seed, "cf/query/" + std::to_string(i)));
-        const auto start = std::chrono::steady_clock::now();
-        QueryResult r = generator.explain(x, targets[i], rng);
-        r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        r.query = i;
-        r.target = targets[i];
-        for (auto& c : r.cfs) {
-          if (c.x.size() != x.size()) {
-            throw Error(fmt::format("{}: a CF for query {} has {} values, expected {}", generator.name(), i,
-                                    c.x.size(), x.size()));
-          }
-          c.p1 = context.f->predict_proba(c.x);
-          c.valid = (c.p1 > 0.5 ? 1 : 0) == targets[i];
-        }
-        if (r.cfs.empty() && r.note.empty()) r.note = "no counterfactual found";
-        results[i] = std::move(r);
+        body(i);
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
@@ -170,14 +155,73 @@ std::vector<QueryResult> explain_all(const Generator& generator, const Context& 
       }
     }
   };
-  const int n_threads = std::max(1, std::min<int>(options.threads > 0 ? options.threads
-                                                                      : static_cast<int>(std::thread::hardware_concurrency()),
-                                                  static_cast<int>(n)));
+  const int n_threads =
+      std::max(1, std::min<int>(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()),
+                                static_cast<int>(n)));
   std::vector<std::thread> pool;
   for (int t = 1; t < n_threads; ++t) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);
+}
+
+void check_targets(const std::string& who, const data::Matrix& queries, const std::vector<int>& targets) {
+  if (targets.size() != queries.n_rows) {
+    throw Error(fmt::format("{}: {} targets for {} queries", who, targets.size(), queries.n_rows));
+  }
+}
+
+}  // namespace
+
+std::uint64_t query_seed(unsigned long seed, std::size_t i) {
+  return derive_seed(seed, "cf/query/" + std::to_string(i));
+}
+
+std::vector<QueryResult> Generator::explain_batch(const data::Matrix& queries,
+                                                  const std::vector<int>& targets,
+                                                  const BatchSettings& s) const {
+  check_targets(name() + ": explain_batch", queries, targets);
+  std::vector<QueryResult> results(queries.n_rows);
+  parallel_for(queries.n_rows, s.threads, [&](std::size_t i) {
+    const std::vector<double> x(queries.row(i), queries.row(i) + queries.n_cols);
+    Rng rng(query_seed(s.seed, i));
+    const auto start = std::chrono::steady_clock::now();
+    QueryResult r = explain(x, targets[i], rng);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    r.query = i;
+    r.target = targets[i];
+    results[i] = std::move(r);
+  });
+  return results;
+}
+
+std::vector<QueryResult> explain_all(const Generator& generator, const Context& context,
+                                     const data::Matrix& queries, const std::vector<int>& targets,
+                                     const CfOptions& options) {
+  check_targets("explain_all", queries, targets);
+  std::vector<QueryResult> results =
+      generator.explain_batch(queries, targets, BatchSettings{options.seed, options.threads});
+  if (results.size() != queries.n_rows) {
+    throw Error(fmt::format("{}: explain_batch returned {} results for {} queries", generator.name(),
+                            results.size(), queries.n_rows));
+  }
+  parallel_for(results.size(), options.threads, [&](std::size_t i) {
+    QueryResult& r = results[i];
+    if (r.query != i || r.target != targets[i]) {
+      throw Error(
+          fmt::format("{}: result {} is for query {} with target {}, expected query {} with target {}",
+                      generator.name(), i, r.query, r.target, i, targets[i]));
+    }
+    for (auto& c : r.cfs) {
+      if (c.x.size() != queries.n_cols) {
+        throw Error(fmt::format("{}: a CF for query {} has {} values, expected {}", generator.name(), i,
+                                c.x.size(), queries.n_cols));
+      }
+      c.p1 = context.f->predict_proba(c.x);
+      c.valid = (c.p1 > 0.5 ? 1 : 0) == targets[i];
+    }
+    if (r.cfs.empty() && r.note.empty()) r.note = "no counterfactual found";
+  });
   return results;
 }
 

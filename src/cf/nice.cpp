@@ -2,7 +2,7 @@
 // docs/cf-baselines.md.
 //
 //   prepare: predict the training rows once; candidates = correctly classified
-//            rows (nice_justified) or all; HEOM scales from the training rows.
+//            rows (cf.nice_justified) or all; HEOM scales from the training rows.
 //   explain: NUN = the candidate of the target class nearest to x in HEOM
 //            (first on ties). "none" returns it; the rewards start from c = x
 //            and copy one NUN feature per step, the one with the best reward,
@@ -108,7 +108,7 @@ class NiceGenerator final : public Generator {
       throw Error(fmt::format("nice: training rows have {} features, the schema has {}", train.n_cols, d_));
     }
     if (train.n_rows == 0) throw Error("nice: no training rows");
-    if (options_.nice_justified && (!context.train_y || context.train_y->size() != train.n_rows)) {
+    if (options_.nice.justified && (!context.train_y || context.train_y->size() != train.n_rows)) {
       throw Error("nice: justified counterfactuals need one training label per training row",
                   "pass the training labels in Context::train_y, or set cf.nice_justified = false");
     }
@@ -126,14 +126,14 @@ class NiceGenerator final : public Generator {
     for (std::size_t k = 0; k < numeric_.size(); ++k) {
       const std::size_t j = numeric_[k];
       double s = 0.0;
-      if (options_.nice_normalization == "minmax") {
+      if (options_.nice.normalization == "minmax") {
         double lo = train.at(0, j), hi = train.at(0, j);
         for (std::size_t r = 1; r < train.n_rows; ++r) {
           lo = std::min(lo, train.at(r, j));
           hi = std::max(hi, train.at(r, j));
         }
         s = hi - lo;
-      } else if (options_.nice_normalization == "std") {
+      } else if (options_.nice.normalization == "std") {
         double mean = 0.0;
         for (std::size_t r = 0; r < train.n_rows; ++r) mean += train.at(r, j);
         mean /= static_cast<double>(train.n_rows);
@@ -141,7 +141,7 @@ class NiceGenerator final : public Generator {
         for (std::size_t r = 0; r < train.n_rows; ++r) ss += (train.at(r, j) - mean) * (train.at(r, j) - mean);
         s = std::sqrt(ss / static_cast<double>(train.n_rows));
       } else {
-        throw UsageError("nice: unknown cf.nice_normalization '" + options_.nice_normalization + "'",
+        throw UsageError("nice: unknown cf.nice_normalization '" + options_.nice.normalization + "'",
                          "use minmax or std");
       }
       scale_[k] = s < kEps ? kEps : s;
@@ -154,7 +154,7 @@ class NiceGenerator final : public Generator {
     std::size_t n_unjustified = 0, n_out_of_bounds = 0;
     for (std::size_t r = 0; r < train.n_rows; ++r) {
       const int cls = predicted_class(p1[r]);
-      if (options_.nice_justified && (*context.train_y)[r] != cls) {
+      if (options_.nice.justified && (*context.train_y)[r] != cls) {
         ++n_unjustified;
         continue;
       }
@@ -174,8 +174,8 @@ class NiceGenerator final : public Generator {
     spdlog::info("{}: {} training rows, candidates {} of class 0 and {} of class 1 ({} misclassified left out{}, "
                  "{} outside the schema's bounds left out), HEOM scaling {}",
                  name(), train.n_rows, pool_[0].size(), pool_[1].size(), n_unjustified,
-                 options_.nice_justified ? "" : " (not justified: none)", n_out_of_bounds,
-                 options_.nice_normalization);
+                 options_.nice.justified ? "" : " (not justified: none)", n_out_of_bounds,
+                 options_.nice.normalization);
   }
 
   QueryResult explain(const std::vector<double>& x, int target, Rng& /*rng: NICE is deterministic*/) const override {
@@ -334,8 +334,8 @@ std::unique_ptr<Generator> make_nice(const CfOptions& options, const std::string
   if (reward != "none" && reward != "sparsity" && reward != "proximity" && reward != "plausibility") {
     throw UsageError("nice: unknown reward '" + reward + "'", "use none, sparsity, proximity or plausibility");
   }
-  if (options.nice_normalization != "minmax" && options.nice_normalization != "std") {
-    throw UsageError("nice: unknown cf.nice_normalization '" + options.nice_normalization + "'", "use minmax or std");
+  if (options.nice.normalization != "minmax" && options.nice.normalization != "std") {
+    throw UsageError("nice: unknown cf.nice_normalization '" + options.nice.normalization + "'", "use minmax or std");
   }
   spdlog::debug("cf: NICE with reward '{}'", reward);
   return std::make_unique<NiceGenerator>(options, reward);

@@ -6,23 +6,12 @@
 #include "sensecf/cf/generator.h"
 #include "sensecf/cf/metrics.h"
 #include "test_util.h"
+#include "threshold_model.h"
 
 namespace sensecf::cf {
 namespace {
 
-// f(z) = 1 iff z[0] > 5.
-class Threshold final : public clf::Classifier {
- public:
-  std::string kind() const override { return "threshold"; }
-  void fit(const data::Schema&, const data::Matrix&, const std::vector<int>&) override {}
-  std::vector<double> predict_proba(const data::Matrix& x) const override {
-    std::vector<double> p;
-    for (std::size_t i = 0; i < x.n_rows; ++i) p.push_back(x.at(i, 0) > 5 ? 0.9 : 0.1);
-    return p;
-  }
-  void save(const std::string&) const override {}
-  void load(const std::string&, const data::Schema&) override {}
-};
+using test::Threshold;  // f(z) = 1 iff z[0] > 5
 
 data::Schema schema() {
   data::Schema s;

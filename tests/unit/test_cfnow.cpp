@@ -123,7 +123,7 @@ QueryResult explain_one(const Generator& generator, const std::vector<double>& x
 TEST(CfnowLinear, GreedyMovesTheMutableFeatureWithTheLargestEffect) {
   const Linear l = make_linear();
   CfOptions o = options("greedy");
-  o.cfnow_ft_it_max = -1;  // finder output only
+  o.cfnow.ft_it_max = -1;  // finder output only
   auto generator = make_cfnow(o, "greedy");
   generator->prepare(l.context());
   const std::vector<double> x = {10, 10, 10, 10, 0};
@@ -141,7 +141,7 @@ TEST(CfnowLinear, FineTuneWalksTowardsTheBoundary) {
   const std::vector<double> x = {10, 10, 10, 10, 0};
   for (const auto& strategy : kStrategies) {
     auto off_options = options(strategy);
-    off_options.cfnow_ft_it_max = -1;
+    off_options.cfnow.ft_it_max = -1;
     auto off = make_cfnow(off_options, strategy);
     auto on = make_cfnow(options(strategy), strategy);
     off->prepare(l.context());
@@ -207,7 +207,7 @@ TEST(CfnowLinear, TimeLimitStopsAnUnreachableSearch) {
   const Linear l = make_linear(-10.5, 0.0, {0.0, 0.0, 0.0, 1.0});
   for (const auto& strategy : kStrategies) {
     CfOptions o = options(strategy);
-    o.cfnow_it_max = 1000000000;
+    o.cfnow.it_max = 1000000000;
     o.time_limit = 0.05;
     auto generator = make_cfnow(o, strategy);
     generator->prepare(l.context());
@@ -225,7 +225,7 @@ TEST(CfnowLinear, ItMaxEndsAnUnreachableSearchWithANote) {
   const Linear l = make_linear(-10.5, 0.0, {0.0, 0.0, 0.0, 1.0});
   for (const auto& strategy : kStrategies) {
     CfOptions o = options(strategy);
-    o.cfnow_it_max = 50;
+    o.cfnow.it_max = 50;
     auto generator = make_cfnow(o, strategy);
     generator->prepare(l.context());
     const QueryResult r = explain_one(*generator, {10, 10, 10, 10, 0}, 1);
@@ -238,7 +238,7 @@ TEST(CfnowLinear, ItMaxEndsAnUnreachableSearchWithANote) {
 TEST(CfnowLinear, UnknownStrategyAndBadOptionsAreRefused) {
   EXPECT_THROW_WITH(make_cfnow(options("greedy"), "tabu"), UsageError, "unknown CFNOW strategy");
   CfOptions o = options("random");
-  o.cfnow_threshold_changes = 0;
+  o.cfnow.threshold_changes = 0;
   EXPECT_THROW_WITH(make_cfnow(o, "random"), UsageError, "threshold_changes");
   EXPECT_EQ(make_generator(options("random-sequential"))->name(), "cfnow-random-sequential");
 }
@@ -276,8 +276,8 @@ const Cohort& cohort() {
 CfOptions cohort_options(const std::string& strategy, int threads = 1) {
   CfOptions o = options(strategy, threads);
   o.n_cfs = 3;
-  o.cfnow_it_max = 100;
-  o.cfnow_ft_it_max = 50;
+  o.cfnow.it_max = 100;
+  o.cfnow.ft_it_max = 50;
   return o;
 }
 
@@ -323,7 +323,7 @@ TEST(CfnowCohort, FineTuneNeverIncreasesL1) {
   const Cohort& c = cohort();
   for (const auto& strategy : kStrategies) {
     CfOptions off = cohort_options(strategy);
-    off.cfnow_ft_it_max = -1;
+    off.cfnow.ft_it_max = -1;
     const auto r_off = run(c, off);
     const auto r_on = run(c, cohort_options(strategy));
     double sum_off = 0.0, sum_on = 0.0;
@@ -366,7 +366,7 @@ TEST(CfnowCohort, SameSeedSameCfsAndThreadCountDoesNotMatter) {
 TEST(CfnowCohort, TinyTimeLimitReturnsQuicklyWithANote) {
   const Cohort& c = cohort();
   CfOptions o = options("random");
-  o.cfnow_it_max = 1000000000;
+  o.cfnow.it_max = 1000000000;
   o.time_limit = 1e-5;
   o.n_cfs = 50;  // more than the first batches can give
   const auto start = std::chrono::steady_clock::now();

@@ -93,8 +93,8 @@ CfOptions dice_options(const std::string& method) {
   o.n_cfs = 3;
   o.seed = 21;
   o.threads = 1;
-  o.dice_gradient_min_iter = 50;  // dice-ml's 500 / 5000 make the test slow, not different
-  o.dice_gradient_max_iter = 200;
+  o.dice.gradient_min_iter = 50;  // dice-ml's 500 / 5000 make the test slow, not different
+  o.dice.gradient_max_iter = 200;
   return o;
 }
 
@@ -185,7 +185,7 @@ void check_method(const std::string& method, const clf::Classifier& model, std::
   o.threads = 4;
   expect_same(results, run(o, model, q), method + ": 1 vs 4 threads");
   o.threads = 1;
-  o.dice_posthoc_sparsity = 0.0;
+  o.dice.posthoc_sparsity = 0.0;
   const auto without = run(o, model, q);
   if (method != "dice-genetic") {
     expect_posthoc_no_worse(results, without, q);
@@ -203,10 +203,10 @@ TEST(DiceRandom, BinaryPosthocSearch) {
   const Cohort& c = cohort();
   const Queries q = queries_for(*c.xgb, 6);
   CfOptions o = dice_options("dice-random");
-  o.dice_posthoc_algorithm = "binary";
+  o.dice.posthoc_algorithm = "binary";
   const auto results = run(o, *c.xgb, q);
   EXPECT_GE(check_results(results, q, c.data.schema, o.n_cfs), 6u);
-  o.dice_posthoc_sparsity = 0.0;
+  o.dice.posthoc_sparsity = 0.0;
   expect_posthoc_no_worse(results, run(o, *c.xgb, q), q);
 }
 
@@ -232,7 +232,7 @@ TEST(DiceKdTree, WithoutPosthocCfsAreTrainingRows) {
   const Cohort& c = cohort();
   const Queries q = queries_for(*c.xgb, 10, true);
   CfOptions o = dice_options("dice-kdtree");
-  o.dice_posthoc_sparsity = 0.0;
+  o.dice.posthoc_sparsity = 0.0;
   const auto results = run(o, *c.xgb, q);
   std::size_t n = 0;
   for (const auto& r : results) {

@@ -147,11 +147,11 @@ TEST(Nice, OutOfRangeQueryValuesAreTakenFromTheNun) {
 TEST(Nice, JustifiedCandidatesOnly) {
   const Problem s = hand_setup();
   CfOptions o = nice_options("nice-none");
-  o.nice_justified = false;  // r3 (misclassified, nearer) becomes the NUN
+  o.nice.justified = false;  // r3 (misclassified, nearer) becomes the NUN
   auto r = run(s, o, one_row({0, 0, 0}), {1});
   ASSERT_EQ(r[0].cfs.size(), 1u);
   EXPECT_EQ(r[0].cfs[0].x, (std::vector<double>{0.5, 1, 0.5}));
-  o.nice_normalization = "std";  // scales change, the nearest row does not
+  o.nice.normalization = "std";  // scales change, the nearest row does not
   r = run(s, o, one_row({0, 0, 0}), {1});
   ASSERT_EQ(r[0].cfs.size(), 1u);
   EXPECT_EQ(r[0].cfs[0].x, (std::vector<double>{0.5, 1, 0.5}));
@@ -362,7 +362,7 @@ TEST(NiceCohort, EveryRewardGivesValidConstrainedCfs) {
     }
   }
   CfOptions std_scaling = nice_options("nice-proximity");
-  std_scaling.nice_normalization = "std";
+  std_scaling.nice.normalization = "std";
   expect_valid_and_constrained(c, run(c.setup, std_scaling, c.queries, c.targets), "nice-proximity (std)");
 }
 

@@ -1,16 +1,18 @@
 // Counterfactual generation: the one interface every method implements (NICE,
 // DiCE, CFNOW, later the LLM generator), the black box as methods see it, the
-// constraints every CF must satisfy, and the parallel runner over queries.
+// constraints every CF must satisfy, and the runner over a batch of queries.
 //
 // Space: a CF is a row of raw feature values, exactly like Dataset::x
 // (categorical features hold category codes). Methods that work in an encoded
 // space (one-hot, min-max) convert internally.
 //
 // Not here: the methods themselves (cf/nice.cpp, cf/dice_*.cpp, cf/cfnow.cpp),
-// CF metrics (cf/metrics.h), file output (cli).
+// CF metrics (cf/metrics.h), the "explain these rows" flow (cf/explain.h), the
+// CF file format (cf/cf_csv.h).
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,36 +27,49 @@ class Options;
 
 namespace sensecf::cf {
 
-// Options of every method, declared as [cf] keys (see declare_options).
+// DiCE's options (defaults of dice-ml 0.12), keys cf.dice_*.
+struct DiceOptions {
+  int sample_size = 1000;                    // random: candidate rows sampled
+  double posthoc_sparsity = 0.1;             // posthoc_sparsity_param (quantile)
+  std::string posthoc_algorithm = "linear";  // linear | binary
+  int max_iterations = 500;                  // genetic maxiterations
+  double proximity_weight = 0.2;             // genetic (gradient uses 0.5, see gradient_*)
+  double sparsity_weight = 0.2;              // genetic
+  double gradient_proximity_weight = 0.5;
+  double gradient_diversity_weight = 1.0;
+  double gradient_categorical_penalty = 0.1;
+  double gradient_learning_rate = 0.05;
+  int gradient_min_iter = 500;
+  int gradient_max_iter = 5000;
+};
+
+// CFNOW's options (defaults of cfnow 0.0.6), keys cf.cfnow_*.
+struct CfnowOptions {
+  int it_max = 5000;
+  double change_factor = 0.1;  // ft_change_factor
+  int ft_it_max = 0;           // 0: 5000 for random, 1000 for greedy; < 0: off
+  double size_tabu = 0.0;      // 0: method default (0.2 share for random, 5 for greedy)
+  double ft_threshold_distance = 1e-5;
+  int threshold_changes = 100;
+};
+
+// NICE's options, keys cf.nice_*.
+struct NiceOptions {
+  std::string normalization = "minmax";  // minmax | std
+  bool justified = true;                 // candidates: correctly classified training rows only
+};
+
+// Options of every method, declared as [cf] keys (see declare_options): the
+// common ones, then one struct per method family.
 struct CfOptions {
-  std::string method = "nice";   // see method_names()
-  int n_cfs = 1;                 // CFs wanted per query (DiCE total_CFs, CFNOW count_cf)
+  std::string method = "nice";  // see method_names()
+  int n_cfs = 1;                // CFs wanted per query (DiCE total_CFs, CFNOW count_cf)
   unsigned long seed = 0;
-  int threads = 0;               // 0: all cores of this rank
-  double time_limit = 120.0;     // seconds per query (CFNOW limit_seconds; a cap for every method)
-  // DiCE (defaults of dice-ml 0.12)
-  int dice_sample_size = 1000;            // random: candidate rows sampled
-  double dice_posthoc_sparsity = 0.1;     // posthoc_sparsity_param (quantile)
-  std::string dice_posthoc_algorithm = "linear";  // linear | binary
-  int dice_max_iterations = 500;          // genetic maxiterations
-  double dice_proximity_weight = 0.2;     // genetic (gradient uses 0.5, see dice_gradient_*)
-  double dice_sparsity_weight = 0.2;      // genetic
-  double dice_gradient_proximity_weight = 0.5;
-  double dice_gradient_diversity_weight = 1.0;
-  double dice_gradient_categorical_penalty = 0.1;
-  double dice_gradient_learning_rate = 0.05;
-  int dice_gradient_min_iter = 500;
-  int dice_gradient_max_iter = 5000;
-  // CFNOW (defaults of cfnow 0.0.6)
-  int cfnow_it_max = 5000;
-  double cfnow_change_factor = 0.1;       // ft_change_factor
-  int cfnow_ft_it_max = 0;                // 0: 5000 for random, 1000 for greedy; < 0: off
-  double cfnow_size_tabu = 0.0;           // 0: method default (0.2 share for random, 5 for greedy)
-  double cfnow_ft_threshold_distance = 1e-5;
-  int cfnow_threshold_changes = 100;
-  // NICE
-  std::string nice_normalization = "minmax";  // minmax | std
-  bool nice_justified = true;                 // candidates: correctly classified training rows only
+  int threads = 0;            // 0: all cores of this rank
+  double time_limit = 120.0;  // seconds per query (CFNOW limit_seconds; a cap for every method)
+  DiceOptions dice;
+  CfnowOptions cfnow;
+  NiceOptions nice;
 };
 
 void declare_options(Options& options, CfOptions& cf);
@@ -103,6 +118,17 @@ struct QueryResult {
   std::string note;                   // why none/fewer were found, time limit hit, ...
 };
 
+// How a batch of queries is run. Query i draws its randomness from
+// Rng(query_seed(seed, i)), so results do not depend on the thread count,
+// the order or the batch a query comes in.
+struct BatchSettings {
+  unsigned long seed = 0;
+  int threads = 0;  // 0: all cores of this rank
+};
+
+// The seed of query i of a batch: derive_seed(seed, "cf/query/<i>").
+std::uint64_t query_seed(unsigned long seed, std::size_t i);
+
 class Generator {
  public:
   virtual ~Generator() = default;
@@ -114,6 +140,14 @@ class Generator {
   // threads at once, take randomness only from `rng`, and return CFs that satisfy
   // the constraints (see enforce_constraints).
   virtual QueryResult explain(const std::vector<double>& x, int target, Rng& rng) const = 0;
+  // CFs for every row of queries: [n, d] towards targets[i]. Returns n results,
+  // result i with query = i, target = targets[i] and seconds = the time spent on
+  // query i; Counterfactual::p1/valid are left to explain_all. The default runs
+  // explain() for each query on s.threads threads, query i with
+  // Rng(query_seed(s.seed, i)). A generator that needs the whole batch at once
+  // (an LLM prompting several queries together) overrides this.
+  virtual std::vector<QueryResult> explain_batch(const data::Matrix& queries, const std::vector<int>& targets,
+                                                 const BatchSettings& s) const;
 
  protected:
   Context context_;
@@ -130,9 +164,10 @@ int count_violations(const data::Schema& schema, const std::vector<double>& x, c
 // a categorical code outside `allowed` reset to x's).
 void enforce_constraints(const data::Schema& schema, const std::vector<double>& x, std::vector<double>& cf);
 
-// Runs `generator` for every query row on options.threads threads. Query i uses
-// an Rng seeded from (options.seed, i), so results do not depend on the thread
-// count or order. Fills Counterfactual::p1/valid from f for every returned CF.
+// The entry point for a batch of queries: generator.explain_batch with
+// options.seed and options.threads, then checks each result's shape and fills
+// Counterfactual::p1/valid from context.f for every returned CF (and a note for
+// a query without any).
 std::vector<QueryResult> explain_all(const Generator& generator, const Context& context,
                                      const data::Matrix& queries, const std::vector<int>& targets,
                                      const CfOptions& options);
