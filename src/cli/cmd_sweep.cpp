@@ -1,43 +1,16 @@
 // `sensecf sweep`: run (or resume) a sweep described by an INI config on every
 // rank of an MPI job; rank 0 coordinates and writes the results file.
-#include <spdlog/fmt/fmt.h>
-#include <spdlog/spdlog.h>
-
-#include <cstdlib>
 #include <filesystem>
 
 #include "commands.h"
-#include "sensecf/core/error.h"
 #include "sensecf/dist/mpi_env.h"
 #include "sensecf/store/h5file.h"
 #include "sensecf/sweep/embedded_config.h"
+#include "sensecf/sweep/identity.h"
 #include "sensecf/sweep/runner.h"
 #include "sensecf/sweep/signals.h"
 
 namespace sensecf::cli {
-namespace {
-
-// Every hashed option as "key = value", sorted: what must match to resume.
-std::string canonical_config(const Options& options) {
-  std::string out;
-  for (const auto& [key, value] : options.hashed_values()) out += key + " = " + value + "\n";
-  return out;
-}
-
-// Open MPI 5 + a wrong `srun --mpi` starts N singletons: each believes it is
-// alone. Say so instead of running the sweep N times.
-void check_launch(const dist::MpiEnv& mpi) {
-  const char* ntasks = std::getenv("SLURM_NTASKS");
-  const char* step = std::getenv("SLURM_STEP_ID");
-  const char* procid = std::getenv("SLURM_PROCID");
-  // Only a direct srun launch that produced singletons: under mpirun (also
-  // inside an allocation) the ranks see the full world size.
-  if (mpi.size() != 1 || !ntasks || !step || !procid || std::atoi(ntasks) <= 1) return;
-  throw Error(fmt::format("this process sees {} MPI rank(s) but Slurm started {} tasks", mpi.size(), ntasks),
-              "launch with `srun --mpi=pmix` (Open MPI is built against PMIx) or with mpirun inside the allocation");
-}
-
-}  // namespace
 
 int cmd_sweep(const std::vector<std::string>& args) {
   // First thing: a SIGUSR1/SIGTERM that arrives while MPI and LibTorch start up
@@ -81,14 +54,12 @@ int cmd_sweep(const std::vector<std::string>& args) {
 
   dist::MpiEnv mpi(nullptr, nullptr);
   init_logging(log, mpi.rank(), mpi.size(), mpi.host());
-  check_launch(mpi);
+  sweep::check_launch(mpi.size());
   run.results = results;
   run.workdir = workdir.empty() ? std::filesystem::path(results).replace_extension("").string() + ".work" : workdir;
   run.dry_run = dry_run;
   run.retry_failed = retry_failed;
-  run.config_text = options.effective_ini();
-  run.config_canonical = canonical_config(options);
-  run.config_hash = options.config_hash();
+  run.identity = sweep::sweep_identity(options);
   if (mpi.rank() == 0) {
     const auto dir = std::filesystem::path(results).parent_path();
     if (!dir.empty() && !std::filesystem::exists(dir)) std::filesystem::create_directories(dir);

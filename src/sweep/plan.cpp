@@ -9,7 +9,10 @@
 #include "sensecf/core/error.h"
 #include "sensecf/core/options.h"
 #include "sensecf/core/strings.h"
-#include "sensecf/data/split.h"
+#include "sensecf/core/vocabulary.h"
+#include "sensecf/data/source.h"
+#include "sensecf/sweep/kind.h"
+#include "kinds/params.h"
 
 namespace sensecf::sweep {
 
@@ -60,9 +63,10 @@ void declare_options(Options& options, SweepConfig& c) {
       }
     }
     for (const auto& sc : sw.scenarios) {
-      if (sc != "positive" && sc != "negative" && sc != "dual")
+      if (!vocab::is_scarce_scenario(sc))
         throw UsageError("sweep.scenarios: unknown scenario '" + sc + "'", "use positive, negative and/or dual");
     }
+    if (sw.plan == "study") data::check_source(c.data, "sweep");
     for (const auto& m : sw.fig1_models) {
       if (m != "nn" && m != "xgb" && m != "rf" && m != "svm")
         throw UsageError("sweep.fig1_models: unknown classifier '" + m + "'", "use nn, xgb, rf and/or svm");
@@ -103,108 +107,51 @@ std::string Task::label() const {
   return out;
 }
 
-namespace {
-
-class PlanBuilder {
- public:
-  const Task& add(std::string kind, nlohmann::json params, std::vector<std::string> deps, double cost,
-                  int ranks = 1) {
-    Task t;
-    t.key = task_key(kind, params);
-    t.kind = std::move(kind);
-    t.params = std::move(params);
-    t.deps = std::move(deps);
-    t.cost = cost;
-    t.ranks = ranks;
-    if (index_.count(t.key)) throw Error("internal error: duplicate task " + t.label());
-    index_[t.key] = tasks_.size();
-    tasks_.push_back(std::move(t));
-    return tasks_.back();
-  }
-  std::vector<Task> take() { return std::move(tasks_); }
-
- private:
-  std::vector<Task> tasks_;
-  std::map<std::string, std::size_t> index_;
-};
-
-// Rough seconds per query on one core (measured on the default cohort; only the
-// order matters: the scheduler starts long chains first).
-double seconds_per_query(const std::string& method) {
-  if (method == "dice-gradient") return 0.6;
-  if (method == "cfnow-random" || method == "cfnow-random-sequential") return 0.04;
-  if (method == "cfnow-greedy") return 0.005;
-  if (method == "dice-random") return 0.002;
-  return 0.0005;
+const std::string& Task::input(const char* name) const {
+  for (const auto& [input_name, input_key] : inputs)
+    if (input_name == name) return input_key;
+  throw Error(fmt::format("{}: has no input '{}'", label(), name), "the plan and the task kind disagree: a bug");
 }
 
-void build_study(const SweepConfig& c, PlanBuilder& plan) {
-  const auto& s = c.sweep;
-  std::vector<std::string> scenarios = {"full"};
-  scenarios.insert(scenarios.end(), s.scenarios.begin(), s.scenarios.end());
-  // Rough size of the query sets, for cost estimates only.
-  const double rows = c.data.path.empty() ? c.synth.n_participants * c.synth.windows_per_participant : 4000.0;
-  const double max_ratio = s.ratios.empty() ? 0.0 : *std::max_element(s.ratios.begin(), s.ratios.end());
+const Task& PlanBuilder::add(const std::string& kind, nlohmann::json params,
+                             std::vector<std::pair<std::string, std::string>> inputs, double cost, int ranks) {
+  Task t;
+  t.key = task_key(kind, params);
+  t.kind = kind;
+  t.params = std::move(params);
+  for (const auto& [name, key] : inputs) {
+    if (!index_.count(key))
+      throw Error(fmt::format("internal error: {} reads '{}' from task {}, which is not in the plan before it",
+                              t.label(), name, key));
+    t.deps.push_back(key);
+  }
+  t.inputs = std::move(inputs);
+  t.cost = cost;
+  t.ranks = ranks;
+  if (index_.count(t.key)) throw Error("internal error: duplicate task " + t.label());
+  index_[t.key] = tasks_.size();
+  tasks_.push_back(std::move(t));
+  return tasks_.back();
+}
+
+namespace kinds {
+
+std::vector<SplitParams> study_splits(const SweepConfig& config) {
+  const auto& s = config.sweep;
+  std::vector<SplitParams> out;
   for (int seed : s.seeds) {
-    for (const auto& scenario : scenarios) {
-      const double fraction = scenario == "full" ? 0.0 : s.fraction;
-      const auto& prepare =
-          plan.add("prepare", {{"seed", seed}, {"scenario", scenario}, {"fraction", fraction}}, {}, 0.1);
-      const std::string prepare_key = prepare.key;
-      const auto& train = plan.add("train_clf", {{"seed", seed}, {"scenario", scenario}, {"fraction", fraction}},
-                                   {prepare_key}, 3.0);
-      const std::string train_key = train.key;
-      if (scenario == "full") {
-        for (const auto& model : s.fig1_models) {
-          std::vector<double> reductions = s.fig1_reductions;
-          if (!reductions.empty() && std::find(reductions.begin(), reductions.end(), 0.0) == reductions.end())
-            reductions.insert(reductions.begin(), 0.0);
-          for (double r : reductions) {
-            plan.add("fig1", {{"seed", seed}, {"model", model}, {"reduction", r}}, {prepare_key},
-                     model == "nn" ? 2.5 : 0.5);
-          }
-        }
-      }
-      for (const auto& method : s.methods) {
-        const bool table3 = scenario == "full";
-        const double n_queries = table3 ? (s.queries > 0 ? s.queries : 0.2 * rows)
-                                        : 0.8 * rows * 0.25 * s.fraction * max_ratio * s.oversample;
-        if (!table3 && s.ratios.empty()) continue;  // augmentation CFs with no ratio to use them
-        const auto& gen = plan.add("generate",
-                                   {{"seed", seed},
-                                    {"scenario", scenario},
-                                    {"fraction", fraction},
-                                    {"method", method},
-                                    {"purpose", table3 ? "table3" : "augment"}},
-                                   {prepare_key, train_key}, 0.2 + n_queries * seconds_per_query(method));
-        const std::string gen_key = gen.key;
-        if (table3) continue;
-        for (double ratio : s.ratios) {
-          plan.add("augment",
-                   {{"seed", seed}, {"scenario", scenario}, {"fraction", fraction}, {"method", method},
-                    {"ratio", ratio}},
-                   {prepare_key, train_key, gen_key}, 3.0);
-        }
-      }
-    }
+    out.push_back({seed, vocab::kFull, 0.0});
+    for (const auto& scenario : s.scenarios) out.push_back({seed, scenario, s.fraction});
   }
+  return out;
 }
 
-void build_probe(const SweepOptions& s, PlanBuilder& plan) {
-  auto has = [](const std::vector<int>& v, int i) { return std::find(v.begin(), v.end(), i) != v.end(); };
-  for (int i = 0; i < s.probe_tasks; ++i) {
-    plan.add("probe", {{"index", i}}, {}, s.probe_ms / 1000.0, has(s.probe_gang, i) ? 2 : 1);
-  }
-}
-
-}  // namespace
+}  // namespace kinds
 
 std::vector<Task> build_plan(const SweepConfig& config) {
   PlanBuilder plan;
-  if (config.sweep.plan == "probe") {
-    build_probe(config.sweep, plan);
-  } else {
-    build_study(config, plan);
+  for (const auto* kind : task_kinds()) {
+    if (config.sweep.plan == kind->plan()) kind->expand(config, plan);
   }
   return plan.take();
 }

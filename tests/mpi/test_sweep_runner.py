@@ -293,6 +293,8 @@ seeds = 3
 queries = 40
 fig1_models = svm
 fig1_reductions = 0.5
+[data]
+source = synth
 [synth]
 participants = 60
 """
@@ -327,12 +329,39 @@ class StudyResumeTest(unittest.TestCase):
                     self.assertIn("steps_mean", fa[f"counterfactuals/{key}"].attrs["features"].decode()
                                   if isinstance(fa[f"counterfactuals/{key}"].attrs["features"], bytes)
                                   else fa[f"counterfactuals/{key}"].attrs["features"])
+            self.check_explain_reads_sweep_model(d, reference, clf_rows=table(reference, "metrics/clf"))
             clf = table(results, "metrics/clf")
             kinds = sorted(set(strs(clf["kind"])))
             self.assertEqual(kinds, ["augment", "fig1", "train_clf"])
             aug = clf[clf["kind"] == b"augment"]
             self.assertTrue(np.all(aug["n_added"] > 0))
             self.assertTrue(np.all(aug["n_added"] <= aug["n_wanted"]))
+
+    def check_explain_reads_sweep_model(self, d, results, clf_rows):
+        """A classifier trained by the sweep is a complete artefact: `explain` and `evaluate-cf` find the
+        cohort, the split and the scenario in it, with no data flag repeated."""
+        row = clf_rows[clf_rows["kind"] == b"train_clf"][0]
+        model = os.path.join(results[:-len(".h5")] + ".work", "tasks", row["key"].decode(), "clf")
+        self.assertTrue(os.path.isdir(model), model)
+        out = os.path.join(d, "cfs.csv")
+        p = subprocess.run([BIN, "explain", "--clf", model, "--method", "nice", "--limit", "5", "--out", out,
+                            "--json"], env=ENV, capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("data settings saved with the model", p.stderr + p.stdout)
+        with open(out) as f:
+            lines = f.read().splitlines()
+        self.assertGreaterEqual(len(lines), 6, lines)  # header + at least one line per query
+        self.assertEqual(len({line.split(",")[0] for line in lines[1:]}), 5)
+        # The training rows are re-derived from the saved split: their count matches the sweep's.
+        p = subprocess.run([BIN, "evaluate-cf", "--clf", model, "--cfs", out, "--json"], env=ENV,
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn('"method"', p.stdout)
+        # A flag still wins over the saved setting, and a wrong one is reported, not silently used.
+        p = subprocess.run([BIN, "explain", "--clf", model, "--label", "no_such_column", "--out", out], env=ENV,
+                           capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no_such_column", p.stderr + p.stdout)
 
 
 if __name__ == "__main__":

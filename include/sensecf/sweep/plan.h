@@ -1,7 +1,10 @@
 // What a sweep runs: its configuration (the [sweep] section plus the modules'
 // sections) and the task DAG built from it.
 //
-// Plan "study" (the paper):  for each seed and scenario (full + the scarce ones)
+// The DAG is made by the task kinds (sweep/kind.h, one file each under
+// src/sweep/kinds/), in registry order, each adding its tasks after the tasks
+// they read. Plan "study" (the paper), for each seed and scenario (full + the
+// scarce ones):
 //   prepare  (split + scenario rows)  ->  train_clf (black-box NN f_s)
 //     -> generate (CFs of one method: test rows for Table III when the scenario
 //        is full, training rows flipped into the scarce class(es) otherwise;
@@ -18,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sensecf/cf/generator.h"
@@ -59,7 +63,7 @@ struct SweepOptions {
 // unchanged; the sweep overrides what its axes set per task (clf seed, CF method).
 struct SweepConfig {
   SweepOptions sweep;
-  data::DataOptions data;      // data.path empty: the synthetic cohort of [synth]
+  data::DataOptions data;      // data.source: csv (data.path) or synth (the cohort of [synth])
   data::SynthOptions synth;
   clf::ClfOptions clf;
   cf::CfOptions cf;
@@ -70,14 +74,18 @@ void declare_options(Options& options, SweepConfig& config);
 
 struct Task {
   std::string key;                // 16 hex digits
-  std::string kind;               // prepare | train_clf | generate | augment | fig1 | probe
-  nlohmann::json params;          // kind-specific, e.g. {"method": "nice", "scenario": "full", "seed": 1}
-  std::vector<std::string> deps;  // keys of the tasks whose artifacts this one reads
+  std::string kind;               // core/vocabulary.h: prepare | train_clf | generate | augment | fig1 | probe
+  nlohmann::json params;          // the kind's typed parameters as JSON (src/sweep/kinds/params.h)
+  // Named dependencies: input name ("rows", "clf", "cfs") -> the key of the task
+  // whose artefact this one reads (task_io.h). `deps` holds the same keys.
+  std::vector<std::pair<std::string, std::string>> inputs;
+  std::vector<std::string> deps;  // keys of the tasks this one waits for
   int ranks = 1;                  // > 1: a gang of ranks runs it together
   double cost = 1;                // estimated seconds (scheduling: longest path first)
 
   std::string label() const;      // "generate nice positive seed=1"
   std::string param(const char* name) const;  // "" when absent
+  const std::string& input(const char* name) const;  // the key of a named input; throws if absent
 };
 
 // The task DAG in a topological order (dependencies before dependents).

@@ -1,11 +1,11 @@
-// Running one task of the plan on this rank.
+// Running one task of the plan on this rank: run_task finds the task's kind
+// (sweep/kind.h) and runs it.
 //
 // Tasks share files through the work directory (a shared file system on a
 // cluster): task T writes only under <workdir>/tasks/<T.key>/ and reads its
-// dependencies' directories (Task::deps: prepare, train_clf, generate — in that
-// order). Everything that goes into the results file is returned as a
-// TaskOutput; a task that cannot finish throws (the runner records the
-// failure and retries).
+// named inputs' directories, through task_io.h. Everything that goes into the
+// results file is returned as a TaskOutput; a task that cannot finish throws
+// (the runner records the failure and retries).
 #pragma once
 
 #include <mpi.h>
@@ -15,6 +15,7 @@
 
 #include "sensecf/store/results.h"
 #include "sensecf/sweep/plan.h"
+#include "sensecf/sweep/task_io.h"
 
 namespace sensecf::sweep {
 
@@ -28,11 +29,9 @@ struct TaskEnv {
   const std::atomic<bool>* stop = nullptr;  // set on SIGTERM/SIGUSR1: long tasks checkpoint and end early
 };
 
-// The directory of one task's artifacts (created on demand by the task).
-std::string task_dir(const std::string& workdir, const std::string& key);
-
-// Before any task runs (rank 0): creates the work directory and, when the data
-// come from [synth], writes the cohort there (deterministic for the options).
+// Before any task runs (rank 0): creates the work directory and, when
+// data.source = synth, writes the cohort there as cohort.csv (deterministic for
+// the options).
 void prepare_workdir(const SweepConfig& config, const std::string& workdir);
 
 store::TaskOutput run_task(const Task& task, const TaskEnv& env);

@@ -1,0 +1,34 @@
+// What makes two runs the same sweep, and the checks that refuse to mix them
+// up: the canonical configuration (every hashed option as "key = value", what
+// must match to resume a results file), its hash, and the launch check that
+// catches N singleton processes started instead of one N-rank job. The
+// journal stores the identity (journal.h); the runner compares it on resume.
+#pragma once
+
+#include <string>
+
+namespace sensecf {
+class Options;
+}
+
+namespace sensecf::sweep {
+
+struct SweepIdentity {
+  std::string config_text;       // the effective INI, for people (provenance)
+  std::string config_canonical;  // every hashed option as "key = value\n", sorted by key
+  std::string config_hash;       // Options::config_hash()
+};
+
+// The identity of the sweep that the parsed `options` describe.
+SweepIdentity sweep_identity(const Options& options);
+
+// Refuses to resume `results` when its journal holds another configuration
+// (`stored_canonical`), naming every key that differs.
+void check_same_config(const std::string& stored_canonical, const SweepIdentity& current, const std::string& results);
+
+// Open MPI 5 + a wrong `srun --mpi` starts N singletons: each believes it is
+// alone. Throws instead of running the sweep N times (`world_size`: this
+// process's MPI_COMM_WORLD size; Slurm's view comes from the environment).
+void check_launch(int world_size);
+
+}  // namespace sensecf::sweep

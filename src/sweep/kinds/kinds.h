@@ -1,0 +1,16 @@
+// The task kinds of sensecf, one accessor per file of src/sweep/kinds/; the
+// registry (registry.cpp) lists them in plan order. Private to src/sweep/.
+#pragma once
+
+#include "sensecf/sweep/kind.h"
+
+namespace sensecf::sweep::kinds {
+
+const TaskKind& prepare_kind();    // prepare.cpp
+const TaskKind& train_clf_kind();  // train_clf.cpp
+const TaskKind& fig1_kind();       // fig1.cpp
+const TaskKind& generate_kind();   // generate.cpp
+const TaskKind& augment_kind();    // augment.cpp
+const TaskKind& probe_kind();      // probe.cpp
+
+}  // namespace sensecf::sweep::kinds

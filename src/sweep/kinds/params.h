@@ -1,0 +1,103 @@
+// The typed parameters of the study's task kinds, shared by the kind that runs
+// a task and the kinds that read its artefacts (they compute its key from its
+// parameters: task_key(kind, params.to_json())).
+//
+// to_json() is the task's identity: the task key hashes it, so a field's name,
+// type and value must not change for an existing kind (results files hold the
+// keys). from() reads a task's JSON back, naming the task when a field is off.
+#pragma once
+
+#include <string>
+
+#include "sensecf/core/error.h"
+#include "sensecf/core/vocabulary.h"
+#include "sensecf/sweep/plan.h"
+
+namespace sensecf::sweep::kinds {
+
+// Reads a field of task.params, or throws an Error naming the task and field.
+template <typename T>
+T field(const Task& task, const char* name) {
+  try {
+    return task.params.at(name).get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(task.label() + ": parameter '" + name + "' is missing or of the wrong type (" + e.what() + ")",
+                "the results file may come from another sensecf version");
+  }
+}
+
+// One (seed, scenario) of the study: prepare and train_clf tasks.
+struct SplitParams {
+  int seed = 0;
+  std::string scenario = vocab::kFull;
+  double fraction = 0.0;  // share of the scarce class(es) removed; 0 for full
+
+  nlohmann::json to_json() const { return {{"seed", seed}, {"scenario", scenario}, {"fraction", fraction}}; }
+  static SplitParams from(const Task& t) {
+    return {field<int>(t, "seed"), field<std::string>(t, "scenario"), field<double>(t, "fraction")};
+  }
+  bool full() const { return scenario == vocab::kFull; }
+};
+
+// CFs of one method for one purpose (Table III's test rows, or augmentation).
+struct GenerateParams {
+  SplitParams split;
+  std::string method;
+  std::string purpose;  // vocab::kTable3 | vocab::kForAugment
+
+  nlohmann::json to_json() const {
+    auto j = split.to_json();
+    j["method"] = method;
+    j["purpose"] = purpose;
+    return j;
+  }
+  static GenerateParams from(const Task& t) {
+    return {SplitParams::from(t), field<std::string>(t, "method"), field<std::string>(t, "purpose")};
+  }
+};
+
+// f_s retrained on the reduced rows plus ratio x removed valid CFs of one method.
+struct AugmentParams {
+  SplitParams split;
+  std::string method;
+  double ratio = 0.0;
+
+  nlohmann::json to_json() const {
+    auto j = split.to_json();
+    j["method"] = method;
+    j["ratio"] = ratio;
+    return j;
+  }
+  static AugmentParams from(const Task& t) {
+    return {SplitParams::from(t), field<std::string>(t, "method"), field<double>(t, "ratio")};
+  }
+};
+
+// One classifier trained on a share of the training patients (Fig. 1).
+struct Fig1Params {
+  int seed = 0;
+  std::string model;
+  double reduction = 0.0;
+
+  nlohmann::json to_json() const { return {{"seed", seed}, {"model", model}, {"reduction", reduction}}; }
+  static Fig1Params from(const Task& t) {
+    return {field<int>(t, "seed"), field<std::string>(t, "model"), field<double>(t, "reduction")};
+  }
+};
+
+struct ProbeParams {
+  int index = 0;
+  nlohmann::json to_json() const { return {{"index", index}}; }
+  static ProbeParams from(const Task& t) { return {field<int>(t, "index")}; }
+};
+
+// Keys of the tasks a kind reads, from their parameters.
+inline std::string prepare_key(const SplitParams& p) { return task_key(vocab::kPrepare, p.to_json()); }
+inline std::string train_clf_key(const SplitParams& p) { return task_key(vocab::kTrainClf, p.to_json()); }
+inline std::string generate_key(const GenerateParams& p) { return task_key(vocab::kGenerate, p.to_json()); }
+
+// The (seed, scenario) pairs of a study, in plan order: full first, then the
+// scarce scenarios of sweep.scenarios.
+std::vector<SplitParams> study_splits(const SweepConfig& config);
+
+}  // namespace sensecf::sweep::kinds

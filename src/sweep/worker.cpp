@@ -1,0 +1,98 @@
+// The worker side of a sweep: one attempt -> one journal entry, and the pull
+// loop of worker ranks. See worker.h.
+#include "sensecf/sweep/worker.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <exception>
+
+#include "sensecf/core/check.h"
+#include "sensecf/core/error.h"
+#include "sensecf/sweep/protocol.h"
+
+namespace sensecf::sweep {
+namespace {
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The communicator of the ranks in `members` (collective over them), or
+// MPI_COMM_NULL for a task this rank runs alone.
+MPI_Comm create_gang(const std::vector<int>& members, int gang_id) {
+  if (members.size() <= 1) return MPI_COMM_NULL;
+  MPI_Group world_group, gang_group;
+  MPI_Comm gang = MPI_COMM_NULL;
+  SENSECF_MPI_CHECK(MPI_Comm_group(MPI_COMM_WORLD, &world_group));
+  SENSECF_MPI_CHECK(MPI_Group_incl(world_group, static_cast<int>(members.size()), members.data(), &gang_group));
+  SENSECF_MPI_CHECK(MPI_Comm_create_group(MPI_COMM_WORLD, gang_group, gang_id, &gang));
+  MPI_Group_free(&gang_group);
+  MPI_Group_free(&world_group);
+  return gang;
+}
+
+}  // namespace
+
+JournalEntry execute(const Task& task, int attempt, const TaskEnv& base, int rank, const std::string& host) {
+  TaskEnv env = base;
+  env.attempt = attempt;
+  JournalEntry e;
+  auto& r = e.record;
+  r.key = task.key;
+  r.kind = task.kind;
+  r.label = task.label();
+  r.method = task.param("method");
+  r.scenario = task.param("scenario");
+  r.model = task.param("model");
+  r.seed = task.params.value("seed", 0LL);
+  r.ratio = task.params.contains("ratio") ? task.params["ratio"].get<double>() : task.params.value("reduction", 0.0);
+  r.attempt = attempt;
+  r.rank = rank;
+  r.host = host;
+  r.device = env.device == "cpu" ? fmt::format("cpu:{}", env.threads) : env.device;
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES"); visible && env.device != "cpu")
+    r.device += fmt::format(" ({})", visible);  // which physical GPU, under --gpus-per-task
+  r.started = unix_now();
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    e.output = run_task(task, env);
+    r.status = "done";
+  } catch (const std::exception& ex) {
+    r.status = "failed";
+    r.message = ex.what();
+    if (const auto* err = dynamic_cast<const Error*>(&ex); err && !err->hint().empty())
+      r.message += " (hint: " + err->hint() + ")";
+    e.output = {};
+    spdlog::warn("task {} (attempt {}) failed: {}", r.label, attempt, r.message);
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return e;
+}
+
+int worker_loop(const dist::MpiEnv& mpi, const TaskEnv& base, const std::map<std::string, const Task*>& by_key) {
+  send_json(nlohmann::json::object(), 0, kTagReady);
+  Backoff backoff;
+  for (;;) {
+    const auto message = try_receive(0);
+    if (!message) {
+      backoff.wait();
+      continue;
+    }
+    backoff.reset();
+    if (message->tag == kTagStop) return message->body.at("code").get<int>();
+    const TaskOrder order = task_order_from_json(message->body);
+    const auto it = by_key.find(order.key);
+    if (it == by_key.end()) throw Error("coordinator sent unknown task " + order.key);
+    TaskEnv env = base;
+    MPI_Comm gang = create_gang(order.gang, order.gang_id);
+    if (gang != MPI_COMM_NULL) env.gang = gang;
+    const auto entry = execute(*it->second, order.attempt, env, mpi.rank(), mpi.host());
+    if (gang != MPI_COMM_NULL) MPI_Comm_free(&gang);
+    send_json(result_to_json(entry), 0, kTagResult);
+  }
+}
+
+}  // namespace sensecf::sweep

@@ -1,0 +1,213 @@
+// The task kinds as units: registry, typed parameters and named inputs, the
+// artefacts tasks hand each other (task_io.h), the worker cache, data sources.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <map>
+
+#include "sensecf/clf/artefact.h"
+#include "sensecf/core/error.h"
+#include "sensecf/core/options.h"
+#include "sensecf/core/vocabulary.h"
+#include "sensecf/data/source.h"
+#include "sensecf/data/split.h"
+#include "sensecf/data/synth.h"
+#include "sensecf/sweep/kind.h"
+#include "sensecf/sweep/task_io.h"
+#include "test_util.h"
+
+namespace sensecf::sweep {
+namespace {
+
+SweepConfig small_study() {
+  SweepConfig c;
+  c.data.source = "synth";
+  c.sweep.methods = {"nice", "dice-random"};
+  c.sweep.scenarios = {"positive", "dual"};
+  c.sweep.ratios = {0.5, 1.0};
+  c.sweep.seeds = {1, 2};
+  c.sweep.fig1_models = {"nn", "svm"};
+  c.sweep.fig1_reductions = {0.3};
+  return c;
+}
+
+TEST(SweepKinds, EveryPlannedKindIsRegisteredAndUnknownKindsNameTheKnownOnes) {
+  for (const auto& t : build_plan(small_study())) EXPECT_EQ(task_kind(t.kind).name(), t.kind);
+  EXPECT_THROW_WITH(task_kind("finetune"), Error, "unknown task kind 'finetune' (this sensecf knows prepare, train_clf");
+}
+
+// The keys of the refactored plan equal the keys the pre-kinds builder gave
+// (read from a results file of the embedded config written before the change):
+// results files and journals from earlier versions keep matching their tasks.
+TEST(SweepKinds, KeysAreThoseOfThePreviousPlanBuilder) {
+  const std::map<std::string, std::string> before = {
+      {"prepare positive seed=1", "f62b78abdfe47cb0"},
+      {"train_clf positive seed=1", "66cecd97572e1901"},
+      {"generate dice-gradient positive augment seed=1", "a3046178f7548bf4"},
+      {"augment nice positive ratio=0.2 seed=1", "85fa2bcc5477edb3"},
+      {"fig1 nn reduction=0 seed=1", "b15e0f4adc1ec43c"},
+  };
+  SweepConfig c;
+  c.data.source = "synth";
+  c.sweep.methods = {"nice", "dice-gradient"};
+  c.sweep.seeds = {1};
+  c.sweep.fig1_models = {"nn"};
+  std::map<std::string, std::string> now;
+  for (const auto& t : build_plan(c)) now[t.label()] = t.key;
+  for (const auto& [label, key] : before) {
+    ASSERT_TRUE(now.count(label)) << "no task '" << label << "' in the plan";
+    EXPECT_EQ(now[label], key) << label;
+  }
+}
+
+TEST(SweepKinds, InputsAreNamedAndPointAtTheTaskOfTheSameSplit) {
+  const auto tasks = build_plan(small_study());
+  std::map<std::string, const Task*> by_key;
+  for (const auto& t : tasks) by_key[t.key] = &t;
+  int checked = 0;
+  for (const auto& t : tasks) {
+    ASSERT_EQ(t.deps.size(), t.inputs.size()) << t.label();
+    for (const auto& [name, key] : t.inputs) {
+      ASSERT_TRUE(by_key.count(key)) << t.label() << " input " << name;
+      const Task& in = *by_key[key];
+      const std::string expected = name == "rows" ? vocab::kPrepare : name == "clf" ? vocab::kTrainClf : vocab::kGenerate;
+      EXPECT_EQ(in.kind, expected) << t.label() << " input " << name;
+      EXPECT_EQ(in.params.at("seed"), t.params.at("seed")) << t.label() << " input " << name;
+      if (t.kind != vocab::kFig1) {
+        EXPECT_EQ(in.param("scenario"), t.param("scenario")) << t.label();
+      }
+      if (name == "cfs") {
+        EXPECT_EQ(in.param("method"), t.param("method"));
+        EXPECT_EQ(in.param("purpose"), vocab::kForAugment);
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 50);
+  EXPECT_THROW_WITH(tasks.front().input("clf"), Error, "has no input 'clf'");
+}
+
+TEST(SweepKinds, PlanBuilderRefusesAnInputThatIsNotPlannedYet) {
+  PlanBuilder plan;
+  EXPECT_THROW_WITH(plan.add("train_clf", {{"seed", 1}}, {{"rows", "0123456789abcdef"}}, 1.0), Error,
+                    "reads 'rows' from task 0123456789abcdef, which is not in the plan before it");
+}
+
+Task reader() {
+  Task t;
+  t.kind = "augment";
+  t.params = {{"method", "nice"}, {"seed", 1}};
+  return t;
+}
+
+TEST(TaskIo, CfSetsRoundTripExactlyWithNaN) {
+  test::TempDir dir;
+  store::CfArrays a;
+  a.key = "00000000000000aa";
+  a.method = "nice";
+  a.scenario = "dual";
+  a.purpose = "augment";
+  a.seed = 4;
+  a.features = {"x", "y"};
+  a.n = 2;
+  a.d = 2;
+  a.query_row = {7, 9};
+  a.factual = {1.0 / 3.0, 2.0, -0.0, 1e-300};
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  a.counterfactual = {0.1 + 0.2, 5.0, nan, nan};
+  a.target = {1, 0};
+  a.probability = {0.75, nan};
+  a.valid = {1, 0};
+  a.found = {1, 0};
+  write_cf_set(dir.path(), a);
+  const auto b = read_cf_set(dir.path(), reader());
+  EXPECT_EQ(b.key, a.key);
+  EXPECT_EQ(b.purpose, a.purpose);
+  EXPECT_EQ(b.features, a.features);
+  EXPECT_EQ(b.query_row, a.query_row);
+  EXPECT_EQ(b.factual, a.factual);
+  EXPECT_EQ(b.counterfactual[0], 0.1 + 0.2);
+  EXPECT_TRUE(std::isnan(b.counterfactual[2]) && std::isnan(b.counterfactual[3]) && std::isnan(b.probability[1]));
+  EXPECT_EQ(b.target, a.target);
+  EXPECT_EQ(b.valid, a.valid);
+  EXPECT_EQ(b.found, a.found);
+}
+
+TEST(TaskIo, BrokenArtefactsNameTheReaderAndThePath) {
+  test::TempDir dir;
+  EXPECT_THROW_WITH(read_cf_set(dir.path(), reader()), Error, "augment nice seed=1: cannot read '");
+  std::ofstream(dir.file("cfs.json")) << "{\"artefact\": \"cf-set\", \"version\": 1, \"key\": 3}";
+  EXPECT_THROW_WITH(read_cf_set(dir.path(), reader()), Error, "cfs.json' is not a CF set");
+  std::ofstream(dir.file("rows.json")) << "{\"train\": [1, 2";
+  EXPECT_THROW_WITH(read_split_rows(dir.path(), reader()), Error, "rows.json' is not valid JSON");
+  write_split_rows(dir.path(), {{1, 2, 3}, {1, 3}, {2}, {4, 5}});
+  const auto rows = read_split_rows(dir.path(), reader());
+  EXPECT_EQ(rows.kept, (std::vector<std::size_t>{1, 3}));
+  EXPECT_EQ(rows.test, (std::vector<std::size_t>{4, 5}));
+}
+
+TEST(WorkerCache, LoadsEachModelOnceAndDropsTheLeastRecentlyUsed) {
+  test::TempDir dir;
+  data::SynthOptions so;
+  so.n_participants = 20;
+  const auto d = data::make_synthetic_cohort(so);
+  clf::ClfOptions o;
+  o.model = "svm";
+  for (const char* name : {"a", "b"}) {
+    auto m = clf::make_classifier(o);
+    std::vector<int> y(d.y.begin(), d.y.end());
+    m->fit(d.schema, d.x, y);
+    clf::save_model(*m, d.schema, nlohmann::json::object(), dir.file(name));
+  }
+  WorkerCache cache;
+  cache.set_model_capacity(1);
+  const auto a1 = cache.model(dir.file("a"));
+  const auto a2 = cache.model(dir.file("a"));
+  EXPECT_EQ(a1.get(), a2.get());
+  EXPECT_EQ(cache.model_loads(), 1u);
+  cache.model(dir.file("b"));  // evicts a
+  cache.model(dir.file("a"));
+  EXPECT_EQ(cache.model_loads(), 3u);
+}
+
+TEST(DataSource, IsAnExplicitChoiceWithErrorsThatSayWhatToPass) {
+  data::DataOptions o;
+  EXPECT_THROW_WITH(data::check_source(o, "explain"), UsageError, "data.source = csv needs a file");
+  o.source = "synth";
+  EXPECT_THROW_WITH(data::check_source(o, "train-clf"), UsageError, "only for `sensecf sweep`");
+  EXPECT_NO_THROW(data::check_source(o, "sweep"));
+  o.path = "cohort.csv";
+  EXPECT_THROW_WITH(data::check_source(o, "sweep"), UsageError, "data.source = synth does not read it");
+  o.source = "aireadi";
+  EXPECT_THROW_WITH(data::check_source(o, "sweep"), UsageError, "not available yet");
+  o.source = "csv";
+  EXPECT_NO_THROW(data::check_source(o, "sweep"));
+}
+
+TEST(DataSource, AStudySweepWithoutDataIsRefusedAtParseTime) {
+  SweepConfig c;
+  Options options("sweep", "test");
+  declare_options(options, c);
+  EXPECT_THROW_WITH(options.parse({"--sweep.seeds", "1"}), UsageError, "data.source = csv needs a file");
+  SweepConfig probe;
+  Options probe_options("sweep", "test");
+  declare_options(probe_options, probe);
+  EXPECT_NO_THROW(probe_options.parse({"--sweep.plan", "probe"}));
+}
+
+TEST(ModelArtefact, RecordsTheDataSettingsAsOptionsText) {
+  data::DataOptions o;
+  o.path = "rel/cohort.csv";
+  o.categorical = {"gender"};
+  o.test_fraction = 0.25;
+  const auto s = clf::data_settings(o);
+  EXPECT_EQ(s.at("data.source"), "csv");
+  EXPECT_TRUE(s.at("data.path").front() == '/') << s.at("data.path");
+  EXPECT_EQ(s.at("data.categorical"), "gender");
+  EXPECT_EQ(s.at("data.test_fraction"), "0.25");
+}
+
+}  // namespace
+}  // namespace sensecf::sweep
