@@ -13,6 +13,7 @@
 #include "sensecf/store/results.h"
 #include "sensecf/sweep/journal.h"
 #include "sensecf/sweep/plan.h"
+#include "sweep_fixtures.h"
 #include "test_util.h"
 
 namespace sensecf::sweep {
@@ -25,13 +26,7 @@ std::map<std::string, int> count_kinds(const std::vector<Task>& tasks) {
 }
 
 TEST(SweepPlan, StudyHasOneTaskPerGridCellInTopologicalOrder) {
-  SweepConfig c;
-  c.sweep.methods = {"nice", "dice-random"};
-  c.sweep.scenarios = {"positive", "dual"};
-  c.sweep.ratios = {0.5, 1.0};
-  c.sweep.seeds = {1, 2};
-  c.sweep.fig1_models = {"nn", "svm"};
-  c.sweep.fig1_reductions = {0.3};
+  const SweepConfig c = test::small_study();
   const auto tasks = build_plan(c);
   const auto n = count_kinds(tasks);
   EXPECT_EQ(n.at("prepare"), 2 * 3);             // seeds x (full + 2 scenarios)

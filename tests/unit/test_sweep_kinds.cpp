@@ -16,22 +16,13 @@
 #include "sensecf/data/synth.h"
 #include "sensecf/sweep/kind.h"
 #include "sensecf/sweep/task_io.h"
+#include "sweep_fixtures.h"
 #include "test_util.h"
 
 namespace sensecf::sweep {
 namespace {
 
-SweepConfig small_study() {
-  SweepConfig c;
-  c.data.source = "synth";
-  c.sweep.methods = {"nice", "dice-random"};
-  c.sweep.scenarios = {"positive", "dual"};
-  c.sweep.ratios = {0.5, 1.0};
-  c.sweep.seeds = {1, 2};
-  c.sweep.fig1_models = {"nn", "svm"};
-  c.sweep.fig1_reductions = {0.3};
-  return c;
-}
+using test::small_study;
 
 TEST(SweepKinds, EveryPlannedKindIsRegisteredAndUnknownKindsNameTheKnownOnes) {
   for (const auto& t : build_plan(small_study())) EXPECT_EQ(task_kind(t.kind).name(), t.kind);
