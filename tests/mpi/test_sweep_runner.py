@@ -6,8 +6,10 @@ followed by a resume that ends with exactly the rows of an uninterrupted run,
 SIGTERM / SIGUSR1 drain with exit code 75, and a torn journal line.
 """
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -329,6 +331,7 @@ class StudyResumeTest(unittest.TestCase):
                     self.assertIn("steps_mean", fa[f"counterfactuals/{key}"].attrs["features"].decode()
                                   if isinstance(fa[f"counterfactuals/{key}"].attrs["features"], bytes)
                                   else fa[f"counterfactuals/{key}"].attrs["features"])
+            self.check_compare_results(d, reference, results)
             self.check_explain_reads_sweep_model(d, reference, clf_rows=table(reference, "metrics/clf"))
             clf = table(results, "metrics/clf")
             kinds = sorted(set(strs(clf["kind"])))
@@ -336,6 +339,38 @@ class StudyResumeTest(unittest.TestCase):
             aug = clf[clf["kind"] == b"augment"]
             self.assertTrue(np.all(aug["n_added"] > 0))
             self.assertTrue(np.all(aug["n_added"] <= aug["n_wanted"]))
+
+    def check_compare_results(self, d, reference, results):
+        """scripts/compare-results (the refactor proof) passes two equal files and fails on one changed value."""
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "compare-results")
+
+        def compare(a, b):
+            p = subprocess.run([sys.executable, script, a, b], capture_output=True, text=True, timeout=120)
+            return p.returncode, p.stdout + p.stderr
+
+        rc, out = compare(reference, results)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("identical", out)
+        changed = os.path.join(d, "changed.h5")
+        shutil.copy(results, changed)
+        with h5py.File(changed, "r+") as f:
+            rows = f["metrics/cf"][()]
+            i = int(np.flatnonzero(np.isfinite(rows["distance"]))[0])
+            rows["distance"][i] = np.nextafter(rows["distance"][i], np.inf)  # one ulp
+            f["metrics/cf"][...] = rows
+        rc, out = compare(reference, changed)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("metrics/cf: only after", out)
+        shutil.copy(results, changed)
+        with h5py.File(changed, "r+") as f:
+            key = sorted(f["counterfactuals"])[0]
+            ds = f[f"counterfactuals/{key}/factual"]
+            values = ds[()]
+            values.flat[0] += 1.0
+            ds[...] = values
+        rc, out = compare(reference, changed)
+        self.assertEqual(rc, 1, out)
+        self.assertIn(f"/counterfactuals/{key}/factual: 1 values differ", out)
 
     def check_explain_reads_sweep_model(self, d, results, clf_rows):
         """A classifier trained by the sweep is a complete artefact: `explain` and `evaluate-cf` find the
