@@ -291,6 +291,7 @@ int cmd_lm(const std::vector<std::string>& args) {
       {"tokenize", {cmd_lm_tokenize, "token ids of texts (one JSON array per input)"}},
       {"init-tiny", {lm_init_tiny, "write a random tiny Llama/Mistral checkpoint (HF layout)"}},
       {"init-adapter", {cmd_lm_init_adapter, "write a new LoRA adapter for a model (PEFT layout)"}},
+      {"finetune", {cmd_lm_finetune, "train a LoRA adapter on JSONL (resumable; PEFT layout)"}},
       {"logits", {lm_logits, "last-layer logits [T, V] of a text to HDF5 (dataset logits) or NumPy (.npy)"}},
       {"generate", {lm_generate, "generate text (batched; greedy, temperature, top-k, top-p)"}},
       {"bench", {cmd_lm_bench, "prefill/decode tokens/s at real model shapes with random weights"}},

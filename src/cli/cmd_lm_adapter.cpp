@@ -17,10 +17,12 @@ namespace sensecf::cli {
 
 int cmd_lm_init_adapter(const std::vector<std::string>& args) {
   LogOptions log;
-  std::string model, out, init = "random";
+  // Defaults: the paper's Table I (r 16, alpha 32, dropout 0.03) and PEFT's
+  // init (B = 0) and default targets for Llama/Mistral (q_proj, v_proj).
+  std::string model, out, init = "zero";
   std::vector<std::string> targets = {"q_proj", "v_proj"};
-  long r = 8;
-  double alpha = 16, dropout = 0;
+  long r = 16;
+  double alpha = 32, dropout = 0.03;
   bool rslora = false;
   unsigned long seed = 1;
   Options options("lm init-adapter",

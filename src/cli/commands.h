@@ -19,7 +19,7 @@ struct Command {
   const char* summary;
 };
 inline constexpr const char* kLmSummary =
-    "LLM tools: tokenize, init-tiny, init-adapter, convert, logits, generate, bench (`sensecf lm --help`)";
+    "LLM tools: tokenize, init-tiny, init-adapter, finetune, convert, logits, generate, bench (`sensecf lm --help`)";
 
 // The build's command set (command_set.cpp: all of them, under MPI;
 // command_set_llm.cpp: `lm` alone, no MPI) and its error handling.
@@ -51,5 +51,6 @@ int cmd_lm_tokenize(const std::vector<std::string>& args);  // cmd_lm_tokenize.c
 int cmd_lm_bench(const std::vector<std::string>& args);     // cmd_lm_bench.cpp
 int cmd_lm_convert(const std::vector<std::string>& args);   // cmd_lm_convert.cpp
 int cmd_lm_init_adapter(const std::vector<std::string>& args);  // cmd_lm_adapter.cpp
+int cmd_lm_finetune(const std::vector<std::string>& args);      // cmd_lm_finetune.cpp
 
 }  // namespace sensecf::cli

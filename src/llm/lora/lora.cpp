@@ -33,7 +33,9 @@ torch::Tensor LoraLinear::forward(const torch::Tensor& x) const {
   auto y = torch::matmul(x, weight.t());  // [..., out]
   if (!has_adapter()) return y;
   // PEFT: result + lora_B(lora_A(x.to(A.dtype))) * scaling, then back to result's dtype.
-  const auto xa = torch::matmul(x.to(lora_A.scalar_type()), lora_A.t());  // [..., r]
+  auto x_lora = x.to(lora_A.scalar_type());
+  if (dropout > 0) x_lora = torch::dropout(x_lora, dropout, /*train=*/true);
+  const auto xa = torch::matmul(x_lora, lora_A.t());  // [..., r]
   return (y + torch::matmul(xa, lora_B.t()) * scaling).to(y.scalar_type());
 }
 

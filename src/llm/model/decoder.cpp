@@ -254,6 +254,11 @@ void Decoder::set_lora_trainable(bool trainable) {
   for (auto& [name, tensor] : lora_parameters()) tensor.requires_grad_(trainable);
 }
 
+void Decoder::set_lora_dropout(double p) {
+  if (!(p >= 0 && p < 1)) throw UsageError(fmt::format("lora dropout must be in [0, 1), got {}", p));
+  for (const auto& m : adapter_modules_) projection(m).dropout = p;
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> Decoder::base_weights() const {
   std::vector<std::pair<std::string, torch::Tensor>> out = {{"model.embed_tokens.weight", embed_}};
   for (std::size_t i = 0; i < layers_.size(); ++i) {

@@ -35,6 +35,10 @@ struct LoraLinear {
   at::Tensor lora_A;  // A [r, in], fp32; undefined: no adapter
   at::Tensor lora_B;  // B [out, r], fp32
   double scaling = 0;
+  // PEFT's lora_dropout on the LoRA branch's input while training (the base
+  // path never sees it); 0 at inference. Draws from LibTorch's default
+  // generator of x's device.
+  double dropout = 0;
 
   bool has_adapter() const { return lora_A.defined(); }
   // x: [..., in] -> [..., out], in x's dtype.

@@ -85,6 +85,10 @@ class Decoder final : public CausalLM {
   std::vector<std::pair<std::string, at::Tensor>> lora_parameters() const;
   // Makes every A and B require grad (or not). Throws without an unmerged adapter.
   void set_lora_trainable(bool trainable = true);
+  // Dropout probability on the input of every LoRA branch (PEFT's
+  // lora_dropout): the trainer sets it for training steps and 0 for evaluation.
+  // Throws for p outside [0, 1).
+  void set_lora_dropout(double p);
   // The base weights by HF name, in forward order (lm_head.weight unless tied):
   // frozen, they never require grad.
   std::vector<std::pair<std::string, at::Tensor>> base_weights() const;
