@@ -2,7 +2,8 @@
 // checkpoint on a JSONL file (llm/train/trainer.h). SIGTERM, SIGINT and
 // SIGUSR1 (what Slurm sends before a time limit) end the run after the current
 // optimiser step with a checkpoint and exit code 75; the same command then
-// continues from it.
+// continues from it. Under mpirun with k ranks it trains data-parallel (the
+// step's micro-batches dealt to the ranks, gradients summed over MPI).
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -41,8 +42,9 @@ int cmd_lm_finetune(const std::vector<std::string>& args) {
   if (!parse_and_start(options, log, args)) return 0;
 
   for (int sig : {SIGTERM, SIGINT, SIGUSR1}) std::signal(sig, on_finetune_stop_signal);
-  const auto result = llm::finetune(f, [] { return g_stop_signal.load() != 0; });
-  if (json) {
+  const auto comm = job_communicator();
+  const auto result = llm::finetune(f, [] { return g_stop_signal.load() != 0; }, comm.get());
+  if (json && comm->rank() == 0) {
     nlohmann::json j = {{"steps", result.steps},           {"total_steps", result.total_steps},
                         {"resumed_from", result.resumed_from}, {"interrupted", result.interrupted},
                         {"n_train", result.n_train},       {"n_eval", result.n_eval},

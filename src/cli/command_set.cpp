@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "sensecf/core/provenance.h"
+#include "sensecf/dist/mpi_communicator.h"
 #include "sensecf/dist/mpi_env.h"
 
 namespace sensecf::cli {
@@ -27,6 +28,11 @@ const std::map<std::string, Command>& commands() {
 }
 
 void register_runtime_versions() { add_runtime_version(dist::mpi_library_version()); }
+
+std::unique_ptr<Communicator> job_communicator() {
+  if (launcher_rank_and_size().second > 1) return dist::world_communicator();
+  return std::make_unique<SingleProcess>();
+}
 
 namespace {
 // MPI is initialised and not yet finalised.

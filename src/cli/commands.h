@@ -7,6 +7,10 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+#include <utility>
+
+#include "sensecf/core/communicator.h"
 #include "sensecf/core/log.h"
 #include "sensecf/core/options.h"
 #include "sensecf/llm/model/options.h"
@@ -28,6 +32,13 @@ const std::map<std::string, Command>& commands();
 void register_runtime_versions();
 // This process's MPI rank while MPI is up, else 0 (for error messages).
 int error_rank();
+// The rank and size the launcher gave this process, read from its environment
+// before MPI is initialised (Open MPI, PMIx/PMI, Slurm); 0 and 1 when none did.
+std::pair<int, int> launcher_rank_and_size();
+// The ranks a data-parallel command (lm finetune) runs on: MPI's world when a
+// launcher started more than one rank (command_set.cpp), else one process.
+// The LLM-only build has no MPI and refuses more than one rank.
+std::unique_ptr<Communicator> job_communicator();
 // After an error: ends MPI cleanly (every_rank) or aborts the job; returns exit_code.
 int end_after_error(int exit_code, bool every_rank);
 

@@ -14,9 +14,6 @@ void declare_common_options(Options& options, LogOptions& log) {
   options.add("log.all_ranks", &log.all_ranks, "log at full level on every MPI rank, not only rank 0").not_hashed();
 }
 
-namespace {
-// The rank and size the launcher gave this process, read from its environment
-// before MPI is initialised (Open MPI, PMIx/PMI, Slurm); 0 and 1 when none did.
 std::pair<int, int> launcher_rank_and_size() {
   const std::pair<const char*, const char*> vars[] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
                                                       {"PMIX_RANK", "PMIX_SIZE"},
@@ -29,7 +26,6 @@ std::pair<int, int> launcher_rank_and_size() {
   }
   return {0, 1};
 }
-}  // namespace
 
 bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::string>& args) {
   if (!options.parse(args)) return false;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "sensecf/core/communicator.h"
 #include "sensecf/core/error.h"
 #include "sensecf/core/options.h"
 #include "sensecf/core/random.h"
@@ -120,6 +121,11 @@ Batch make_batch(const std::vector<TrainExample>& examples, const std::vector<st
   return b;
 }
 
+// The loss terms of one example: its completion tokens after the first token.
+std::int64_t loss_token_count(const TrainExample& e) {
+  return static_cast<std::int64_t>(e.ids.size()) - static_cast<std::int64_t>(std::max<std::size_t>(e.prompt_len, 1));
+}
+
 // Sum of the next-token cross-entropy over the batch's completion tokens
 // (only those positions' logits go through log-softmax).
 torch::Tensor completion_loss_sum(const Decoder& model, const Batch& b) {
@@ -207,39 +213,6 @@ nlohmann::json run_identity(const FinetuneOptions& o) {
           {"seed", o.seed}};
 }
 
-std::string to_hex(const torch::Tensor& bytes) {
-  const auto t = bytes.contiguous();
-  const auto* p = t.data_ptr<std::uint8_t>();
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(static_cast<std::size_t>(t.numel()) * 2);
-  for (std::int64_t i = 0; i < t.numel(); ++i) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 15]);
-  }
-  return out;
-}
-
-torch::Tensor from_hex(const std::string& hex) {
-  auto t = torch::empty({static_cast<std::int64_t>(hex.size() / 2)}, torch::kUInt8);
-  auto* p = t.data_ptr<std::uint8_t>();
-  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) p[i / 2] = static_cast<std::uint8_t>(nibble(hex[i]) * 16 + nibble(hex[i + 1]));
-  return t;
-}
-
-torch::Tensor cpu_generator_state() {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state();
-}
-
-void set_cpu_generator_state(const torch::Tensor& state) {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
-}
-
 nlohmann::json point_json(const TrainPoint& p) {
   return {{"step", p.step}, {"epoch", p.epoch}, {"loss", p.loss},
           {"eval_loss", std::isfinite(p.eval_loss) ? nlohmann::json(p.eval_loss) : nlohmann::json()},
@@ -293,7 +266,8 @@ struct Position {
 
 class Run {
  public:
-  Run(const FinetuneOptions& o, const std::function<bool()>& stop) : o_(o), stop_(stop) {}
+  Run(const FinetuneOptions& o, const std::function<bool()>& stop, Communicator& comm)
+      : o_(o), stop_(stop), comm_(comm), lead_(comm.rank() == 0) {}
 
   FinetuneResult go() {
     load();
@@ -302,7 +276,6 @@ class Run {
       restore(checkpoint);
     } else {
       model_->attach(init_lora_adapter(config_, model_->config(), LoraInit::kZero, o_.seed));
-      torch::manual_seed(derive_seed(o_.seed, "finetune/dropout"));
     }
     model_->set_lora_trainable(true);
     for (auto& [name, t] : model_->lora_parameters()) params_.push_back(t);
@@ -344,7 +317,7 @@ class Run {
     }
     result_.n_train = train_.size();
     result_.n_eval = eval_.size();
-    if (result_.n_truncated > 0)
+    if (result_.n_truncated > 0 && lead_)
       spdlog::warn("finetune: {} completions were cut at max_length {}", result_.n_truncated, o_.max_length);
 
     config_.r = o_.r;
@@ -358,10 +331,12 @@ class Run {
     warmup_ = static_cast<std::int64_t>(std::ceil(o_.warmup_ratio * static_cast<double>(total_)));
     schedule_ = parse_lr_schedule(o_.schedule);
     result_.total_steps = total_;
-    spdlog::info("finetune: {} training and {} evaluation examples, {} steps of {} x {} examples, LoRA r {} alpha {} "
-                 "dropout {} on {}",
-                 train_.size(), eval_.size(), total_, o_.batch_size, o_.grad_accum, o_.r, o_.alpha, o_.dropout,
-                 join(o_.targets, ","));
+    if (lead_) {
+      spdlog::info("finetune: {} training and {} evaluation examples, {} steps of {} x {} examples, LoRA r {} alpha "
+                   "{} dropout {} on {}; {}",
+                   train_.size(), eval_.size(), total_, o_.batch_size, o_.grad_accum, o_.r, o_.alpha, o_.dropout,
+                   join(o_.targets, ","), comm_.describe());
+    }
   }
 
   void restore(const std::string& dir) {
@@ -395,17 +370,17 @@ class Run {
       pos_.next_batch = state.at("next_batch").get<std::size_t>();
       pos_.tokens = state.at("tokens").get<std::int64_t>();
       pos_.seconds = state.at("seconds").get<double>();
-      set_cpu_generator_state(from_hex(state.at("cpu_rng").get<std::string>()));
       for (const auto& p : state.at("curve")) result_.curve.push_back(point_from_json(p));
     } catch (const std::out_of_range& e) {
       throw Error(fmt::format("checkpoint '{}' is incomplete: {}", dir, e.what()), "delete it to start over");
     } catch (const nlohmann::json::exception& e) {
       throw Error(fmt::format("checkpoint '{}' is incomplete: {}", dir, e.what()), "delete it to start over");
     }
-    spdlog::info("finetune: resuming from '{}' at step {}/{}", dir, pos_.step, total_);
+    if (lead_) spdlog::info("finetune: resuming from '{}' at step {}/{}", dir, pos_.step, total_);
   }
 
   void save_checkpoint(const std::string& dir) {
+    if (!lead_) return;
     const std::string tmp = dir + ".tmp", old = dir + ".old";
     fs::remove_all(tmp);
     save_lora_adapter(tmp, current_adapter(*model_, config_));
@@ -421,7 +396,7 @@ class Run {
     const nlohmann::json state = {{"identity", run_identity(o_)}, {"step", pos_.step},   {"total_steps", total_},
                                   {"epoch", pos_.epoch},          {"next_batch", pos_.next_batch},
                                   {"tokens", pos_.tokens},        {"seconds", pos_.seconds},
-                                  {"cpu_rng", to_hex(cpu_generator_state())}, {"curve", curve}};
+                                  {"curve", curve}};
     {
       std::ofstream out(tmp + "/trainer_state.json");
       out << state.dump(1) << "\n";
@@ -459,20 +434,30 @@ class Run {
       while (pos_.next_batch < batches.size() && pos_.step < total_) {
         const auto start = Clock::now();
         const std::size_t end = std::min(batches.size(), pos_.next_batch + static_cast<std::size_t>(o_.grad_accum));
-        std::vector<Batch> micro;
+        // Every rank knows the whole step (the data order is the seed's): the
+        // token counts are global, the micro-batches are dealt round robin.
         std::int64_t loss_tokens = 0, tokens = 0;
+        std::vector<Batch> micro;
         for (std::size_t i = pos_.next_batch; i < end; ++i) {
-          micro.push_back(make_batch(train_, batches[i], model_->device()));
-          loss_tokens += micro.back().n_loss_tokens;
-          tokens += micro.back().n_tokens;
+          for (auto e : batches[i]) {
+            loss_tokens += loss_token_count(train_[e]);
+            tokens += static_cast<std::int64_t>(train_[e].ids.size());
+          }
+          if (static_cast<int>((i - pos_.next_batch) % static_cast<std::size_t>(comm_.size())) == comm_.rank())
+            micro.push_back(make_batch(train_, batches[i], model_->device()));
         }
         model_->set_lora_dropout(o_.dropout);
+        torch::manual_seed(derive_seed(o_.seed, fmt::format("finetune/dropout/{}/{}", pos_.step, comm_.rank())));
         double loss_sum = 0;
         for (const auto& b : micro) {
           if (b.n_loss_tokens == 0) continue;
           const auto loss = completion_loss_sum(*model_, b);
           loss_sum += loss.item<double>();
           (loss / static_cast<double>(loss_tokens)).backward();
+        }
+        if (comm_.size() > 1) {
+          reduce_gradients();
+          comm_.all_reduce_sum(&loss_sum, 1);
         }
         const double loss = loss_sum / static_cast<double>(std::max<std::int64_t>(1, loss_tokens));
         const double norm = o_.max_grad_norm > 0 ? clip_grad_norm(params_, o_.max_grad_norm) : 0.0;
@@ -505,8 +490,8 @@ class Run {
         const bool last = pos_.step == total_;
         if ((o_.eval_every > 0 && pos_.step % o_.eval_every == 0) || last) p.eval_loss = evaluate();
         result_.curve.push_back(p);
-        if (pos_.step == 1 || last || (o_.log_every > 0 && pos_.step % o_.log_every == 0) ||
-            std::isfinite(p.eval_loss)) {
+        if (lead_ && (pos_.step == 1 || last || (o_.log_every > 0 && pos_.step % o_.log_every == 0) ||
+                      std::isfinite(p.eval_loss))) {
           const double rate = session_seconds > 0 ? static_cast<double>(session_tokens) / session_seconds : 0;
           const double eta = static_cast<double>(total_ - pos_.step) * session_seconds /
                              static_cast<double>(pos_.step - result_.resumed_from);
@@ -517,11 +502,13 @@ class Run {
                        duration(eta), peak_rss_mib());
         }
         if (o_.save_every > 0 && pos_.step % o_.save_every == 0 && !last) save_checkpoint(checkpoint);
-        if (!last && stop_ && stop_()) {
+        if (!last && comm_.any(stop_ && stop_())) {
           save_checkpoint(checkpoint);
           result_.interrupted = true;
           finish(session_tokens, session_seconds);
-          spdlog::warn("finetune: stopped at step {}/{}; run the same command again to continue", pos_.step, total_);
+          if (lead_) {
+            spdlog::warn("finetune: stopped at step {}/{}; run the same command again to continue", pos_.step, total_);
+          }
           return;
         }
       }
@@ -531,22 +518,44 @@ class Run {
       }
     }
     save_checkpoint(checkpoint);
-    save_lora_adapter(o_.out_dir, current_adapter(*model_, config_),
-                      {{"sensecf_steps", std::to_string(pos_.step)}});
+    if (lead_) {
+      save_lora_adapter(o_.out_dir, current_adapter(*model_, config_), {{"sensecf_steps", std::to_string(pos_.step)}});
+    }
     finish(session_tokens, session_seconds);
     const auto& last = result_.curve.empty() ? TrainPoint{} : result_.curve.back();
-    spdlog::info("finetune: done, {} steps; last loss {:.4f}, eval loss {:.4f}; adapter in '{}'", pos_.step,
+    if (lead_) spdlog::info("finetune: done, {} steps; last loss {:.4f}, eval loss {:.4f}; adapter in '{}'", pos_.step,
                  last.loss, last.eval_loss, o_.out_dir);
+  }
+
+  // Sums every LoRA gradient across the ranks (a rank without a micro-batch
+  // in this step contributes zeros). One flat fp32 host buffer per step.
+  void reduce_gradients() {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> grads;
+    for (auto& p : params_) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad().reshape({-1}));
+    }
+    auto flat = torch::cat(grads).to(torch::kCPU, torch::kFloat32).contiguous();
+    comm_.all_reduce_sum(flat.data_ptr<float>(), static_cast<std::size_t>(flat.numel()));
+    std::int64_t offset = 0;
+    for (auto& p : params_) {
+      const auto n = p.numel();
+      p.grad().copy_(flat.narrow(0, offset, n).view(p.sizes()));
+      offset += n;
+    }
   }
 
   void finish(std::int64_t session_tokens, double session_seconds) {
     result_.steps = pos_.step;
     result_.tokens_per_second = session_seconds > 0 ? static_cast<double>(session_tokens) / session_seconds : 0;
-    write_curve((fs::path(o_.out_dir) / "train_curve.csv").string(), result_.curve);
+    if (lead_) write_curve((fs::path(o_.out_dir) / "train_curve.csv").string(), result_.curve);
   }
 
   const FinetuneOptions& o_;
   std::function<bool()> stop_;
+  Communicator& comm_;
+  bool lead_;  // rank 0: logs progress, writes checkpoints, the curve and the adapter
   std::unique_ptr<Decoder> model_;
   std::vector<TrainExample> train_, eval_;
   LoraConfig config_;
@@ -561,14 +570,16 @@ class Run {
 
 }  // namespace
 
-FinetuneResult finetune(const FinetuneOptions& options, const std::function<bool()>& stop_requested) {
+FinetuneResult finetune(const FinetuneOptions& options, const std::function<bool()>& stop_requested,
+                        Communicator* comm) {
   if (options.model_dir.empty()) throw UsageError("no model given", "pass --model DIR (a Hugging Face model directory)");
   if (options.data_path.empty()) throw UsageError("no training data given", "pass --data FILE.jsonl");
   if (options.out_dir.empty()) throw UsageError("no output directory given", "pass --out DIR");
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
   if (ec) throw Error("cannot create '" + options.out_dir + "': " + ec.message());
-  Run run(options, stop_requested);
+  SingleProcess single;
+  Run run(options, stop_requested, comm ? *comm : single);
   return run.go();
 }
 

@@ -16,10 +16,11 @@
 // within windows of 16 batches (less padding), left-padded.
 //
 // Exact resume: OUT/checkpoint holds the adapter (PEFT layout), the AdamW
-// moments, the step, the data position, LibTorch's CPU generator (LoRA
-// dropout) and the curve so far; a run started again with the same options
-// continues from it, and on the CPU N steps equal N/2 steps + resume to the
-// last bit. A run whose options differ from the checkpoint's is refused.
+// moments, the step, the data position and the curve so far; LoRA dropout is
+// seeded from (seed, step, rank) at every step. A run started again with the
+// same options continues from the checkpoint, and on the CPU N steps equal
+// N/2 steps + resume to the last bit. A run whose options differ from the
+// checkpoint's is refused.
 //
 // Outputs in OUT: adapter_config.json + adapter_model.safetensors (the trained
 // adapter, as PEFT saves it), train_curve.csv (step, epoch, loss, eval_loss,
@@ -35,6 +36,7 @@
 #include "sensecf/llm/model/options.h"
 
 namespace sensecf {
+class Communicator;
 class Options;
 }
 
@@ -100,9 +102,17 @@ struct FinetuneResult {
 };
 
 // Runs (or resumes) the fine-tuning. `stop_requested` is polled after every
-// optimiser step: when it returns true a checkpoint is written and the run
-// returns with interrupted = true. Throws sensecf::Error for bad input and
-// for a divergence (a non-finite loss or gradient, naming the step).
-FinetuneResult finetune(const FinetuneOptions& options, const std::function<bool()>& stop_requested = {});
+// optimiser step: when it returns true (on any rank) a checkpoint is written
+// and the run returns with interrupted = true. Throws sensecf::Error for bad
+// input and for a divergence (a non-finite loss or gradient, naming the step).
+//
+// Data parallel: with a communicator of k ranks, every rank runs this with
+// the same options; the micro-batches of each optimiser step are dealt round
+// robin to the ranks, the LoRA gradients summed across ranks before clipping
+// and the update, so k ranks compute the step one rank computes (to float
+// rounding; with dropout 0, as each rank draws its own dropout masks). Rank 0
+// writes the checkpoint, the curve and the adapter.
+FinetuneResult finetune(const FinetuneOptions& options, const std::function<bool()>& stop_requested = {},
+                        Communicator* comm = nullptr);
 
 }  // namespace sensecf::llm
