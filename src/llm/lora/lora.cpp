@@ -30,7 +30,7 @@ std::string shown_problems(const std::vector<std::string>& problems) {
 }  // namespace
 
 torch::Tensor LoraLinear::forward(const torch::Tensor& x) const {
-  auto y = torch::matmul(x, weight.t());  // [..., out]
+  auto y = nf4 ? nf4_linear(x, *nf4) : torch::matmul(x, weight.t());  // [..., out]
   if (!has_adapter()) return y;
   // PEFT: result + lora_B(lora_A(x.to(A.dtype))) * scaling, then back to result's dtype.
   auto x_lora = x.to(lora_A.scalar_type());
@@ -41,6 +41,10 @@ torch::Tensor LoraLinear::forward(const torch::Tensor& x) const {
 
 void LoraLinear::merge() {
   if (!has_adapter()) return;
+  if (nf4) {
+    throw UsageError("an adapter cannot be merged into NF4 weights",
+                     "load the model without --quant to merge, or keep the adapter unmerged");
+  }
   const auto type = at::promote_types(weight.scalar_type(), torch::kFloat32);  // fp32; fp64 for a float64 model
   const auto delta = torch::matmul(lora_B.to(type), lora_A.to(type)) * scaling;  // [out, in]
   weight = (weight.to(type) + delta).to(weight.scalar_type()).contiguous();

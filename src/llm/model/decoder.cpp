@@ -7,6 +7,7 @@
 #include "sensecf/llm/model/decoder.h"
 
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -155,6 +156,7 @@ Decoder::Decoder(ModelConfig config, const WeightMap& weights, const ModelOption
   }
   norm_ = take("model.norm.weight");
   lm_head_ = config_.tie_word_embeddings ? embed_ : take("lm_head.weight");
+  if (options.quant != "none") quantize_projections(options.quant);
   const auto inv = rope_inv_freq(config_);
   inv_freq_ = torch::tensor(inv, torch::kFloat32).to(device_);
 }
@@ -254,6 +256,27 @@ void Decoder::set_lora_trainable(bool trainable) {
   for (auto& [name, tensor] : lora_parameters()) tensor.requires_grad_(trainable);
 }
 
+void Decoder::quantize_projections(const std::string& quant) {
+  if (quant != "nf4" && quant != "nf4-dq")
+    throw UsageError("unknown quantisation '" + quant + "'", "use none, nf4 or nf4-dq");
+  std::size_t dense = 0, packed = 0;
+  for (auto& layer : layers_) {
+    for (LoraLinear* linear : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down}) {
+      dense += static_cast<std::size_t>(linear->weight.nbytes());
+      auto w = std::make_shared<Nf4Weight>(quantize_nf4(linear->weight, 64, quant == "nf4-dq"));
+      packed += w->bytes();
+      linear->nf4 = std::move(w);
+      linear->weight = torch::Tensor();  // the dense copy goes
+    }
+  }
+  quant_ = quant;
+  const double layers = static_cast<double>(std::max<std::size_t>(1, layers_.size()));
+  spdlog::info("{}: projection weights {:.2f} MiB -> {:.2f} MiB per layer ({:.3f} bits per weight)", quant,
+               static_cast<double>(dense) / layers / 1048576.0, static_cast<double>(packed) / layers / 1048576.0,
+               8.0 * static_cast<double>(packed) /
+                   (static_cast<double>(dense) / static_cast<double>(c10::elementSize(dtype_))));
+}
+
 void Decoder::set_lora_dropout(double p) {
   if (!(p >= 0 && p < 1)) throw UsageError(fmt::format("lora dropout must be in [0, 1), got {}", p));
   for (const auto& m : adapter_modules_) projection(m).dropout = p;
@@ -276,6 +299,8 @@ std::vector<std::pair<std::string, torch::Tensor>> Decoder::base_weights() const
   }
   out.emplace_back("model.norm.weight", norm_);
   if (!config_.tie_word_embeddings) out.emplace_back("lm_head.weight", lm_head_);
+  // NF4 projections hold no dense tensor: they are not listed.
+  out.erase(std::remove_if(out.begin(), out.end(), [](const auto& e) { return !e.second.defined(); }), out.end());
   return out;
 }
 

@@ -16,6 +16,10 @@ void declare_options(Options& o, ModelOptions& model) {
   o.add("lm.cuda_graph", &model.cuda_graph,
         "decode steps as one replayed CUDA graph: auto (on for cuda devices), on, off", "cuda-graph")
       .choices({"auto", "on", "off"});
+  o.add("lm.quant", &model.quant,
+        "frozen projection weights: none, nf4 (4-bit NormalFloat, blocks of 64), nf4-dq (+ 8-bit block scales)",
+        "quant")
+      .choices({"none", "nf4", "nf4-dq"});
 }
 
 void declare_adapter_options(Options& o, ModelOptions& model) {

@@ -193,6 +193,7 @@ nlohmann::json run_identity(const FinetuneOptions& o) {
           {"data", file_fingerprint(o.data_path)},
           {"eval_data", file_fingerprint(o.eval_path)},
           {"dtype", o.model.dtype},
+          {"quant", o.model.quant},
           {"max_length", o.max_length},
           {"eval_fraction", o.eval_fraction},
           {"r", o.r},

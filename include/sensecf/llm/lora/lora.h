@@ -20,18 +20,21 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "sensecf/llm/lora/adapter.h"
 #include "sensecf/llm/io/config.h"
+#include "sensecf/llm/model/nf4.h"
 
 namespace sensecf::llm {
 
 // y = x W^T (+ scaling (x A^T) B^T when an adapter is attached).
 struct LoraLinear {
-  at::Tensor weight;  // W [out, in], model dtype
+  at::Tensor weight;  // W [out, in], model dtype; undefined when nf4 holds it
+  std::shared_ptr<const Nf4Weight> nf4;  // QLoRA: W as NF4 (model/nf4.h), dequantised on the fly
   at::Tensor lora_A;  // A [r, in], fp32; undefined: no adapter
   at::Tensor lora_B;  // B [out, r], fp32
   double scaling = 0;
@@ -44,7 +47,7 @@ struct LoraLinear {
   // x: [..., in] -> [..., out], in x's dtype.
   at::Tensor forward(const at::Tensor& x) const;
   // Folds the adapter into W (W + scaling B A in fp32, cast to W's dtype) and
-  // detaches it; no-op without an adapter.
+  // detaches it; no-op without an adapter. Refused for NF4 weights.
   void merge();
 };
 

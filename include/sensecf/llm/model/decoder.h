@@ -90,7 +90,7 @@ class Decoder final : public CausalLM {
   // Throws for p outside [0, 1).
   void set_lora_dropout(double p);
   // The base weights by HF name, in forward order (lm_head.weight unless tied):
-  // frozen, they never require grad.
+  // frozen, they never require grad. NF4 projections are not listed.
   std::vector<std::pair<std::string, at::Tensor>> base_weights() const;
 
   // Logits [B, T, V] of whole sequences: ids [B, T] (integer), mask [B, T]
@@ -124,6 +124,8 @@ class Decoder final : public CausalLM {
                     const KvStore& store) const;
   at::Tensor head(const at::Tensor& h) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  // Replaces the dense projection weights by NF4 (ModelOptions::quant).
+  void quantize_projections(const std::string& quant);
   LoraLinear& projection(const LoraModule& m);
   const LoraLinear& projection(const LoraModule& m) const;
 
@@ -136,6 +138,7 @@ class Decoder final : public CausalLM {
   std::vector<Layer> layers_;
   std::vector<LoraModule> adapter_modules_;
   bool adapter_merged_ = false;
+  std::string quant_ = "none";
   // May generate replay its decode steps as a CUDA graph? If not, why.
   bool graph_on_ = false;
   std::string graph_off_reason_;

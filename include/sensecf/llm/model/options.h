@@ -31,9 +31,13 @@ struct ModelOptions {
   // CUDA devices when the build has a CUDA LibTorch) | on (UsageError on a CPU
   // device or a build without CUDA LibTorch) | off. The prefill stays eager.
   std::string cuda_graph = "auto";
+  // The frozen projection weights (q/k/v/o, gate/up/down) as NF4 (model/nf4.h):
+  // none | nf4 | nf4-dq (double quantisation of the block scales, QLoRA's
+  // recipe). Embeddings, norms and lm_head stay in dtype.
+  std::string quant = "none";
 };
 
-// lm.device, lm.dtype, lm.attention, lm.cuda_graph: how a model runs (also for
+// lm.device, lm.dtype, lm.attention, lm.cuda_graph, lm.quant: how a model runs (also for
 // models made with random weights, which take no adapter).
 void declare_options(Options& options, ModelOptions& model);
 // lm.adapter, lm.merge_adapter (Decoder::load refuses merge_adapter without an
