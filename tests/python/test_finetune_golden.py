@@ -11,7 +11,8 @@ dropout 0, one optimiser step = every example: batch 3 x gradient accumulation
 2 over 6 examples, so the data order does not matter) for 3 steps in float32.
 
 Checked: the loss of each step (the first is the base model's: B = 0 makes a
-fresh adapter a no-op) to 1e-5 relative, and the trained A and B.
+fresh adapter a no-op) to 1e-5 relative, the trained A and B, and that the
+saved adapter read back by `lm logits --adapter` gives the reference logits.
 
 The initial A (kaiming-uniform from sensecf's seed) is read from a 1-step run:
 with B = 0, A has a zero gradient in step 1, so AdamW leaves it unchanged.
@@ -187,6 +188,20 @@ def main():
         print(f"trained A/B: largest difference {worst:.2e} x lr")
         if worst > 1e-3:
             failures.append(f"trained adapter differs by {worst:.2e} x lr (> 1e-3)")
+        # The saved adapter, read back by `lm logits --adapter`, gives what this file's model computes with the
+        # A and B of that file: the trained adapter is a PEFT adapter like any other.
+        saved = {m: (torch.from_numpy(trained[peft_name(m, "A")]), torch.from_numpy(trained[peft_name(m, "B")]))
+                 for m in lora}
+        ids = examples[0][0] + examples[0][1]
+        out = os.path.join(d, "logits.npy")
+        run("lm", "logits", "--model", model, "--adapter", os.path.join(d, "three-steps"),
+            "--ids", ",".join(map(str, ids)), "--out", out)
+        with torch.no_grad():
+            want = forward(cfg, w, ids, saved).numpy()
+        diff = np.abs(np.load(out) - want).max()
+        print(f"trained adapter read back: max |lm logits - reference| = {diff:.2e}")
+        if not diff <= 1e-4:
+            failures.append(f"lm logits with the trained adapter differ from the reference by {diff:.2e}")
         if not losses[-1] < losses[0]:
             failures.append(f"the loss did not fall: {losses}")
         if failures:

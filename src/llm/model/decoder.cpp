@@ -351,6 +351,21 @@ torch::Tensor Decoder::ids_tensor(const std::vector<std::vector<int>>& rows) con
 // and extends the cache.
 torch::Tensor Decoder::forward(const torch::Tensor& ids, const torch::Tensor& new_mask, KvCache& cache,
                                bool last_only) const {
+  auto h = hidden(ids, new_mask, cache);
+  if (last_only) h = h.narrow(1, h.size(1) - 1, 1);
+  return head(h);
+}
+
+torch::Tensor Decoder::forward_at(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& rows,
+                                  const torch::Tensor& cols) const {
+  KvCache cache = empty_cache(ids.size(0));
+  const auto h = hidden(ids.to(device_, torch::kInt64), mask, cache);  // [B, T, H]
+  return head(h.index({rows.to(device_, torch::kInt64), cols.to(device_, torch::kInt64)}));  // [K, V]
+}
+
+// The last layer's hidden states [B, T, H] (before the final norm) of new
+// tokens; extends the cache.
+torch::Tensor Decoder::hidden(const torch::Tensor& ids, const torch::Tensor& new_mask, KvCache& cache) const {
   const long T = ids.size(1);
   const auto mask_new = new_mask.to(device_);
   // Position ids as transformers derives them from the attention mask:
@@ -369,8 +384,7 @@ torch::Tensor Decoder::forward(const torch::Tensor& ids, const torch::Tensor& ne
                                                                const torch::Tensor& v) {
     return cache.append(l, k, v, start);  // the filled part [B, K, S, D]
   });
-  if (last_only) h = h.narrow(1, T - 1, 1);
-  return head(h);
+  return h;
 }
 
 // transformers' LlamaRMSNorm: in fp32, weight applied after casting back.

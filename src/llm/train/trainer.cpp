@@ -126,11 +126,10 @@ std::int64_t loss_token_count(const TrainExample& e) {
   return static_cast<std::int64_t>(e.ids.size()) - static_cast<std::int64_t>(std::max<std::size_t>(e.prompt_len, 1));
 }
 
-// Sum of the next-token cross-entropy over the batch's completion tokens
-// (only those positions' logits go through log-softmax).
+// Sum of the next-token cross-entropy over the batch's completion tokens:
+// only those positions go through the head and the log-softmax.
 torch::Tensor completion_loss_sum(const Decoder& model, const Batch& b) {
-  const auto logits = model.forward(b.ids, b.mask);                        // [B, T, V]
-  const auto picked = logits.index({b.rows, b.cols}).to(torch::kFloat32);  // [K, V]
+  const auto picked = model.forward_at(b.ids, b.mask, b.rows, b.cols).to(torch::kFloat32);  // [K, V]
   return torch::nn::functional::cross_entropy(
       picked, b.targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
 }

@@ -98,6 +98,12 @@ class Decoder final : public CausalLM {
   // (fp64 for a float64 model). Runs under the caller's grad mode; logits() is
   // this pass for one unpadded sequence under NoGradGuard.
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask) const;
+  // The logits [K, V] of positions (rows[k], cols[k]) of such a batch, and of
+  // those only: what a loss on completion tokens needs (the full [B, T, V]
+  // logits of a 128k vocabulary at batch 4 x 512 are 1 GB in fp32). Same grad
+  // mode and precision as forward().
+  at::Tensor forward_at(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& rows,
+                        const at::Tensor& cols) const;
 
  private:
   struct Layer {
@@ -112,6 +118,9 @@ class Decoder final : public CausalLM {
   // Incremental decoding (generate): logits [B, T, V] of new tokens ids [B, T]
   // with mask [B, T], or [B, 1, V] of the last position only; extends `cache`.
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& new_mask, KvCache& cache, bool last_only = false) const;
+  // The last layer's hidden states [B, T, H] of new tokens (before the final
+  // norm and the head); extends `cache`.
+  at::Tensor hidden(const at::Tensor& ids, const at::Tensor& new_mask, KvCache& cache) const;
   KvCache empty_cache(long batch, long reserve = 0) const;
   at::Tensor ids_tensor(const std::vector<std::vector<int>>& rows) const;
 
