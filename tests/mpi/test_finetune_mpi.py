@@ -21,6 +21,9 @@ import unittest
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mpi_jobs  # noqa: E402
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 from test_llm_reference import read_safetensors  # noqa: E402
 
@@ -51,20 +54,7 @@ def adapter(out):
 
 
 def rank_pid(rank, out):
-    needle = f"OMPI_COMM_WORLD_RANK={rank}".encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if b"finetune" in cmdline and out.encode() in cmdline and needle in env:
-            return int(pid)
-    return None
+    return mpi_jobs.rank_pid(rank, "finetune", out)
 
 
 class FinetuneMpiTest(unittest.TestCase):

@@ -17,6 +17,9 @@ import unittest
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mpi_jobs  # noqa: E402
+
 BIN = os.environ.get("SENSECF_BIN", "build/cpu-release/bin/sensecf")
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
@@ -59,20 +62,7 @@ def done_rows(path):
 
 
 def rank_pid(rank, results):
-    needle = f"OMPI_COMM_WORLD_RANK={rank}".encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if b"sweep" in cmdline and results.encode() in cmdline and needle in env:
-            return int(pid)
-    return None
+    return mpi_jobs.rank_pid(rank, "sweep", results)
 
 
 def journal_lines(results):
