@@ -278,6 +278,25 @@ CfArrays read_arrays(const H5File& file, const std::string& key) {
   return c;
 }
 
+const char* kArtifacts = "/artifacts";
+
+// /artifacts/<key>: one attribute per artefact a task names (paths under the
+// work directory, an adapter's hash, ...), as text (JSON for non-strings).
+void write_artifacts(H5File& file, const std::string& key, const nlohmann::json& artifacts) {
+  if (artifacts.empty()) return;
+  if (!file.exists(kArtifacts)) {
+    Handle group(SENSECF_H5_CHECK(H5Gcreate2(file.id(), kArtifacts, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
+                 H5Gclose);
+  }
+  const std::string base = std::string(kArtifacts) + "/" + key;
+  if (!file.exists(base)) {
+    Handle group(SENSECF_H5_CHECK(H5Gcreate2(file.id(), base.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
+                 H5Gclose);
+  }
+  for (const auto& [name, value] : artifacts.items())
+    file.set_attribute(base, name, value.is_string() ? value.get<std::string>() : value.dump());
+}
+
 const char* kProvenanceNames[] = {"sensecf_version", "git_sha", "config", "config_hash",
                                   "started",         "hosts",   "slurm_job_id"};
 
@@ -371,6 +390,7 @@ void ResultsWriter::append(const std::vector<std::pair<TaskRecord, TaskOutput>>&
     for (const auto& r : out.clf) clf.push_back(to_row(clf_fields(), r));
     for (const auto& r : out.train) train.push_back(to_row(train_fields(), r));
     for (const auto& c : out.counterfactuals) write_arrays(impl_->file, c);
+    if (task.status == "done") write_artifacts(impl_->file, task.key, out.artifacts);
   }
   if (!tasks.empty()) impl_->tasks.append(tasks);
   if (!cf.empty()) impl_->cf.append(cf);

@@ -4,6 +4,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "sensecf/core/error.h"
@@ -33,6 +34,9 @@ void declare_options(Options& options, SweepConfig& c) {
   options.add("sweep.fig1_models", &s.fig1_models, "Fig. 1 classifiers (nn, xgb, rf, svm)");
   options.add("sweep.fig1_reductions", &s.fig1_reductions,
               "Fig. 1 reductions of the training patients (empty: no Fig. 1)");
+  options.add("sweep.llm_models", &s.llm_models,
+              "LLMs to fine-tune per (seed, scenario): name=DIR or name=DIR:quant (none, nf4, nf4-dq)");
+  options.add("sweep.finetune_ranks", &s.finetune_ranks, "ranks that train one adapter together (data parallel)");
   options.add("sweep.probe_tasks", &s.probe_tasks, "probe plan: number of tasks");
   options.add("sweep.probe_ms", &s.probe_ms, "probe plan: milliseconds each task sleeps");
   options.add("sweep.probe_fail", &s.probe_fail, "probe plan: task indices that always fail");
@@ -51,6 +55,12 @@ void declare_options(Options& options, SweepConfig& c) {
   options.erase("clf.seed");
   options.erase("cf.method");
   options.erase("cf.seed");
+  llm::declare_options(options, c.finetune);
+  // Set per task: the model and its quantisation (sweep.llm_models), the data
+  // and output (the task's directory), the device (the worker's).
+  for (const char* key : {"finetune.model", "finetune.data", "finetune.eval_data", "finetune.out", "finetune.resume",
+                          "lm.device", "lm.quant", "lm.cuda_graph"})
+    options.erase(key);
   options.enable_aliases();
   options.add_check([&c] {
     const auto& sw = c.sweep;
@@ -77,6 +87,8 @@ void declare_options(Options& options, SweepConfig& c) {
       if (!(r >= 0 && r < 1)) throw UsageError(fmt::format("sweep.fig1_reductions: {} is not in [0, 1)", r));
     if (!(sw.fraction > 0 && sw.fraction < 1)) throw UsageError("sweep.fraction must be in (0, 1)");
     if (sw.seeds.empty()) throw UsageError("sweep.seeds is empty", "give at least one seed, e.g. seeds = 1");
+    for (const auto& spec : sw.llm_models) parse_llm_model(spec);
+    if (sw.finetune_ranks < 1) throw UsageError("sweep.finetune_ranks must be at least 1");
     if (sw.oversample < 1) throw UsageError("sweep.oversample must be >= 1");
     if (sw.queries < 0) throw UsageError("sweep.queries must be >= 0");
     if (sw.max_attempts < 1) throw UsageError("sweep.max_attempts must be >= 1");
@@ -154,6 +166,30 @@ std::vector<Task> build_plan(const SweepConfig& config) {
     if (config.sweep.plan == kind->plan()) kind->expand(config, plan);
   }
   return plan.take();
+}
+
+LlmModelSpec parse_llm_model(const std::string& spec) {
+  const auto eq = spec.find('=');
+  const std::string hint = "write name=DIR or name=DIR:quant, e.g. llama=/models/Llama-3.1-8B-Instruct:nf4-dq";
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+    throw UsageError("sweep.llm_models: '" + spec + "' is not name=DIR", hint);
+  LlmModelSpec m;
+  m.name = spec.substr(0, eq);
+  m.path = spec.substr(eq + 1);
+  for (const char* q : {"none", "nf4-dq", "nf4"}) {
+    const std::string suffix = std::string(":") + q;
+    if (m.path.size() > suffix.size() && m.path.compare(m.path.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      m.quant = q;
+      m.path.resize(m.path.size() - suffix.size());
+      break;
+    }
+  }
+  for (char ch : m.name) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == '_'))
+      throw UsageError("sweep.llm_models: model name '" + m.name + "' may hold letters, digits, '-', '.', '_' only",
+                       hint);
+  }
+  return m;
 }
 
 }  // namespace sensecf::sweep

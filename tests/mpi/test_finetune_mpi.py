@@ -136,5 +136,93 @@ class FinetuneMpiTest(unittest.TestCase):
                 self.assertEqual(a[key], b[key], f"step {a['step']} {key}")
 
 
+SWEEP = """[sweep]
+methods = nice
+scenarios =
+ratios = 0.5
+seeds = 1
+queries = 10
+fig1_reductions =
+llm_models = tiny={model}
+[finetune]
+max_steps = 40
+grad_accum = 1
+save_every = 5
+eval_every = 20
+[data]
+source = synth
+[synth]
+participants = 40
+"""
+
+
+def h5_finetune(results):
+    import h5py
+    with h5py.File(results, "r") as f:
+        train = f["metrics/train"][()]
+        # NaN (no evaluation at that step) as None, so that equal rows compare equal.
+        rows = sorted(tuple(None if isinstance(v, float) and v != v else v for v in r.tolist())
+                      for r in train[train["kind"] == b"finetune"])
+        tasks = f["tasks"][()]
+        key = [t["key"].decode() for t in tasks if t["kind"] == b"finetune" and t["status"] == b"done"]
+        assert len(key) == 1, key
+        attrs = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in f[f"artifacts/{key[0]}"].attrs.items()}
+    return rows, attrs
+
+
+class SweepFinetuneTest(unittest.TestCase):
+    """A sweep's finetune task, killed with -9 mid-training, resumes from its checkpoint when the sweep is rerun
+    and ends with the curve and the adapter of an uninterrupted sweep."""
+
+    def test_kill_9_during_finetune_resumes_from_the_checkpoint(self):
+        with tempfile.TemporaryDirectory() as d:
+            model = os.path.join(d, "tiny-llama")
+            subprocess.run([BIN, "lm", "init-tiny", "--family", "llama", "--out", model, "--log.level", "warn"],
+                           check=True, env=ENV)
+            config = os.path.join(d, "sweep.ini")
+            with open(config, "w") as f:
+                f.write(SWEEP.format(model=model))
+
+            def sweep(results):
+                return ["mpirun", "-np", "2", "--oversubscribe", BIN, "sweep", "--config", config, "--results",
+                        results, "--log.level", "info"]
+
+            reference = os.path.join(d, "ref.h5")
+            rc, log = run(sweep(reference))
+            self.assertEqual(rc, 0, log)
+            ref_rows, ref_attrs = h5_finetune(reference)
+            self.assertEqual(len(ref_rows), 40)
+            self.assertEqual(ref_attrs["resumed_from_step"], "0")
+
+            results = os.path.join(d, "r.h5")
+            proc = subprocess.Popen(sweep(results), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)
+            work = os.path.join(d, "r.work", "tasks")
+            start = time.time()
+            state = None
+            while state is None:
+                self.assertIsNone(proc.poll(), "the sweep ended before the fine-tune's first checkpoint")
+                self.assertLess(time.time() - start, 120)
+                if os.path.isdir(work):
+                    for key in os.listdir(work):
+                        path = os.path.join(work, key, "adapter", "checkpoint", "trainer_state.json")
+                        if os.path.exists(path):
+                            state = path
+                time.sleep(0.005)
+            pid = mpi_jobs.rank_pid(1, "sweep", results)
+            self.assertIsNotNone(pid)
+            os.kill(pid, signal.SIGKILL)
+            proc.communicate(timeout=120)
+            self.assertNotEqual(proc.returncode, 0)
+
+            rc, log = run(sweep(results))
+            self.assertEqual(rc, 0, log)
+            rows, attrs = h5_finetune(results)
+            self.assertGreater(int(attrs["resumed_from_step"]), 0, "the fine-tune started again from step 0")
+            self.assertEqual(rows, ref_rows)
+            self.assertEqual(attrs["adapter_fnv1a"], ref_attrs["adapter_fnv1a"])
+            self.assertTrue(os.path.exists(os.path.join(attrs["adapter"], "adapter_model.safetensors")))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -2,6 +2,7 @@
 // artefacts tasks hand each other (task_io.h), the worker cache, data sources.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -26,7 +27,7 @@ using test::small_study;
 
 TEST(SweepKinds, EveryPlannedKindIsRegisteredAndUnknownKindsNameTheKnownOnes) {
   for (const auto& t : build_plan(small_study())) EXPECT_EQ(task_kind(t.kind).name(), t.kind);
-  EXPECT_THROW_WITH(task_kind("finetune"), Error, "unknown task kind 'finetune' (this sensecf knows prepare, train_clf");
+  EXPECT_THROW_WITH(task_kind("pretrain"), Error, "unknown task kind 'pretrain' (this sensecf knows prepare, train_clf");
 }
 
 // The keys of the refactored plan equal the keys the pre-kinds builder gave
@@ -198,6 +199,35 @@ TEST(ModelArtefact, RecordsTheDataSettingsAsOptionsText) {
   EXPECT_TRUE(s.at("data.path").front() == '/') << s.at("data.path");
   EXPECT_EQ(s.at("data.categorical"), "gender");
   EXPECT_EQ(s.at("data.test_fraction"), "0.25");
+}
+
+TEST(SweepKinds, FinetuneTasksComeOnePerModelAndSplitAsGangs) {
+  SweepConfig c = small_study();
+  const auto without = build_plan(c);
+  EXPECT_EQ(std::count_if(without.begin(), without.end(), [](const Task& t) { return t.kind == vocab::kFinetune; }),
+            0);
+  c.sweep.llm_models = {"tiny=/models/tiny-llama:nf4-dq", "other=/models/x"};
+  c.sweep.finetune_ranks = 2;
+  const auto tasks = build_plan(c);
+  std::map<std::string, const Task*> by_key;
+  for (const auto& t : tasks) by_key[t.key] = &t;
+  int n = 0;
+  for (const auto& t : tasks) {
+    if (t.kind != vocab::kFinetune) continue;
+    ++n;
+    EXPECT_EQ(t.ranks, 2);
+    EXPECT_EQ(by_key.at(t.input("rows"))->kind, vocab::kPrepare);
+    EXPECT_EQ(t.param("quant"), t.param("model") == "tiny" ? "nf4-dq" : "none");
+    EXPECT_EQ(t.param("path"), t.param("model") == "tiny" ? "/models/tiny-llama" : "/models/x");
+  }
+  EXPECT_EQ(n, 2 * 2 * 3);  // models x seeds x (full + 2 scenarios)
+}
+
+TEST(SweepKinds, LlmModelSpecsAreCheckedWithAnExample) {
+  EXPECT_EQ(parse_llm_model("llama=/m/Llama-3.1-8B:nf4").quant, "nf4");
+  EXPECT_EQ(parse_llm_model("llama=/m/Llama-3.1-8B").path, "/m/Llama-3.1-8B");
+  EXPECT_THROW_WITH(parse_llm_model("/m/Llama"), UsageError, "'/m/Llama' is not name=DIR");
+  EXPECT_THROW_WITH(parse_llm_model("my llama=/m"), UsageError, "may hold letters, digits");
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 //     -> augment (one per ratio: reduced set + ratio x removed valid CFs, NN
 //        retrained, scored on the test set)
 //   and Fig. 1's fig1 tasks (one per classifier and reduction) after prepare.
+// With sweep.llm_models, a finetune task per (model, seed, scenario) after
+// prepare trains a LoRA/QLoRA adapter on that split's training rows.
 // Plan "probe": trivial tasks that exercise the runner itself (tests and the
 // dispatch benchmark): they sleep, fail on request, or run as a gang of ranks.
 //
@@ -28,6 +30,7 @@
 #include "sensecf/clf/classifier.h"
 #include "sensecf/data/csv.h"
 #include "sensecf/data/synth.h"
+#include "sensecf/llm/train/trainer.h"
 
 namespace sensecf {
 class Options;
@@ -47,6 +50,10 @@ struct SweepOptions {
   double oversample = 1.5;     // augmentation: queries per CF needed (not every query yields a valid CF)
   std::vector<std::string> fig1_models = {"nn", "xgb", "rf", "svm"};
   std::vector<double> fig1_reductions = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7};  // empty: no Fig. 1 tasks
+  // LLMs to fine-tune, "name=DIR" or "name=DIR:quant" (quant: none | nf4 | nf4-dq);
+  // one finetune task per (model, seed, scenario) with the [finetune] options.
+  std::vector<std::string> llm_models = {};
+  int finetune_ranks = 1;  // ranks of one finetune task (data parallel, a gang)
   // probe
   int probe_tasks = 100;
   double probe_ms = 0;               // sleep per task
@@ -67,7 +74,16 @@ struct SweepConfig {
   data::SynthOptions synth;
   clf::ClfOptions clf;
   cf::CfOptions cf;
+  llm::FinetuneOptions finetune;  // [finetune] and lm.dtype / lm.attention: every finetune task
 };
+
+// One entry of sweep.llm_models.
+struct LlmModelSpec {
+  std::string name, path;
+  std::string quant = "none";
+};
+// Parses "name=DIR[:quant]"; throws a UsageError saying what is expected.
+LlmModelSpec parse_llm_model(const std::string& spec);
 
 // Declares [sweep], [data], [synth], [clf] and [cf] (without short aliases).
 void declare_options(Options& options, SweepConfig& config);

@@ -11,6 +11,7 @@ const TaskKind& train_clf_kind();  // train_clf.cpp
 const TaskKind& fig1_kind();       // fig1.cpp
 const TaskKind& generate_kind();   // generate.cpp
 const TaskKind& augment_kind();    // augment.cpp
+const TaskKind& finetune_kind();   // finetune.cpp
 const TaskKind& probe_kind();      // probe.cpp
 
 }  // namespace sensecf::sweep::kinds

@@ -85,6 +85,26 @@ struct Fig1Params {
   }
 };
 
+// A LoRA/QLoRA adapter of one LLM (sweep.llm_models) on one split's training rows.
+struct FinetuneParams {
+  SplitParams split;
+  std::string model;  // the name in sweep.llm_models
+  std::string path;   // its directory
+  std::string quant;  // none | nf4 | nf4-dq
+
+  nlohmann::json to_json() const {
+    auto j = split.to_json();
+    j["model"] = model;
+    j["path"] = path;
+    j["quant"] = quant;
+    return j;
+  }
+  static FinetuneParams from(const Task& t) {
+    return {SplitParams::from(t), field<std::string>(t, "model"), field<std::string>(t, "path"),
+            field<std::string>(t, "quant")};
+  }
+};
+
 struct ProbeParams {
   int index = 0;
   nlohmann::json to_json() const { return {{"index", index}}; }

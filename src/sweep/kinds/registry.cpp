@@ -17,6 +17,7 @@ const std::vector<const TaskKind*>& task_kinds() {
       &kinds::fig1_kind(),      // reads rows
       &kinds::generate_kind(),  // reads rows, clf
       &kinds::augment_kind(),   // reads rows, clf, cfs
+      &kinds::finetune_kind(),  // reads rows
       &kinds::probe_kind(),     // the probe plan
   };
   return kinds;
