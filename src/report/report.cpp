@@ -237,7 +237,7 @@ std::vector<std::string> write_report(const store::Results& results, const Repor
   }
   // Outputs of an earlier report in the same directory would look current: remove
   // exactly the names this report writes (nothing else).
-  for (const char* stem : {"table3", "table4", "fig1", "fig6", "fig7", "fig8"}) {
+  for (const char* stem : {"table3", "table4", "fig1", "fig6", "fig7", "fig8", "finetune"}) {
     for (const char* ext : {".md", ".csv", ".tex", ".gp", ".png", ".svg"}) std::filesystem::remove(dir / (std::string(stem) + ext), ec);
   }
   std::filesystem::remove(dir / "index.md", ec);
@@ -271,6 +271,7 @@ std::vector<std::string> write_report(const store::Results& results, const Repor
   write_fig6(context);
   write_fig7(context);
   write_fig8(context);
+  write_finetune_curves(context);
   write_text_file(dir / "index.md", index_text(context, options.results));
 
   std::vector<std::string> paths;

@@ -222,6 +222,16 @@ class SweepFinetuneTest(unittest.TestCase):
             self.assertEqual(rows, ref_rows)
             self.assertEqual(attrs["adapter_fnv1a"], ref_attrs["adapter_fnv1a"])
             self.assertTrue(os.path.exists(os.path.join(attrs["adapter"], "adapter_model.safetensors")))
+            # The report draws the curve: one CSV row per step, the held-out loss at the evaluation steps.
+            report = os.path.join(d, "report")
+            p = subprocess.run([BIN, "report", "--results", results, "--out", report, "--log.level", "warn"], env=ENV,
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            with open(os.path.join(report, "finetune.csv")) as f:
+                curve_rows = list(csv.DictReader(f))
+            self.assertEqual(len(curve_rows), 40)
+            self.assertEqual({r["model"] for r in curve_rows}, {"tiny"})
+            self.assertEqual([r["step"] for r in curve_rows if r["val_loss"]], ["20", "40"])
 
 
 if __name__ == "__main__":

@@ -23,5 +23,8 @@ void write_fig1(ReportContext& context);
 void write_fig6(ReportContext& context);
 void write_fig7(ReportContext& context);
 void write_fig8(ReportContext& context);
+// finetune.csv / finetune.png: the loss curves of the sweep's finetune tasks
+// (nothing when there are none). Defined in fig_finetune.cpp.
+void write_finetune_curves(ReportContext& context);
 
 }  // namespace sensecf::report
