@@ -214,6 +214,53 @@ TEST(LlmLora, DropoutActsOnTheLoraBranchOnlyWhileSet) {
   EXPECT_TRUE(torch::equal(random->forward(ids, mask), clean));
 }
 
+TEST(LlmLora, GradientCheckpointingGivesTheSameLossAndGradients) {
+  LoraConfig config;
+  config.r = 4;
+  config.lora_alpha = 8;
+  config.targets = LoraConfig::Targets::kAllLinear;
+  const auto ids = torch::tensor(std::vector<std::int64_t>{0, 0, 5, 9, 13, 2, 7, 11, 3, 8, 1, 4, 6, 12}).view({2, 7});
+  const auto mask = torch::tensor(std::vector<std::int64_t>{0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}).view({2, 7});
+  const auto rows = torch::tensor(std::vector<std::int64_t>{0, 0, 1, 1, 1});
+  const auto cols = torch::tensor(std::vector<std::int64_t>{4, 5, 2, 3, 5});
+  std::vector<std::vector<torch::Tensor>> grads;
+  std::vector<double> losses;
+  for (bool checkpointing : {false, true}) {
+    auto model = Decoder::load(test::tiny_checkpoint("llama"));
+    model->attach(init_lora_adapter(config, model->config(), LoraInit::kRandom, 4));
+    model->set_lora_trainable(true);
+    model->set_lora_dropout(0.2);  // the recomputation must draw the same masks
+    model->set_gradient_checkpointing(checkpointing);
+    torch::manual_seed(9);
+    const auto loss = model->forward_at(ids, mask, rows, cols).logsumexp(-1).sum();
+    loss.backward();
+    losses.push_back(loss.item<double>());
+    grads.emplace_back();
+    for (const auto& [name, t] : model->lora_parameters()) {
+      ASSERT_TRUE(t.grad().defined()) << name << (checkpointing ? " lost its gradient under checkpointing" : "");
+      grads.back().push_back(t.grad().clone());
+    }
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (std::size_t i = 0; i < grads[0].size(); ++i) {
+    EXPECT_TRUE(torch::allclose(grads[0][i], grads[1][i], 1e-5, 1e-7)) << i;
+    EXPECT_GT(grads[0][i].abs().max().item<double>(), 0.0) << i;
+  }
+}
+
+TEST(LlmFinetune, GradientCheckpointingTrainsTheSameAdapter) {
+  test::TempDir dir;
+  auto o = small_run(dir, "plain");
+  const auto plain = finetune(o);
+  o.out_dir = dir.file("checkpointed");
+  o.gradient_checkpointing = true;
+  const auto checkpointed = finetune(o);
+  ASSERT_EQ(plain.curve.size(), checkpointed.curve.size());
+  for (std::size_t i = 0; i < plain.curve.size(); ++i)
+    EXPECT_NEAR(checkpointed.curve[i].loss, plain.curve[i].loss, 1e-6 * plain.curve[i].loss) << "step " << i + 1;
+}
+
 TEST(LlmOptim, SchedulesFollowTransformers) {
   // linear with warmup 2 of 10: 0, 1/2, then (10 - s) / 8.
   EXPECT_DOUBLE_EQ(lr_factor(LrSchedule::kLinear, 0, 2, 10), 0.0);

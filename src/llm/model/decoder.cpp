@@ -365,6 +365,64 @@ torch::Tensor Decoder::forward_at(const torch::Tensor& ids, const torch::Tensor&
 
 // The last layer's hidden states [B, T, H] (before the final norm) of new
 // tokens; extends the cache.
+// One decoder layer whose activations are not kept: forward runs without a
+// graph; backward runs the layer again with one and backpropagates through it
+// (the LoRA leaves get their gradients from that inner pass). The default
+// generator of the device is set back to its state at forward time for the
+// recomputation, so LoRA dropout draws the same masks twice.
+class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& h, const torch::Tensor& cos,
+                               const torch::Tensor& sin, const torch::Tensor& bias, const Decoder* model,
+                               std::int64_t layer) {
+    ctx->save_for_backward({h, cos, sin, bias});
+    ctx->saved_data["model"] = reinterpret_cast<std::int64_t>(model);
+    ctx->saved_data["layer"] = layer;
+    auto gen = at::globalContext().defaultGenerator(h.device());
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      ctx->saved_data["rng"] = gen.get_state();
+    }
+    return model->checkpoint_layer(static_cast<std::size_t>(layer), h, cos, sin, bias);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const auto* model = reinterpret_cast<const Decoder*>(ctx->saved_data["model"].toInt());
+    const auto layer = static_cast<std::size_t>(ctx->saved_data["layer"].toInt());
+    auto h = saved[0].detach().requires_grad_(true);
+    auto gen = at::globalContext().defaultGenerator(h.device());
+    torch::Tensor now;
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      now = gen.get_state();
+      gen.set_state(ctx->saved_data["rng"].toTensor());
+    }
+    torch::Tensor out;
+    {
+      torch::AutoGradMode enable(true);
+      out = model->checkpoint_layer(layer, h, saved[1], saved[2], saved[3]);
+    }
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(now);
+    }
+    torch::autograd::backward({out}, {grad[0]});
+    return {h.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+torch::Tensor Decoder::checkpoint_layer(std::size_t l, const torch::Tensor& h, const torch::Tensor& cos,
+                                        const torch::Tensor& sin, const torch::Tensor& bias) const {
+  // Training passes attend over their own keys only: no cache.
+  return layer(l, h, cos, sin, bias, [](std::size_t, const torch::Tensor& k, const torch::Tensor& v) {
+    return std::make_pair(k, v);
+  });
+}
+
+void Decoder::set_gradient_checkpointing(bool on) { checkpointing_ = on; }
+
 torch::Tensor Decoder::hidden(const torch::Tensor& ids, const torch::Tensor& new_mask, KvCache& cache) const {
   const long T = ids.size(1);
   const auto mask_new = new_mask.to(device_);
@@ -380,6 +438,15 @@ torch::Tensor Decoder::hidden(const torch::Tensor& ids, const torch::Tensor& new
   const auto [cos, sin] = rope(positions);
   const auto q_index = torch::arange(S - T, S, torch::dtype(torch::kInt64).device(device_)).view({T, 1});
   const auto bias = attention_bias(cache.mask, q_index);  // [B, 1, T, S]
+  if (checkpointing_ && torch::GradMode::is_enabled() && start == 0) {
+    // The frozen embedding's output must require grad, or the checkpointed
+    // layers' outputs would not and their backward (the LoRA gradients) would
+    // never run.
+    auto h = embed(ids).detach().requires_grad_(true);
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+      h = CheckpointedLayer::apply(h, cos, sin, bias, this, static_cast<std::int64_t>(l));
+    return h;
+  }
   auto h = layers(embed(ids), cos, sin, bias, [&cache, start](std::size_t l, const torch::Tensor& k,
                                                                const torch::Tensor& v) {
     return cache.append(l, k, v, start);  // the filled part [B, K, S, D]
@@ -431,41 +498,45 @@ torch::Tensor Decoder::embed(const torch::Tensor& ids) const {  // [B, T] -> [B,
 // values [B, K, S, D] to attend over, whose S columns bias [B, 1, T, S] masks.
 torch::Tensor Decoder::layers(torch::Tensor h, const torch::Tensor& cos, const torch::Tensor& sin,
                               const torch::Tensor& bias, const KvStore& store) const {
-  const long B = h.size(0), T = h.size(1);
+  for (std::size_t l = 0; l < layers_.size(); ++l) h = layer(l, h, cos, sin, bias, store);
+  return h;
+}
+
+torch::Tensor Decoder::layer(std::size_t l, const torch::Tensor& h_in, const torch::Tensor& cos,
+                             const torch::Tensor& sin, const torch::Tensor& bias, const KvStore& store) const {
+  const long B = h_in.size(0), T = h_in.size(1);
   const long H = config_.num_attention_heads, K = config_.num_key_value_heads, D = config_.head_dim;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   // Grouped-query attention without copying kv heads: query head h = k * G + g
   // uses kv head k (transformers' repeat_kv order), so the G query heads of a
   // kv head are stacked along the rows: q [B, K, G*T, D] against k [B, K, S, D].
   const long G = H / K;
-  for (std::size_t l = 0; l < layers_.size(); ++l) {
-    const auto& w = layers_[l];
-    const auto x = rms_norm(h, w.input_norm);
-    auto q = w.q.forward(x).reshape({B, T, H, D}).transpose(1, 2);
-    auto k = w.k.forward(x).reshape({B, T, K, D}).transpose(1, 2);
-    auto v = w.v.forward(x).reshape({B, T, K, D}).transpose(1, 2);
-    q = q * cos + rotate_half(q) * sin;
-    k = k * cos + rotate_half(k) * sin;
-    const auto [keys, values] = store(l, k, v);  // [B, K, S, D]
-    const long S = keys.size(2);
-    const auto grouped = q.reshape({B, K, G * T, D});
-    torch::Tensor context;  // [B, K, G*T, D]
-    if (sdpa_) {
-      context = sdpa(grouped, keys, values, bias.unsqueeze(2).expand({B, 1, G, T, S}).reshape({B, 1, G * T, S}));
-    } else {
-      // transformers' eager attention: softmax in fp32, then back to the model dtype.
-      const auto scores = torch::matmul(grouped, keys.transpose(2, 3)).reshape({B, K, G, T, S}) * scale +
-                          bias.unsqueeze(2);  // [B, K, G, T, S]
-      const auto probs = torch::softmax(scores, -1, compute_).to(dtype_).reshape({B, K, G * T, S});
-      context = torch::matmul(probs, values);
-    }
-    const auto attn = context.reshape({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
-    h = h + w.o.forward(attn);
-    const auto y = rms_norm(h, w.post_norm);
-    const auto gate = w.gate.forward(y);
-    h = h + w.down.forward(gate * torch::sigmoid(gate) * w.up.forward(y));
+  const auto& w = layers_[l];
+  auto h = h_in;
+  const auto x = rms_norm(h, w.input_norm);
+  auto q = w.q.forward(x).reshape({B, T, H, D}).transpose(1, 2);
+  auto k = w.k.forward(x).reshape({B, T, K, D}).transpose(1, 2);
+  auto v = w.v.forward(x).reshape({B, T, K, D}).transpose(1, 2);
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+  const auto [keys, values] = store(l, k, v);  // [B, K, S, D]
+  const long S = keys.size(2);
+  const auto grouped = q.reshape({B, K, G * T, D});
+  torch::Tensor context;  // [B, K, G*T, D]
+  if (sdpa_) {
+    context = sdpa(grouped, keys, values, bias.unsqueeze(2).expand({B, 1, G, T, S}).reshape({B, 1, G * T, S}));
+  } else {
+    // transformers' eager attention: softmax in fp32, then back to the model dtype.
+    const auto scores = torch::matmul(grouped, keys.transpose(2, 3)).reshape({B, K, G, T, S}) * scale +
+                        bias.unsqueeze(2);  // [B, K, G, T, S]
+    const auto probs = torch::softmax(scores, -1, compute_).to(dtype_).reshape({B, K, G * T, S});
+    context = torch::matmul(probs, values);
   }
-  return h;
+  const auto attn = context.reshape({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
+  h = h + w.o.forward(attn);
+  const auto y = rms_norm(h, w.post_norm);
+  const auto gate = w.gate.forward(y);
+  return h + w.down.forward(gate * torch::sigmoid(gate) * w.up.forward(y));
 }
 
 // Final norm and lm_head: logits [B, T, V] in fp32 (fp64 for a float64 model).

@@ -58,6 +58,10 @@ void declare_options(Options& options, FinetuneOptions& f) {
               "max-grad-norm");
   options.add("finetune.group_by_length", &f.group_by_length,
               "batch examples of similar length together (less padding)", "group-by-length");
+  options.add("finetune.gradient_checkpointing", &f.gradient_checkpointing,
+              "keep one layer's activations and recompute the others in backward (same numbers, less memory)",
+              "gradient-checkpointing")
+      .not_hashed();
   options.add("finetune.eval_every", &f.eval_every, "evaluation loss every N steps (0: at the end only)",
               "eval-every");
   options.add("finetune.save_every", &f.save_every, "checkpoint every N steps (0: when stopped and at the end)",
@@ -295,6 +299,7 @@ class Run {
     ModelOptions mo = o_.model;
     if (!mo.adapter.empty()) throw UsageError("finetune trains a new adapter: do not pass lm.adapter");
     model_ = Decoder::load(o_.model_dir, mo);
+    model_->set_gradient_checkpointing(o_.gradient_checkpointing);
     TrainData data = read_train_jsonl(o_.data_path, tokenizer, o_.max_length);
     result_.n_truncated = data.n_truncated;
     if (!o_.eval_path.empty()) {

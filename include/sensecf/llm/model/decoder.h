@@ -85,6 +85,14 @@ class Decoder final : public CausalLM {
   std::vector<std::pair<std::string, at::Tensor>> lora_parameters() const;
   // Makes every A and B require grad (or not). Throws without an unmerged adapter.
   void set_lora_trainable(bool trainable = true);
+  // Gradient checkpointing for training passes (forward/forward_at under grad
+  // mode): each layer keeps only its input and is recomputed in backward, so
+  // activation memory is one layer's instead of every layer's (LoRA dropout
+  // draws the same masks in the recomputation). Numbers are unchanged.
+  void set_gradient_checkpointing(bool on);
+  // One layer of a training pass without a cache (CheckpointedLayer's body).
+  at::Tensor checkpoint_layer(std::size_t l, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
+                              const at::Tensor& bias) const;
   // Dropout probability on the input of every LoRA branch (PEFT's
   // lora_dropout): the trainer sets it for training steps and 0 for evaluation.
   // Throws for p outside [0, 1).
@@ -131,6 +139,8 @@ class Decoder final : public CausalLM {
   at::Tensor embed(const at::Tensor& ids) const;
   at::Tensor layers(at::Tensor h, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias,
                     const KvStore& store) const;
+  at::Tensor layer(std::size_t l, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
+                   const at::Tensor& bias, const KvStore& store) const;
   at::Tensor head(const at::Tensor& h) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   // Replaces the dense projection weights by NF4 (ModelOptions::quant).
@@ -148,6 +158,7 @@ class Decoder final : public CausalLM {
   std::vector<LoraModule> adapter_modules_;
   bool adapter_merged_ = false;
   std::string quant_ = "none";
+  bool checkpointing_ = false;
   // May generate replay its decode steps as a CUDA graph? If not, why.
   bool graph_on_ = false;
   std::string graph_off_reason_;

@@ -69,6 +69,7 @@ struct FinetuneOptions {
   double weight_decay = 0.0;
   double max_grad_norm = 1.0;  // <= 0: no clipping
   bool group_by_length = true;
+  bool gradient_checkpointing = false;  // recompute each layer in backward: less memory, ~1/3 more compute
 
   // Bookkeeping
   std::int64_t eval_every = 50;  // steps; 0: only at the end
