@@ -261,6 +261,39 @@ TEST(LlmFinetune, GradientCheckpointingTrainsTheSameAdapter) {
     EXPECT_NEAR(checkpointed.curve[i].loss, plain.curve[i].loss, 1e-6 * plain.curve[i].loss) << "step " << i + 1;
 }
 
+TEST(LlmLora, MergeAndUnmergeKeepTheOutputsAndTheAdapter) {
+  LoraConfig config;
+  config.r = 4;
+  config.lora_alpha = 8;
+  config.targets = LoraConfig::Targets::kAllLinear;
+  auto model = Decoder::load(test::tiny_checkpoint("llama"));
+  const auto adapter = init_lora_adapter(config, model->config(), LoraInit::kRandom, 6);
+  model->attach(adapter);
+  auto q_proj = [&] {
+    for (const auto& [name, t] : model->base_weights())
+      if (name == "model.layers.0.self_attn.q_proj.weight") return t;
+    return torch::Tensor();
+  };
+  const auto base_q = q_proj().clone();
+  const auto ids = torch::tensor(std::vector<std::int64_t>{5, 9, 13, 2, 7}).view({1, 5});
+  const auto mask = torch::ones({1, 5}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  const auto unmerged = model->forward(ids, mask);
+  model->merge_adapter();
+  EXPECT_TRUE(model->adapter_folded());
+  EXPECT_FALSE(torch::equal(q_proj(), base_q)) << "merging changes W";
+  EXPECT_TRUE(torch::allclose(model->forward(ids, mask), unmerged, 1e-5, 1e-5));
+  EXPECT_THROW_WITH(model->set_lora_trainable(true), Error, "the adapter is merged into the weights");
+  model->unmerge_adapter();
+  EXPECT_TRUE(torch::allclose(q_proj(), base_q, 0, 1e-6));
+  EXPECT_TRUE(torch::allclose(model->forward(ids, mask), unmerged, 1e-5, 1e-5));
+  model->set_lora_trainable(true);  // training can go on
+
+  auto for_good = Decoder::load(test::tiny_checkpoint("llama"));
+  for_good->attach(adapter, /*merge=*/true);
+  EXPECT_THROW_WITH(for_good->unmerge_adapter(), Error, "merged for good (A and B were dropped)");
+}
+
 TEST(LlmOptim, SchedulesFollowTransformers) {
   // linear with warmup 2 of 10: 0, 1/2, then (10 - s) / 8.
   EXPECT_DOUBLE_EQ(lr_factor(LrSchedule::kLinear, 0, 2, 10), 0.0);

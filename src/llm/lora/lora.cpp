@@ -31,7 +31,7 @@ std::string shown_problems(const std::vector<std::string>& problems) {
 
 torch::Tensor LoraLinear::forward(const torch::Tensor& x) const {
   auto y = nf4 ? nf4_linear(x, *nf4) : torch::matmul(x, weight.t());  // [..., out]
-  if (!has_adapter()) return y;
+  if (!has_adapter() || folded) return y;
   // PEFT: result + lora_B(lora_A(x.to(A.dtype))) * scaling, then back to result's dtype.
   auto x_lora = x.to(lora_A.scalar_type());
   if (dropout > 0) x_lora = torch::dropout(x_lora, dropout, /*train=*/true);
@@ -51,6 +51,29 @@ void LoraLinear::merge() {
   lora_A = torch::Tensor();
   lora_B = torch::Tensor();
   scaling = 0;
+}
+
+namespace {
+torch::Tensor lora_delta(const LoraLinear& l, c10::ScalarType type) {
+  return torch::matmul(l.lora_B.detach().to(type), l.lora_A.detach().to(type)) * l.scaling;  // [out, in]
+}
+}  // namespace
+
+void LoraLinear::fold_in() {
+  if (!has_adapter() || folded) return;
+  if (nf4) throw UsageError("an adapter cannot be merged into NF4 weights", "keep the adapter unmerged");
+  torch::NoGradGuard no_grad;
+  const auto type = at::promote_types(weight.scalar_type(), torch::kFloat32);
+  weight = (weight.to(type) + lora_delta(*this, type)).to(weight.scalar_type()).contiguous();
+  folded = true;
+}
+
+void LoraLinear::fold_out() {
+  if (!has_adapter() || !folded) return;
+  torch::NoGradGuard no_grad;
+  const auto type = at::promote_types(weight.scalar_type(), torch::kFloat32);
+  weight = (weight.to(type) - lora_delta(*this, type)).to(weight.scalar_type()).contiguous();
+  folded = false;
 }
 
 LoraAdapter load_lora_adapter(const std::string& dir, const ModelConfig& model, c10::Device device) {

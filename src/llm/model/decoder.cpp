@@ -248,11 +248,29 @@ std::vector<std::pair<std::string, torch::Tensor>> Decoder::lora_parameters() co
   return out;
 }
 
+void Decoder::merge_adapter() {
+  if (adapter_modules_.empty() || adapter_merged_)
+    throw Error("merge_adapter: the model has " + std::string(adapter_merged_ ? "its adapter merged for good" : "no adapter"));
+  for (const auto& m : adapter_modules_) projection(m).fold_in();
+  adapter_folded_ = true;
+}
+
+void Decoder::unmerge_adapter() {
+  if (adapter_modules_.empty() || adapter_merged_)
+    throw Error("unmerge_adapter: the model has " +
+                    std::string(adapter_merged_ ? "its adapter merged for good (A and B were dropped)" : "no adapter"),
+                "attach the adapter unmerged to merge and unmerge it later");
+  for (const auto& m : adapter_modules_) projection(m).fold_out();
+  adapter_folded_ = false;
+}
+
 void Decoder::set_lora_trainable(bool trainable) {
   if (adapter_modules_.empty() || adapter_merged_)
     throw Error(std::string("set_lora_trainable: the model has ") +
                     (adapter_merged_ ? "its adapter merged into the weights" : "no adapter"),
                 "attach an adapter unmerged (attach(adapter, /*merge=*/false))");
+  if (adapter_folded_)
+    throw Error("set_lora_trainable: the adapter is merged into the weights", "call unmerge_adapter() first");
   for (auto& [name, tensor] : lora_parameters()) tensor.requires_grad_(trainable);
 }
 

@@ -49,6 +49,12 @@ struct LoraLinear {
   // Folds the adapter into W (W + scaling B A in fp32, cast to W's dtype) and
   // detaches it; no-op without an adapter. Refused for NF4 weights.
   void merge();
+  // PEFT's merge/unmerge of an adapter that stays attached: fold_in adds
+  // scaling B A to W and keeps A and B (forward then skips the branch);
+  // fold_out subtracts it again (exact up to W's rounding, as in PEFT).
+  bool folded = false;
+  void fold_in();
+  void fold_out();
 };
 
 // An adapter's config, the modules it targets in a given model and its tensors.

@@ -83,6 +83,13 @@ class Decoder final : public CausalLM {
   // tensors forward() computes with, not copies. Empty without an adapter or
   // once merged.
   std::vector<std::pair<std::string, at::Tensor>> lora_parameters() const;
+  // PEFT's merge_adapter / unmerge_adapter: fold the attached adapter into the
+  // weights for fast inference while keeping A and B, and take it out again
+  // to go on training. Throws without an adapter (or with one attached merged
+  // for good, or on NF4 weights).
+  void merge_adapter();
+  void unmerge_adapter();
+  bool adapter_folded() const { return adapter_folded_; }
   // Makes every A and B require grad (or not). Throws without an unmerged adapter.
   void set_lora_trainable(bool trainable = true);
   // Gradient checkpointing for training passes (forward/forward_at under grad
@@ -159,6 +166,7 @@ class Decoder final : public CausalLM {
   bool adapter_merged_ = false;
   std::string quant_ = "none";
   bool checkpointing_ = false;
+  bool adapter_folded_ = false;  // merge_adapter: W holds the adapter, A and B kept
   // May generate replay its decode steps as a CUDA graph? If not, why.
   bool graph_on_ = false;
   std::string graph_off_reason_;
