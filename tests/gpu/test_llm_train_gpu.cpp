@@ -86,5 +86,21 @@ TEST(GpuTrain, Bf16QLoraTrainsOnCuda) {
   EXPECT_LT(r.curve.back().loss, r.curve.front().loss);
 }
 
+TEST(GpuTrain, Fp16LoRaTrainsWithLossScalingOnCuda) {
+  SENSECF_REQUIRE_CUDA();
+  test::TempDir dir;
+  auto o = run_options(dir, "cuda:0", "float16", "none", "fp16");
+  o.max_steps = 12;
+  o.lr = 2e-2;
+  o.batch_size = 16;
+  o.grad_accum = 1;
+  const auto r = finetune(o);
+  int finite = 0;
+  for (const auto& p : r.curve) finite += std::isfinite(p.loss) ? 1 : 0;
+  std::cout << "measured: fp16 LoRA loss " << r.curve.front().loss << " -> " << r.curve.back().loss << " ("
+            << finite << "/" << r.curve.size() << " finite steps)\n";
+  EXPECT_LT(r.curve.back().loss, r.curve.front().loss);
+}
+
 }  // namespace
 }  // namespace sensecf::llm

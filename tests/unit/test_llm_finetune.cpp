@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -328,6 +329,36 @@ TEST(LlmOptim, FirstAdamWStepIsLrTimesTheGradientsSign) {
   EXPECT_DOUBLE_EQ(clip_grad_norm({a, b}, 1.0), 5.0);
   EXPECT_NEAR(a.grad().item<double>(), 0.6, 1e-6);
   EXPECT_NEAR(b.grad().item<double>(), 0.8, 1e-6);
+}
+
+TEST(LlmOptim, LossScalerUnscalesSkipsNonFiniteStepsAndGrows) {
+  LossScaler scaler(true, 1024.0, /*growth_interval=*/2);
+  auto p = torch::zeros({2}, torch::kFloat32).requires_grad_(true);
+  p.mutable_grad() = torch::tensor(std::vector<float>{2048.0f, -512.0f});
+  EXPECT_TRUE(scaler.unscale({p}));
+  EXPECT_TRUE(torch::equal(p.grad(), torch::tensor(std::vector<float>{2.0f, -0.5f})));
+  scaler.update(true);
+  EXPECT_EQ(scaler.scale(), 1024.0);
+  scaler.update(true);
+  EXPECT_EQ(scaler.scale(), 2048.0) << "two good steps in a row double it";
+  p.mutable_grad() = torch::tensor(std::vector<float>{std::numeric_limits<float>::infinity(), 1.0f});
+  EXPECT_FALSE(scaler.unscale({p}));
+  scaler.update(false);
+  EXPECT_EQ(scaler.scale(), 1024.0);
+  EXPECT_EQ(scaler.good_steps(), 0);
+  // Disabled (bf16, fp32): the identity.
+  LossScaler off(false);
+  p.mutable_grad() = torch::tensor(std::vector<float>{3.0f, 4.0f});
+  EXPECT_TRUE(off.unscale({p}));
+  EXPECT_TRUE(torch::equal(p.grad(), torch::tensor(std::vector<float>{3.0f, 4.0f})));
+  EXPECT_EQ(off.scale(), 1.0);
+  // Never finite: the scale runs out and the run stops saying so.
+  LossScaler doomed(true, 1.0, 2000);
+  EXPECT_THROW_WITH(
+      [&] {
+        for (int i = 0; i < 40; ++i) doomed.update(false);
+      }(),
+      Error, "loss scale underflow");
 }
 
 }  // namespace

@@ -93,6 +93,43 @@ double lr_factor(LrSchedule schedule, std::int64_t step, std::int64_t warmup, st
   return 1.0;
 }
 
+LossScaler::LossScaler(bool enabled, double init_scale, int growth_interval)
+    : enabled_(enabled), scale_(init_scale), growth_interval_(growth_interval) {}
+
+bool LossScaler::unscale(const std::vector<at::Tensor>& params) const {
+  if (!enabled_) return true;
+  torch::NoGradGuard no_grad;
+  bool finite = true;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    p.grad().div_(scale_);
+    finite = finite && torch::isfinite(p.grad()).all().item<bool>();
+  }
+  return finite;
+}
+
+void LossScaler::update(bool finite) {
+  if (!enabled_) return;
+  if (!finite) {
+    scale_ *= 0.5;
+    good_steps_ = 0;
+    if (scale_ < std::ldexp(1.0, -24)) {
+      throw Error(fmt::format("loss scale underflow: the gradients are not finite even at scale {:g}", scale_),
+                  "the model diverged in fp16: lower --lr, or train in bfloat16");
+    }
+    return;
+  }
+  if (++good_steps_ >= growth_interval_) {
+    scale_ *= 2.0;
+    good_steps_ = 0;
+  }
+}
+
+void LossScaler::restore(double scale, int good_steps) {
+  scale_ = scale;
+  good_steps_ = good_steps;
+}
+
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   // As torch.nn.utils.clip_grad_norm_ computes it: in the gradients' dtype,
   // the coefficient clamped at 1 and applied to every gradient.

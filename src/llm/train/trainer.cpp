@@ -300,6 +300,7 @@ class Run {
     if (!mo.adapter.empty()) throw UsageError("finetune trains a new adapter: do not pass lm.adapter");
     model_ = Decoder::load(o_.model_dir, mo);
     model_->set_gradient_checkpointing(o_.gradient_checkpointing);
+    scaler_ = LossScaler(model_->dtype() == torch::kFloat16);
     TrainData data = read_train_jsonl(o_.data_path, tokenizer, o_.max_length);
     result_.n_truncated = data.n_truncated;
     if (!o_.eval_path.empty()) {
@@ -375,6 +376,7 @@ class Run {
       pos_.next_batch = state.at("next_batch").get<std::size_t>();
       pos_.tokens = state.at("tokens").get<std::int64_t>();
       pos_.seconds = state.at("seconds").get<double>();
+      scaler_.restore(state.value("loss_scale", 65536.0), state.value("loss_scale_good_steps", 0));
       for (const auto& p : state.at("curve")) result_.curve.push_back(point_from_json(p));
     } catch (const std::out_of_range& e) {
       throw Error(fmt::format("checkpoint '{}' is incomplete: {}", dir, e.what()), "delete it to start over");
@@ -401,6 +403,7 @@ class Run {
     const nlohmann::json state = {{"identity", run_identity(o_)}, {"step", pos_.step},   {"total_steps", total_},
                                   {"epoch", pos_.epoch},          {"next_batch", pos_.next_batch},
                                   {"tokens", pos_.tokens},        {"seconds", pos_.seconds},
+                                  {"loss_scale", scaler_.scale()}, {"loss_scale_good_steps", scaler_.good_steps()},
                                   {"curve", curve}};
     {
       std::ofstream out(tmp + "/trainer_state.json");
@@ -458,22 +461,39 @@ class Run {
           if (b.n_loss_tokens == 0) continue;
           const auto loss = completion_loss_sum(*model_, b);
           loss_sum += loss.item<double>();
-          (loss / static_cast<double>(loss_tokens)).backward();
+          if (scaler_.enabled()) {
+            (loss * (scaler_.scale() / static_cast<double>(loss_tokens))).backward();
+          } else {
+            (loss / static_cast<double>(loss_tokens)).backward();
+          }
         }
         if (comm_.size() > 1) {
           reduce_gradients();
           comm_.all_reduce_sum(&loss_sum, 1);
         }
         const double loss = loss_sum / static_cast<double>(std::max<std::int64_t>(1, loss_tokens));
-        const double norm = o_.max_grad_norm > 0 ? clip_grad_norm(params_, o_.max_grad_norm) : 0.0;
-        if (!std::isfinite(loss) || !std::isfinite(norm)) {
+        // fp16: gradients back to their true size; a step with inf/NaN ones is
+        // skipped and the scale halved (the schedule still advances, as in
+        // transformers' Trainer).
+        const bool finite = scaler_.unscale(params_);
+        if (scaler_.enabled() && !finite) {
+          optimizer_->zero_grad();
+          if (lead_) {
+            spdlog::warn("finetune: step {} skipped: inf/NaN gradients at loss scale {:g}", pos_.step + 1,
+                         scaler_.scale());
+          }
+        }
+        scaler_.update(finite);
+        const double norm =
+            (finite && o_.max_grad_norm > 0) ? clip_grad_norm(params_, o_.max_grad_norm) : 0.0;
+        if ((!std::isfinite(loss) && !scaler_.enabled()) || !std::isfinite(norm)) {
           throw Error(fmt::format("fine-tuning diverged at step {}: loss {}, gradient norm {}", pos_.step + 1, loss,
                                   norm),
                       fs::exists(checkpoint) ? "lower --lr or raise --warmup-ratio; the last good state is in " + checkpoint
                                              : "lower --lr or raise --warmup-ratio");
         }
         const double lr = o_.lr * lr_factor(schedule_, pos_.step, warmup_, total_);
-        optimizer_->step(lr);
+        if (finite) optimizer_->step(lr);
         optimizer_->zero_grad();
         ++pos_.step;
         pos_.next_batch = end;
@@ -568,6 +588,7 @@ class Run {
   LrSchedule schedule_ = LrSchedule::kLinear;
   std::vector<torch::Tensor> params_;
   std::unique_ptr<AdamW> optimizer_;
+  LossScaler scaler_{false};  // fp16 only
   std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> saved_moments_;
   Position pos_;
   FinetuneResult result_;

@@ -58,6 +58,34 @@ const char* lr_schedule_name(LrSchedule schedule);
 // The learning-rate factor of optimiser step `step` (0-based) of `total`.
 double lr_factor(LrSchedule schedule, std::int64_t step, std::int64_t warmup, std::int64_t total);
 
+// Dynamic loss scaling for fp16 training, as torch.cuda.amp.GradScaler does
+// it: the loss is multiplied by scale() before backward, so small fp16
+// gradients do not flush to zero; unscale() divides the gradients back and
+// reports whether any is inf/NaN, in which case the optimiser step is
+// skipped and the scale halved; after `growth_interval` good steps in a row
+// the scale doubles. Disabled (bf16, fp32), it is the identity and touches
+// nothing.
+class LossScaler {
+ public:
+  LossScaler(bool enabled, double init_scale = 65536.0, int growth_interval = 2000);
+  bool enabled() const { return enabled_; }
+  double scale() const { return enabled_ ? scale_ : 1.0; }
+  // Divides every gradient by scale(); true when all are finite (step), false
+  // when one is not (skip the step; update() then backs off).
+  bool unscale(const std::vector<at::Tensor>& params) const;
+  // After a step (finite) or a skipped one. Throws a sensecf::Error when the
+  // scale falls below 2^-24 (the gradients are not finite at any scale).
+  void update(bool finite);
+  int good_steps() const { return good_steps_; }
+  void restore(double scale, int good_steps);
+
+ private:
+  bool enabled_;
+  double scale_;
+  int growth_interval_;
+  int good_steps_ = 0;
+};
+
 // Scales the gradients of `params` so that their global L2 norm is at most
 // max_norm (> 0); returns the norm before clipping (inf/nan when a gradient is).
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
