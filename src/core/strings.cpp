@@ -1,12 +1,18 @@
 // String helpers: trimming, lists, number parsing, edit distance, FNV-1a.
 #include "sensecf/core/strings.h"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <cstdint>
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "sensecf/core/error.h"
 
 namespace sensecf {
 
@@ -105,6 +111,20 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
     }
   }
   return best;
+}
+
+std::string fnv1a_file_hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read '" + path + "' to fingerprint it");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return fnv1a_hex(bytes.str());
+}
+
+std::string format_duration(double s) {
+  if (s < 60) return fmt::format("{:.0f}s", s);
+  if (s < 3600) return fmt::format("{}m{:02d}s", static_cast<int>(s / 60), static_cast<int>(s) % 60);
+  return fmt::format("{}h{:02d}m", static_cast<int>(s / 3600), static_cast<int>(s / 60) % 60);
 }
 
 std::string fnv1a_hex(std::string_view data) {

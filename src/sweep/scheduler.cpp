@@ -9,6 +9,7 @@
 #include <ostream>
 
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 #include "sensecf/sweep/signals.h"
 
 namespace sensecf::sweep {
@@ -16,12 +17,6 @@ namespace {
 
 double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-std::string format_duration(double s) {
-  if (s < 60) return fmt::format("{:.0f}s", s);
-  if (s < 3600) return fmt::format("{}m{:02d}s", static_cast<int>(s / 60), static_cast<int>(s) % 60);
-  return fmt::format("{}h{:02d}m", static_cast<int>(s / 3600), static_cast<int>(s / 60) % 60);
 }
 
 }  // namespace

@@ -27,5 +27,11 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
 
 // 64-bit FNV-1a, printed as 16 hex digits. Used for config hashes and task keys.
 std::string fnv1a_hex(std::string_view data);
+// fnv1a_hex of a file's bytes (a data file's or an adapter's fingerprint);
+// throws sensecf::Error naming the file when it cannot be read.
+std::string fnv1a_file_hex(const std::string& path);
+
+// Seconds as "42s", "3m07s" or "2h05m" (progress lines, ETAs).
+std::string format_duration(double seconds);
 
 }  // namespace sensecf

@@ -174,27 +174,11 @@ double peak_rss_mib() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
-std::string duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const auto s = static_cast<long>(seconds + 0.5);
-  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60);
-  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
-  return fmt::format("{}s", s);
-}
-
-std::string file_fingerprint(const std::string& path) {
-  if (path.empty()) return "";
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return fnv1a_hex(bytes.str());
-}
-
 // What must be equal for a checkpoint to be continued.
 nlohmann::json run_identity(const FinetuneOptions& o) {
   return {{"model", fs::absolute(o.model_dir).lexically_normal().string()},
-          {"data", file_fingerprint(o.data_path)},
-          {"eval_data", file_fingerprint(o.eval_path)},
+          {"data", fnv1a_file_hex(o.data_path)},
+          {"eval_data", o.eval_path.empty() ? "" : fnv1a_file_hex(o.eval_path)},
           {"dtype", o.model.dtype},
           {"quant", o.model.quant},
           {"max_length", o.max_length},
@@ -337,6 +321,7 @@ class Run {
     warmup_ = static_cast<std::int64_t>(std::ceil(o_.warmup_ratio * static_cast<double>(total_)));
     schedule_ = parse_lr_schedule(o_.schedule);
     result_.total_steps = total_;
+    identity_ = run_identity(o_);  // hashes the data files once, not at every checkpoint
     if (lead_) {
       spdlog::info("finetune: {} training and {} evaluation examples, {} steps of {} x {} examples, LoRA r {} alpha "
                    "{} dropout {} on {}; {}",
@@ -355,11 +340,10 @@ class Run {
       throw Error(fmt::format("'{}' is not a trainer state: {}", state_path, e.what()),
                   "delete the checkpoint directory to start over, or pass --resume false");
     }
-    const auto identity = run_identity(o_);
-    if (state.value("identity", nlohmann::json()) != identity) {
+    if (state.value("identity", nlohmann::json()) != identity_) {
       std::vector<std::string> changed;
       const auto saved = state.value("identity", nlohmann::json::object());
-      for (const auto& [key, value] : identity.items())
+      for (const auto& [key, value] : identity_.items())
         if (saved.value(key, nlohmann::json()) != value) changed.push_back(key);
       throw UsageError(fmt::format("'{}' was written by a run with other settings ({} differ)", dir, join(changed, ", ")),
                        "use the same options to continue it, another --out, or --resume false to start over");
@@ -400,7 +384,7 @@ class Run {
     save_weights(tmp + "/optimizer.safetensors", moments);
     nlohmann::json curve = nlohmann::json::array();
     for (const auto& p : result_.curve) curve.push_back(point_json(p));
-    const nlohmann::json state = {{"identity", run_identity(o_)}, {"step", pos_.step},   {"total_steps", total_},
+    const nlohmann::json state = {{"identity", identity_}, {"step", pos_.step},   {"total_steps", total_},
                                   {"epoch", pos_.epoch},          {"next_batch", pos_.next_batch},
                                   {"tokens", pos_.tokens},        {"seconds", pos_.seconds},
                                   {"loss_scale", scaler_.scale()}, {"loss_scale_good_steps", scaler_.good_steps()},
@@ -524,7 +508,7 @@ class Run {
                        "ETA {} | peak RSS {:.0f} MiB",
                        pos_.step, total_, p.epoch, loss,
                        std::isfinite(p.eval_loss) ? fmt::format(" eval {:.4f}", p.eval_loss) : "", lr, norm, rate,
-                       duration(eta), peak_rss_mib());
+                       std::isfinite(eta) ? format_duration(eta) : "?", peak_rss_mib());
         }
         if (o_.save_every > 0 && pos_.step % o_.save_every == 0 && !last) save_checkpoint(checkpoint);
         if (!last && comm_.any(stop_ && stop_())) {
@@ -589,6 +573,7 @@ class Run {
   std::vector<torch::Tensor> params_;
   std::unique_ptr<AdamW> optimizer_;
   LossScaler scaler_{false};  // fp16 only
+  nlohmann::json identity_;   // run_identity: what a checkpoint must match to be continued
   std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> saved_moments_;
   Position pos_;
   FinetuneResult result_;

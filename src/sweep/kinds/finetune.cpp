@@ -21,7 +21,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -169,11 +168,8 @@ class Finetune final : public TaskKind {
       r.val_loss = point.eval_loss;
       out.train.push_back(r);
     }
-    std::ifstream adapter(o.out_dir + "/adapter_model.safetensors", std::ios::binary);
-    std::ostringstream bytes;
-    bytes << adapter.rdbuf();
     out.artifacts["adapter"] = o.out_dir;
-    out.artifacts["adapter_fnv1a"] = fnv1a_hex(bytes.str());
+    out.artifacts["adapter_fnv1a"] = fnv1a_file_hex(o.out_dir + "/adapter_model.safetensors");
     out.artifacts["training_pairs"] = pairs.n;
     out.artifacts["resumed_from_step"] = result.resumed_from;
     return out;
