@@ -108,8 +108,7 @@ std::int64_t Nf4Weight::numel() const {
 
 torch::Tensor Nf4Weight::block_absmax() const {
   if (!double_quant) return absmax;
-  const auto& code = dynamic_map_code();
-  const auto values = code_tensor(code.data(), code.size(), absmax_q.device()).index({absmax_q.to(torch::kLong)});
+  const auto values = absmax_table.index({absmax_q.to(torch::kLong)});
   const auto n = absmax_q.numel();
   const auto scale = absmax_scale.repeat_interleave(kDoubleQuantBlock).narrow(0, 0, n);
   return values * scale + absmax_offset;
@@ -120,8 +119,7 @@ torch::Tensor Nf4Weight::dequantize(c10::ScalarType dtype) const {
   const auto high = torch::bitwise_right_shift(packed, 4);
   const auto low = torch::bitwise_and(packed, 15);
   const auto index = torch::stack({high, low}, 1).reshape({-1}).narrow(0, 0, n).to(torch::kLong);
-  const auto& code = nf4_code();
-  const auto values = code_tensor(code.data(), code.size(), packed.device()).index({index});
+  const auto values = code.index({index});
   const auto scale = block_absmax().repeat_interleave(blocksize).narrow(0, 0, n);
   return (values * scale).to(dtype).view(shape);
 }
@@ -143,6 +141,7 @@ Nf4Weight quantize_nf4(const torch::Tensor& w, std::int64_t blocksize, bool doub
   if (index.numel() % 2 != 0) index = torch::cat({index, torch::zeros({1}, index.options())});
   const auto pairs = index.view({-1, 2});
   out.packed = torch::bitwise_or(torch::bitwise_left_shift(pairs.select(1, 0), 4), pairs.select(1, 1)).contiguous();
+  out.code = code_tensor(code.data(), code.size(), w.device());
   if (!double_quant) {
     out.absmax = absmax.contiguous();
     return out;
@@ -151,6 +150,7 @@ Nf4Weight quantize_nf4(const torch::Tensor& w, std::int64_t blocksize, bool doub
   out.absmax_offset = absmax.mean().item<float>();
   const auto& dyn = dynamic_map_code();
   auto [q, scale] = quantize_blocks(absmax - out.absmax_offset, kDoubleQuantBlock, dyn.data(), dyn.size());
+  out.absmax_table = code_tensor(dyn.data(), dyn.size(), w.device());
   out.absmax_q = q.contiguous();
   out.absmax_scale = scale.contiguous();
   return out;

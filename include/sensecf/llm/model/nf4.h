@@ -47,13 +47,18 @@ struct Nf4Weight {
   float absmax_offset = 0;          // mean of the fp32 absmax
   std::vector<std::int64_t> shape;  // of the original weight
   std::int64_t blocksize = 64;
+  // The tables as fp32 tensors on the packed bytes' device, made once at
+  // quantisation: dequantize() runs at every forward and backward and must not
+  // copy them to the device each time. Constants, not counted by bytes().
+  at::Tensor code;          // nf4_code()
+  at::Tensor absmax_table;  // dynamic_map_code(); double_quant only
 
   std::int64_t numel() const;
   // The block scales as fp32 [n_blocks] (double quantisation undone).
   at::Tensor block_absmax() const;
   // The weight in `dtype`, shape `shape`, on the packed bytes' device.
   at::Tensor dequantize(c10::ScalarType dtype) const;
-  // Bytes held: packed weights and block statistics.
+  // Bytes held: packed weights and block statistics (not the shared tables).
   std::size_t bytes() const;
 };
 
