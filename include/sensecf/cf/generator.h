@@ -116,6 +116,11 @@ struct QueryResult {
   std::vector<Counterfactual> cfs;    // empty: no CF found (reported, never dropped)
   double seconds = 0.0;
   std::string note;                   // why none/fewer were found, time limit hit, ...
+  // Methods that answer in text (the LLM methods): every answer the model gave
+  // for this query (raw text, kept for the results file), and how many of them
+  // parsed into a CF. Baselines leave both empty / 0 (parse rate: not applicable).
+  std::vector<std::string> answers;
+  int n_parsed = 0;
 };
 
 // How a batch of queries is run. Query i draws its randomness from
