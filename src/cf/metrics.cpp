@@ -70,18 +70,21 @@ CfMetrics evaluate_cfs(const std::vector<QueryResult>& results, const data::Matr
                        const MetricOptions& options) {
   CfMetrics m;
   m.n_queries = results.size();
-  std::size_t covered = 0, valid = 0, plausible = 0;
+  std::size_t covered = 0, first_valid = 0, valid = 0, plausible = 0, n_answers = 0, n_parsed = 0;
   double distance = 0, sparsity = 0, violations = 0, redundancy = 0, knn = 0, ynn_disagree = 0, seconds = 0;
   std::size_t ynn_count = 0;
   const auto k = static_cast<std::size_t>(std::max(1, options.neighbours));
   for (const auto& r : results) {
     seconds += r.seconds;
+    n_answers += r.answers.size();
+    n_parsed += static_cast<std::size_t>(std::max(0, r.n_parsed));
     const double* x = queries.row(r.query);
-    bool any_valid = false;
-    for (const auto& c : r.cfs) {
+    covered += r.cfs.empty() ? 0 : 1;
+    for (std::size_t i = 0; i < r.cfs.size(); ++i) {
+      const auto& c = r.cfs[i];
       ++m.n_cfs;
       const bool is_valid = (f.predict_proba(c.x) > 0.5 ? 1 : 0) == r.target;
-      any_valid |= is_valid;
+      first_valid += i == 0 && is_valid ? 1 : 0;
       valid += is_valid ? 1 : 0;
       distance += cf_distance(schema, x, c.x.data());
       sparsity += changed_features(schema, x, c.x.data());
@@ -113,11 +116,13 @@ CfMetrics evaluate_cfs(const std::vector<QueryResult>& results, const data::Matr
         ynn_count += p.size();
       }
     }
-    covered += any_valid ? 1 : 0;
   }
   const auto per_cf = [&](double v) { return m.n_cfs ? v / static_cast<double>(m.n_cfs) : std::nan(""); };
-  m.coverage = m.n_queries ? static_cast<double>(covered) / static_cast<double>(m.n_queries) : std::nan("");
-  m.validity = per_cf(static_cast<double>(valid));
+  const auto per_query = [&](double v) { return m.n_queries ? v / static_cast<double>(m.n_queries) : std::nan(""); };
+  m.validity = per_query(static_cast<double>(first_valid));
+  m.coverage = per_query(static_cast<double>(covered));
+  m.validity_returned = per_cf(static_cast<double>(valid));
+  m.parse_rate = n_answers ? static_cast<double>(n_parsed) / static_cast<double>(n_answers) : std::nan("");
   m.distance = per_cf(distance);
   m.sparsity = per_cf(sparsity);
   m.plausibility = per_cf(static_cast<double>(plausible));
@@ -125,7 +130,7 @@ CfMetrics evaluate_cfs(const std::vector<QueryResult>& results, const data::Matr
   m.redundancy = per_cf(redundancy);
   m.knn_distance = per_cf(knn);
   m.ynn = ynn_count ? 1.0 - ynn_disagree / static_cast<double>(ynn_count) : std::nan("");
-  m.seconds_per_query = m.n_queries ? seconds / static_cast<double>(m.n_queries) : std::nan("");
+  m.seconds_per_query = per_query(seconds);
   m.seconds_per_cf = per_cf(seconds);
   return m;
 }
@@ -149,7 +154,8 @@ std::map<int, CfMetrics> evaluate_by_class(const std::vector<QueryResult>& resul
 nlohmann::json CfMetrics::to_json() const {
   auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
   return {{"n_queries", n_queries},       {"n_cfs", n_cfs},
-          {"coverage", num(coverage)},     {"validity", num(validity)},
+          {"validity", num(validity)},     {"coverage", num(coverage)},
+          {"validity_returned", num(validity_returned)}, {"parse_rate", num(parse_rate)},
           {"distance", num(distance)},     {"sparsity", num(sparsity)},
           {"plausibility", num(plausibility)}, {"ynn", num(ynn)},
           {"knn_distance", num(knn_distance)}, {"violations", num(violations)},

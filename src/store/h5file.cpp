@@ -215,6 +215,53 @@ std::vector<long long> H5File::read_ints(const std::string& path, std::vector<st
   return read_any<long long>(*this, path, H5T_NATIVE_LLONG, dims);
 }
 
+namespace {
+Handle utf8_vlen_string_type() {
+  Handle t(SENSECF_H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
+  SENSECF_H5_CHECK(H5Tset_size(t.get(), H5T_VARIABLE));
+  SENSECF_H5_CHECK(H5Tset_cset(t.get(), H5T_CSET_UTF8));
+  return t;
+}
+}  // namespace
+
+void H5File::write_strings(const std::string& path, const std::vector<std::string>& values) {
+  std::vector<const char*> pointers;
+  pointers.reserve(values.size());
+  for (const auto& v : values) pointers.push_back(v.c_str());
+  Handle type = utf8_vlen_string_type();
+  write_any(id(), path, type.get(), type.get(), pointers.data(), {values.size()});
+}
+
+std::vector<std::string> H5File::read_strings(const std::string& path) const {
+  if (!exists(path)) throw Error("'" + path_ + "' has no dataset '" + path + "'");
+  Handle dset(SENSECF_H5_CHECK(H5Dopen2(id(), path.c_str(), H5P_DEFAULT)), H5Dclose);
+  Handle space(SENSECF_H5_CHECK(H5Dget_space(dset.get())), H5Sclose);
+  const hssize_t n_points = SENSECF_H5_CHECK(H5Sget_simple_extent_npoints(space.get()));
+  const auto n = static_cast<std::size_t>(n_points);
+  Handle type(SENSECF_H5_CHECK(H5Dget_type(dset.get())), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_STRING) throw Error("'" + path_ + "': '" + path + "' is not a string dataset");
+  std::vector<std::string> out;
+  out.reserve(n);
+  if (n == 0) return out;
+  if (H5Tis_variable_str(type.get()) > 0) {
+    Handle mem = utf8_vlen_string_type();
+    std::vector<char*> text(n, nullptr);
+    SENSECF_H5_CHECK(H5Dread(dset.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()));
+    for (char* t : text) out.emplace_back(t ? t : "");
+#if H5_VERSION_GE(1, 12, 0)
+    SENSECF_H5_CHECK(H5Treclaim(mem.get(), space.get(), H5P_DEFAULT, text.data()));
+#else
+    SENSECF_H5_CHECK(H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, text.data()));
+#endif
+    return out;
+  }
+  const std::size_t width = H5Tget_size(type.get());
+  std::vector<char> buf(n * width, '\0');
+  SENSECF_H5_CHECK(H5Dread(dset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()));
+  for (std::size_t i = 0; i < n; ++i) out.emplace_back(buf.data() + i * width, strnlen(buf.data() + i * width, width));
+  return out;
+}
+
 std::vector<std::string> H5File::list(const std::string& group) const {
   std::vector<std::string> names;
   if (!exists(group) && group != "/") return names;

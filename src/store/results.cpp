@@ -69,6 +69,8 @@ const std::vector<Field<CfMetricRow>>& cf_fields() {
       integer("n_cfs", &R::n_cfs),
       real("coverage", &R::coverage),
       real("validity", &R::validity),
+      real("validity_returned", &R::validity_returned),
+      real("parse_rate", &R::parse_rate),
       real("distance", &R::distance),
       real("sparsity", &R::sparsity),
       real("plausibility", &R::plausibility),
@@ -206,7 +208,8 @@ nlohmann::json arrays_to_json(const CfArrays& c) {
           {"target", c.target},
           {"probability", doubles_to_json(c.probability)},
           {"valid", c.valid},
-          {"found", c.found}};
+          {"found", c.found},
+          {"answer", c.answer.empty() ? std::vector<std::string>(c.n) : c.answer}};
 }
 
 CfArrays arrays_from_json(const nlohmann::json& j) {
@@ -226,8 +229,11 @@ CfArrays arrays_from_json(const nlohmann::json& j) {
   c.probability = doubles_from_json(j.at("probability"));
   c.valid = j.at("valid").get<std::vector<long long>>();
   c.found = j.at("found").get<std::vector<long long>>();
+  // A journal written before the answer column: no answers.
+  c.answer = j.contains("answer") ? j.at("answer").get<std::vector<std::string>>() : std::vector<std::string>(c.n);
   if (c.factual.size() != c.n * c.d || c.counterfactual.size() != c.n * c.d || c.query_row.size() != c.n ||
-      c.target.size() != c.n || c.probability.size() != c.n || c.valid.size() != c.n || c.found.size() != c.n) {
+      c.target.size() != c.n || c.probability.size() != c.n || c.valid.size() != c.n || c.found.size() != c.n ||
+      c.answer.size() != c.n) {
     throw Error(fmt::format("counterfactual arrays of task {}: sizes do not match n={} d={}", c.key, c.n, c.d));
   }
   return c;
@@ -249,6 +255,8 @@ void write_arrays(H5File& file, const CfArrays& c) {
   file.write_array(base + "/probability", c.probability, {c.n});
   file.write_array(base + "/valid", c.valid, {c.n});
   file.write_array(base + "/found", c.found, {c.n});
+  // Arrays built before the answer column existed have none: one "" per query.
+  file.write_strings(base + "/answer", c.answer.size() == c.n ? c.answer : std::vector<std::string>(c.n));
   file.set_attribute(base, "features", nlohmann::json(c.features).dump());
   file.set_attribute(base, "method", c.method);
   file.set_attribute(base, "scenario", c.scenario);
@@ -275,6 +283,11 @@ CfArrays read_arrays(const H5File& file, const std::string& key) {
   c.probability = file.read_doubles(base + "/probability");
   c.valid = file.read_ints(base + "/valid");
   c.found = file.read_ints(base + "/found");
+  c.answer = file.exists(base + "/answer") ? file.read_strings(base + "/answer") : std::vector<std::string>(c.n);
+  if (c.answer.size() != c.n) {
+    throw Error(fmt::format("'{}': {}/answer has {} entries for {} queries", file.path(), base, c.answer.size(), c.n),
+                "the file is damaged; rerun the generate task");
+  }
   return c;
 }
 

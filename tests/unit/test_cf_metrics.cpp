@@ -1,4 +1,5 @@
-// CF metrics against hand-computed values, and the shared constraint helpers.
+// CF metrics against hand-computed values (validity and coverage over all queries,
+// validity over returned CFs, the LLM parse rate), and the shared constraint helpers.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -56,8 +57,13 @@ TEST(CfMetrics, HandComputedValues) {
   const CfMetrics& m = by_class.at(-1);
   EXPECT_EQ(m.n_queries, 3u);
   EXPECT_EQ(m.n_cfs, 3u);
+  // Validity over all queries: q0's first CF (6,1,0) and q2's (4,2,1) are valid, q1 has
+  // none -> 2/3 (validity over the returned CFs alone would be 3/3).
+  EXPECT_NEAR(m.validity, 2.0 / 3, 1e-12);
   EXPECT_NEAR(m.coverage, 2.0 / 3, 1e-12);
-  EXPECT_NEAR(m.validity, 1.0, 1e-12);
+  EXPECT_NEAR(m.validity_returned, 1.0, 1e-12);
+  EXPECT_TRUE(std::isnan(m.parse_rate));  // a baseline: no answers, not applicable
+  EXPECT_TRUE(m.to_json().at("parse_rate").is_null());
   EXPECT_NEAR(m.distance, (0.4 + std::sqrt(0.25 + 1.0) + 1.5) / 3, 1e-12);
   EXPECT_NEAR(m.sparsity, 5.0 / 3, 1e-12);
   EXPECT_NEAR(m.plausibility, 2.0 / 3, 1e-12);  // b = 5 is above the training maximum 4
@@ -70,8 +76,42 @@ TEST(CfMetrics, HandComputedValues) {
 
   EXPECT_EQ(by_class.at(0).n_queries, 1u);  // f(q0) = 0
   EXPECT_EQ(by_class.at(0).n_cfs, 2u);
+  EXPECT_NEAR(by_class.at(0).validity, 1.0, 1e-12);
   EXPECT_EQ(by_class.at(1).n_queries, 2u);
   EXPECT_NEAR(by_class.at(1).coverage, 0.5, 1e-12);
+  EXPECT_NEAR(by_class.at(1).validity, 0.5, 1e-12);
+  EXPECT_NEAR(by_class.at(1).validity_returned, 1.0, 1e-12);
+}
+
+// An LLM-style run: each query has raw answers, some of which did not parse.
+// q0: 2 answers, 1 parsed, its CF (6,1,0) valid; q1: 1 answer that did not parse
+// (no CF); q2: 1 answer, parsed, its CF (7,1,0) invalid for target 0; q3: 2
+// answers, both parsed, first CF (3,1,0) invalid, second (9,1,0) valid.
+TEST(CfMetrics, ParseFailuresCountAsInvalid) {
+  Threshold model;
+  BlackBox f(model);
+  const auto s = schema();
+  const auto queries = matrix({{2, 1, 0}, {2, 2, 0}, {8, 1, 0}, {1, 1, 0}});
+  const auto train = matrix({{1, 1, 0}, {9, 1, 0}});
+  auto llm = [](QueryResult r, std::vector<std::string> answers, int n_parsed) {
+    r.answers = std::move(answers);
+    r.n_parsed = n_parsed;
+    return r;
+  };
+  const std::vector<QueryResult> results = {
+      llm(result(0, 1, {{6, 1, 0}}, 1.0), {"deep_pct: 18.0", "I cannot help with that"}, 1),
+      llm(result(1, 1, {}, 1.0), {"a = 1.0, b ="}, 0),
+      llm(result(2, 0, {{7, 1, 0}}, 1.0), {"a: 7"}, 1),
+      llm(result(3, 1, {{3, 1, 0}, {9, 1, 0}}, 1.0), {"a: 3", "a: 9"}, 2)};
+  const CfMetrics m = evaluate_cfs(results, queries, s, f, train);
+  EXPECT_EQ(m.n_queries, 4u);
+  EXPECT_EQ(m.n_cfs, 4u);
+  EXPECT_NEAR(m.validity, 1.0 / 4, 1e-12);           // only q0's first CF; q1 (unparsed) counts as invalid
+  EXPECT_NEAR(m.coverage, 3.0 / 4, 1e-12);           // q1 returned nothing
+  EXPECT_NEAR(m.validity_returned, 2.0 / 4, 1e-12);  // (6,1,0) and (9,1,0) of the 4 returned
+  EXPECT_NEAR(m.parse_rate, 4.0 / 6, 1e-12);         // 1 + 0 + 1 + 2 of 2 + 1 + 1 + 2 answers
+  EXPECT_NEAR(m.to_json().at("parse_rate").get<double>(), 4.0 / 6, 1e-12);
+  EXPECT_NEAR(m.to_json().at("validity").get<double>(), 0.25, 1e-12);
 }
 
 TEST(CfMetrics, InvalidCfsAndNoCfs) {
@@ -82,12 +122,16 @@ TEST(CfMetrics, InvalidCfsAndNoCfs) {
   const auto train = matrix({{1, 1, 0}});
   auto m = evaluate_cfs({result(0, 1, {{3, 1, 0}}, 1.0)}, queries, s, f, train);
   EXPECT_EQ(m.validity, 0.0);
-  EXPECT_EQ(m.coverage, 0.0);
+  EXPECT_EQ(m.validity_returned, 0.0);
+  EXPECT_EQ(m.coverage, 1.0);    // a CF was returned, though not a valid one
   EXPECT_EQ(m.redundancy, 0.0);  // computed over valid CFs only
+  // No CF at all: validity and coverage are 0 (a failure), the per-CF metrics undefined.
   m = evaluate_cfs({result(0, 1, {}, 1.0)}, queries, s, f, train);
-  EXPECT_TRUE(std::isnan(m.validity));
-  EXPECT_TRUE(m.to_json().at("validity").is_null());
+  EXPECT_EQ(m.validity, 0.0);
   EXPECT_EQ(m.coverage, 0.0);
+  EXPECT_TRUE(std::isnan(m.validity_returned));
+  EXPECT_TRUE(m.to_json().at("validity_returned").is_null());
+  EXPECT_TRUE(std::isnan(m.distance));
 }
 
 TEST(Constraints, CountAndEnforce) {

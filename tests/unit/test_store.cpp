@@ -1,9 +1,15 @@
 // HDF5 store: attributes and compound tables round-trip through our reader and
-// through an independent one (h5py, with the system Python).
+// through an independent one (h5py, with the system Python); the results file's
+// CF columns (validity over all queries, validity_returned, parse_rate, the LLM
+// answer text) through HDF5 and through the journal's JSON.
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
 
 #include "sensecf/core/error.h"
 #include "sensecf/store/h5file.h"
+#include "sensecf/store/results.h"
 #include "test_util.h"
 
 namespace sensecf::store {
@@ -80,6 +86,102 @@ TEST(Store, IndependentReaderH5py) {
   const auto r = test::run_command("/usr/bin/python3 " + script + " " + path);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("h5py read 3 rows"), std::string::npos) << r.output;
+}
+
+// One LLM generate task (3 queries: a parsed answer, an answer that did not
+// parse, one with a multi-line UTF-8 answer) and a baseline row without answers.
+TaskOutput llm_output() {
+  TaskOutput out;
+  CfMetricRow llm;
+  llm.key = "00000000000000aa";
+  llm.method = "llm:tiny:zero-shot+constrained";
+  llm.scenario = "full";
+  llm.purpose = "table3";
+  llm.seed = 3;
+  llm.n_queries = 3;
+  llm.n_cfs = 2;
+  llm.validity = 1.0 / 3;
+  llm.coverage = 2.0 / 3;
+  llm.validity_returned = 0.5;
+  llm.parse_rate = 0.75;
+  out.cf.push_back(llm);
+  CfMetricRow baseline = llm;
+  baseline.method = "nice";
+  baseline.parse_rate = std::numeric_limits<double>::quiet_NaN();
+  out.cf.push_back(baseline);
+  CfArrays a;
+  a.key = llm.key;
+  a.method = llm.method;
+  a.scenario = "full";
+  a.purpose = "table3";
+  a.seed = 3;
+  a.features = {"deep_pct", "age"};
+  a.n = 3;
+  a.d = 2;
+  a.query_row = {10, 11, 12};
+  a.factual = {12.5, 80, 20, 60, 30, 70};
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  a.counterfactual = {18, 80, nan, nan, 35, 70};
+  a.target = {0, 0, 1};
+  a.probability = {0.2, nan, 0.4};
+  a.valid = {1, 0, 0};
+  a.found = {1, 0, 1};
+  a.answer = {"deep_pct: 18.0", "", "deep_pct = 35 %\nage: 70 — unchanged ✓"};
+  out.counterfactuals.push_back(a);
+  return out;
+}
+
+void expect_same_cf_rows(const std::vector<CfMetricRow>& got, const std::vector<CfMetricRow>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].method, want[i].method);
+    EXPECT_EQ(got[i].validity, want[i].validity);
+    EXPECT_EQ(got[i].coverage, want[i].coverage);
+    EXPECT_EQ(got[i].validity_returned, want[i].validity_returned);
+    if (std::isnan(want[i].parse_rate)) {
+      EXPECT_TRUE(std::isnan(got[i].parse_rate)) << got[i].parse_rate;
+    } else {
+      EXPECT_EQ(got[i].parse_rate, want[i].parse_rate);
+    }
+  }
+}
+
+TEST(Store, ResultsKeepValidityColumnsAndAnswers) {
+  test::TempDir dir;
+  const auto path = dir.file("results.h5");
+  const TaskOutput out = llm_output();
+  {
+    auto w = ResultsWriter::create(path, {});
+    TaskRecord t;
+    t.key = "00000000000000aa";
+    t.kind = "generate";
+    t.status = "done";
+    w.append(t, out);
+    w.flush();
+  }
+  const Results r = read_results(path);
+  expect_same_cf_rows(r.cf, out.cf);
+  ASSERT_EQ(r.counterfactuals.size(), 1u);
+  EXPECT_EQ(r.counterfactuals[0].answer, out.counterfactuals[0].answer);
+
+  // The journal's JSON is exact as well.
+  const TaskOutput back = task_output_from_json(nlohmann::json::parse(to_json(out).dump()));
+  expect_same_cf_rows(back.cf, out.cf);
+  ASSERT_EQ(back.counterfactuals.size(), 1u);
+  EXPECT_EQ(back.counterfactuals[0].answer, out.counterfactuals[0].answer);
+  // JSON from before the answer column: one empty answer per query.
+  auto old = to_json(out);
+  old["counterfactuals"][0].erase("answer");
+  EXPECT_EQ(task_output_from_json(old).counterfactuals[0].answer, std::vector<std::string>(3));
+  auto bad = to_json(out);
+  bad["counterfactuals"][0]["answer"] = {"only one"};
+  EXPECT_THROW_WITH(task_output_from_json(bad), Error, "sizes do not match");
+
+  // h5py sees the new columns and the answers.
+  const std::string script = std::string(SENSECF_TEST_SOURCE_DIR) + "/python/check_h5_fixture.py";
+  const auto run = test::run_command("/usr/bin/python3 " + script + " --results " + path);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("h5py read 3 answers"), std::string::npos) << run.output;
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // Counterfactual quality metrics: the paper's four (Table III) and the stronger
 // variants users ask for. Every formula is written out in docs/cf-metrics.md.
 //
-// Inputs are the generator results for a set of queries; metrics are computed
-// over the returned CFs (per factual class: see evaluate_by_class). Distances use
-// the permitted range of each continuous feature (schema bounds, learned from the
-// training data) as its scale.
+// Inputs are the generator results for a set of queries. Validity and coverage
+// are over ALL queries (a query without a CF, e.g. an LLM answer that did not
+// parse, counts as a failure, never dropped); the quality metrics (distance,
+// sparsity, plausibility, ...) are over the returned CFs; per factual class: see
+// evaluate_by_class. Distances use the permitted range of each continuous
+// feature (schema bounds, learned from the training data) as its scale.
 #pragma once
 
 #include <map>
@@ -19,8 +21,10 @@ namespace sensecf::cf {
 struct CfMetrics {
   std::size_t n_queries = 0;      // queries evaluated
   std::size_t n_cfs = 0;          // CFs returned
-  double coverage = 0;            // share of queries with at least one valid CF
-  double validity = 0;            // share of CFs that f assigns the target class
+  double validity = 0;            // share of queries whose (first) CF f assigns the target class; no CF: invalid
+  double coverage = 0;            // share of queries with a CF returned
+  double validity_returned = 0;   // share of returned CFs that f assigns the target class
+  double parse_rate = 0;          // sum n_parsed / sum answers over the queries; NaN without answers (baselines)
   double distance = 0;            // mean normalised L2 (continuous) + Hamming (categorical)
   double sparsity = 0;            // mean number of changed features
   double plausibility = 0;        // share of CFs inside the training ranges / categories

@@ -62,8 +62,13 @@ class H5File {
   void write_array(const std::string& path, const std::vector<double>& values, const std::vector<std::size_t>& dims);
   void write_array(const std::string& path, const std::vector<long long>& values,
                    const std::vector<std::size_t>& dims);
+  // A 1-D array of variable-length UTF-8 strings (h5py: `ds.asstr()[...]`), for
+  // text of any length (an LLM's raw answer); empty strings are kept.
+  void write_strings(const std::string& path, const std::vector<std::string>& values);
   std::vector<double> read_doubles(const std::string& path, std::vector<std::size_t>* dims = nullptr) const;
   std::vector<long long> read_ints(const std::string& path, std::vector<std::size_t>* dims = nullptr) const;
+  // Variable-length or fixed-length strings of a 1-D dataset.
+  std::vector<std::string> read_strings(const std::string& path) const;
   // Names of the members of a group, sorted.
   std::vector<std::string> list(const std::string& group) const;
 

@@ -13,8 +13,10 @@
 //   /counterfactuals/<key>  the CFs of one generate task: datasets query_row [n],
 //                           factual [n, d], counterfactual [n, d] (NaN rows: none
 //                           found), target [n], probability [n] (f's P(y=1) at the
-//                           CF), valid [n], found [n]; attributes features (JSON
-//                           list), method, scenario, seed, purpose
+//                           CF), valid [n], found [n], answer [n] (the LLM's raw
+//                           answer text, variable-length UTF-8; empty for
+//                           baselines); attributes features (JSON list), method,
+//                           scenario, seed, purpose
 // Column lists are in results.cpp next to the writers; docs/results-format.md
 // describes every column for users.
 //
@@ -22,6 +24,7 @@
 // makes them durable (sweep/journal.h), tables and figures (report/).
 #pragma once
 
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -56,8 +59,14 @@ struct CfMetricRow {
   long long seed = 0;
   long long factual_class = -1;  // -1: all queries; 0 / 1: queries f predicts as that class
   long long n_queries = 0, n_cfs = 0;
+  // validity: share of ALL queries whose (first) CF is valid; coverage: share of
+  // queries with a CF returned (docs/cf-metrics.md).
   double coverage = 0, validity = 0, distance = 0, sparsity = 0, plausibility = 0, ynn = 0, knn_distance = 0,
          violations = 0, redundancy = 0, seconds_per_query = 0;
+  // Share of the returned CFs that are valid; LLM answers parsed / given (NaN:
+  // not applicable, a baseline). NaN too when read from a file that predates them.
+  double validity_returned = std::numeric_limits<double>::quiet_NaN();
+  double parse_rate = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct ClfMetricRow {
@@ -90,6 +99,8 @@ struct CfArrays {
   std::vector<double> probability;     // [n] f's P(y=1) at the CF (NaN: none)
   std::vector<long long> valid;        // [n] 1: f predicts target at the CF
   std::vector<long long> found;        // [n] 1: the method returned a CF
+  std::vector<std::string> answer;     // [n] the LLM's raw answer behind the CF (the first answer when
+                                       // none parsed); "" for baselines and queries without an answer
 };
 
 // Everything a task produces for the results file. Travels rank → rank 0 and

@@ -89,6 +89,7 @@ store::CfArrays cf_arrays(const Task& task, const GenerateParams& p, const data:
   a.probability.assign(a.n, nan);
   a.valid.assign(a.n, 0);
   a.found.assign(a.n, 0);
+  a.answer.assign(a.n, "");
   for (std::size_t i = 0; i < a.n; ++i) {
     a.query_row.push_back(static_cast<long long>(q.rows[i]));
     a.target.push_back(q.targets[i]);
@@ -96,6 +97,7 @@ store::CfArrays cf_arrays(const Task& task, const GenerateParams& p, const data:
     a.factual.insert(a.factual.end(), x, x + a.d);
   }
   for (const auto& r : results) {
+    if (!r.answers.empty()) a.answer[r.query] = r.answers.front();
     if (r.cfs.empty()) continue;
     const auto& c = r.cfs.front();
     std::copy(c.x.begin(), c.x.end(), a.counterfactual.begin() + static_cast<long>(r.query * a.d));
@@ -118,6 +120,8 @@ store::CfMetricRow cf_row(const Task& task, const GenerateParams& p, int cls, co
   r.n_cfs = static_cast<long long>(m.n_cfs);
   r.coverage = m.coverage;
   r.validity = m.validity;
+  r.validity_returned = m.validity_returned;
+  r.parse_rate = m.parse_rate;
   r.distance = m.distance;
   r.sparsity = m.sparsity;
   r.plausibility = m.plausibility;
