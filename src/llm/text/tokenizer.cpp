@@ -164,6 +164,10 @@ struct Tokenizer::Impl {
   std::vector<DecoderStep> decoder;
   std::vector<int> template_prefix, template_suffix;  // post-processor, single sequence
   std::string model_kind;  // for describe()
+  std::vector<std::string> id_to_bytes;  // token_bytes(), by id
+
+  // Fills id_to_bytes from the loaded vocabulary, added tokens and decoder.
+  void compute_token_bytes();
 
   // Encodes one run of text between added tokens; `at_input_start`: it starts at offset 0.
   void encode_segment(std::string_view text, bool at_input_start, std::vector<int>& out) const;
@@ -418,6 +422,41 @@ const std::string& Tokenizer::token(int id) const {
   static const std::string empty;
   if (id < 0 || id >= static_cast<int>(impl_->id_to_token.size())) return empty;
   return impl_->id_to_token[static_cast<std::size_t>(id)];
+}
+
+const std::string& Tokenizer::token_bytes(int id) const {
+  static const std::string empty;
+  if (id < 0 || id >= static_cast<int>(impl_->id_to_bytes.size())) return empty;
+  return impl_->id_to_bytes[static_cast<std::size_t>(id)];
+}
+
+// What one token adds to decode()'s output in the middle of a text: the decoder
+// chain without the steps that only act at the start of the text (Strip, the
+// Metaspace prefix) and without the UTF-8 repair of whole texts.
+void Tokenizer::Impl::compute_token_bytes() {
+  id_to_bytes.assign(id_to_token.size(), std::string());
+  bool byte_fallback = false;
+  for (const DecoderStep& step : decoder) byte_fallback |= step.kind == DecoderStep::kByteFallback;
+  std::string raw;
+  for (std::size_t id = 0; id < id_to_token.size(); ++id) {
+    const std::string& token = id_to_token[id];
+    std::string& out = id_to_bytes[id];
+    if (byte_level) {
+      out = byte_alphabet().unmap(token, raw) ? raw : token;  // added tokens are outside the alphabet
+      continue;
+    }
+    const int b = byte_fallback ? byte_token_value(token) : -1;
+    if (b >= 0) {
+      out.assign(1, static_cast<char>(b));
+      continue;
+    }
+    out = token;
+    for (const DecoderStep& step : decoder) {
+      if (step.kind == DecoderStep::kReplace) replace_all(out, step.pattern, step.content);
+      if (step.kind == DecoderStep::kMetaspace) replace_all(out, step.pattern, " ");
+    }
+  }
+  for (const AddedToken& t : added) id_to_bytes[static_cast<std::size_t>(t.id)] = t.content;
 }
 
 int Tokenizer::vocab_size() const { return static_cast<int>(impl_->id_to_token.size()); }
@@ -825,6 +864,7 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
   if (im->special.size() != im->id_to_token.size()) im->special.resize(im->id_to_token.size(), false);
   load_post_processor(L, root.contains("post_processor") ? root["post_processor"] : json(), "post_processor", *im);
   load_decoder(L, root.contains("decoder") ? root["decoder"] : json(), "decoder", *im);
+  im->compute_token_bytes();
   im->model_kind = im->byte_level ? "byte-level BPE" : "BPE";
   if (!im->byte_level && im->model.options.byte_fallback) im->model_kind = "sentencepiece-style BPE (byte fallback)";
   return Tokenizer(std::move(im));

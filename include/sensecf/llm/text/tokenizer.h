@@ -54,6 +54,14 @@ class Tokenizer {
   std::optional<int> token_id(std::string_view token) const;
   // The token text of an id ("" for ids without a token).
   const std::string& token(int id) const;
+  // The raw bytes a token contributes to the text when it follows other text:
+  // byte-level BPE un-maps the alphabet ("Ġthe" -> " the"); sentencepiece-style
+  // BPE turns the metaspace into a space ("▁the" -> " the") and a byte-fallback
+  // token into its byte ("<0x0A>" -> "\n"); an added token (special or not) is
+  // its content. Unlike decode(), no leading space is stripped and bytes are
+  // not made valid UTF-8 (a byte token may be half a character). "" for ids
+  // without a token. Computed once at load (constrained decoding, llmcf/grammar.h).
+  const std::string& token_bytes(int id) const;
   // Largest id + 1 over the vocabulary and the added tokens.
   int vocab_size() const;
   bool is_special(int id) const;
