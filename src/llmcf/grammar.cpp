@@ -532,9 +532,18 @@ const GrammarMatcher::Mask& GrammarMatcher::next_bytes(const State& s) const {
 void GrammarMatcher::collect(std::uint32_t node, const State& state, std::vector<int>& out) const {
   const TokenVocabulary& v = *vocabulary_;
   const Mask& mask = next_bytes(state);
+  // In a number, a number byte stays in the number (the text after a number
+  // never starts with one): the digit tokens skip step()'s segment dispatch.
+  const auto& segments = grammar_->segments_;
+  const AnswerGrammar::Segment* number = nullptr;
+  if (state.segment < static_cast<std::int32_t>(segments.size()) &&
+      segments[static_cast<std::size_t>(state.segment)].kind == Kind::kNumber) {
+    number = &segments[static_cast<std::size_t>(state.segment)];
+  }
   auto visit = [&](std::uint32_t child, std::uint8_t byte) {
     State s = state;
-    if (!step(s, byte)) return;
+    const bool ok = number && has_bit(kNumberBytes, byte) ? number_step(*number, s, byte) : step(s, byte);
+    if (!ok) return;
     const std::uint32_t first = v.first_id_[child];
     out.insert(out.end(), v.ids_.begin() + first, v.ids_.begin() + first + v.n_ids_[child]);
     if (v.n_children_[child] != 0) collect(child, s, out);
