@@ -28,6 +28,10 @@
 //                    valid answer. Tokens spanning several segments ("5\n",
 //                    ".\n", " 12") are handled byte by byte.
 //
+// Cost with the 128k Llama-3.1 vocabulary: ~0.5 us per generated token on
+// average, ~5 us for the slowest (a number's first token); building the trie
+// ~60 ms (bench_grammar, docs/constrained-decoding.md).
+//
 // Not here: logits, torch (the generator turns allowed ids into a mask), the
 // prompt (prompt.h), parsing (parse.h). Torch-free. A TokenVocabulary is
 // immutable and shared between threads; a GrammarMatcher belongs to one
