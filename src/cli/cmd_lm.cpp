@@ -249,7 +249,11 @@ int lm_generate(const std::vector<std::string>& args) {
   }
   if (stream && prompts.size() != 1) throw UsageError("--stream takes a single prompt");
   const auto model = m.load();
-  for (auto id : model->config().eos_token_ids) g.stop_ids.push_back(static_cast<int>(id));
+  // config.json's, generation_config.json's and the tokenizer's end ids (<|eot_id|> ends a chat turn).
+  g.stop_ids = llm::default_stop_ids(m.model, model->config(), tokenizer);
+  std::vector<std::string> shown;
+  for (const int id : g.stop_ids) shown.push_back(std::to_string(id));
+  spdlog::info("stop ids: {}", join(shown, ", "));
   g.decode = [&tokenizer](const std::vector<int>& ids) { return tokenizer.decode(ids); };
   std::vector<int> streamed;
   std::string printed;

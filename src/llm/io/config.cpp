@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -382,6 +383,31 @@ ModelConfig load_config(const std::string& path) {
   const std::string file =
       std::filesystem::is_directory(path, ec) ? (std::filesystem::path(path) / "config.json").string() : path;
   return ModelConfig::from_json(read_text(file), file);
+}
+
+std::vector<int> read_generation_eos(const std::string& model_dir) {
+  const std::string file = (std::filesystem::path(model_dir) / "generation_config.json").string();
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return {};
+  json j;
+  try {
+    j = json::parse(read_text(file));
+  } catch (const json::exception& e) {
+    throw UsageError(file + ": not valid JSON: " + e.what(), "delete or fix the file; it is optional");
+  }
+  if (!j.is_object()) throw UsageError(file + ": not a JSON object");
+  if (!j.contains("eos_token_id") || j.at("eos_token_id").is_null()) return {};
+  const json& eos = j.at("eos_token_id");
+  const Fields f(j, file);
+  const char* expected = "must be a non-negative integer or a list of them, found ";
+  std::vector<int> ids;
+  for (const json& v : eos.is_array() ? eos : json::array({eos})) {
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 ||
+        v.get<std::int64_t>() > std::numeric_limits<int>::max())
+      f.fail("eos_token_id", expected + show(eos));
+    ids.push_back(static_cast<int>(v.get<std::int64_t>()));
+  }
+  return ids;
 }
 
 std::map<std::string, std::vector<std::int64_t>> expected_tensor_shapes(const ModelConfig& c) {

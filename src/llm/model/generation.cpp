@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <tuple>
 
 #include "decoding.h"
 #include "sensecf/core/error.h"
@@ -171,47 +172,146 @@ class DecodeGraph {
 };
 #endif  // SENSECF_CUDA_GRAPHS
 
+// --- choosing the next tokens -------------------------------------------------
+
 namespace {
 
-// Next token from one row of logits: greedy, or temperature -> top-k -> top-p
-// (transformers' order) and a draw from our own seeded stream, so that a seed
-// gives the same text on any device.
-int pick(const torch::Tensor& row, const GenerationOptions& o, Rng& rng) {
-  if (o.temperature <= 0) return static_cast<int>(row.argmax().item<std::int64_t>());
-  auto logits = row.to(torch::kFloat64) / o.temperature;
-  const long V = logits.size(0);
-  if (o.top_k > 0 && o.top_k < V) {
-    const auto kth = std::get<0>(logits.topk(o.top_k)).min();
-    logits = logits.masked_fill(logits < kth, -std::numeric_limits<double>::infinity());
+// On the CPU the sampler first looks at this many most likely tokens (top-k's
+// k when smaller) and widens only when they cannot hold every token top-k /
+// top-p keeps: sorting a 128k vocabulary there costs tens of ms a row, a
+// top-256 a few. On an accelerator it sorts whole rows at once, which is cheap
+// there and needs no host round trip to decide whether to widen.
+constexpr long kCpuCandidates = 256;
+constexpr long kWiden = 16;
+
+}  // namespace
+
+torch::Tensor sample_tokens(const torch::Tensor& scores, const GenerationOptions& o, const torch::Tensor& uniforms) {
+  const auto x = scores.to(torch::kFloat32) / o.temperature;  // [R, N]
+  const long N = x.size(1);
+  const auto probs = torch::softmax(x, 1);
+  const bool by_k = o.top_k > 0 && o.top_k < N, by_p = o.top_p < 1.0;
+  const auto u = uniforms.to(x.device(), torch::kFloat32).view({-1, 1});  // [R, 1]
+
+  // Inverse CDF: the first column whose cumulative mass exceeds u * total.
+  // Zero-mass columns never come first; when rounding puts the target at the
+  // total, the last column with mass is taken.
+  auto draw = [&u](const torch::Tensor& p) {  // p [R, n] -> column [R, 1]
+    const auto cdf = p.cumsum(1);
+    const auto column = torch::searchsorted(cdf, u * cdf.narrow(1, cdf.size(1) - 1, 1), /*out_int32=*/false,
+                                            /*right=*/true);
+    const auto position = torch::arange(1, p.size(1) + 1, torch::dtype(torch::kInt64).device(p.device()));
+    return torch::minimum(column, ((p > 0) * position).argmax(1, /*keepdim=*/true));
+  };
+  if (!by_k && !by_p) return draw(probs).squeeze(1);  // the whole row in id order: nothing to sort
+
+  // Candidates: the n most likely tokens, most likely first. Enough when they
+  // hold every token tied with the k-th (top-k keeps ties: transformers removes
+  // only logits below the k-th) or, without top-k, a mass that reaches top_p.
+  long n = x.device().is_cpu() ? std::min(N, by_k ? static_cast<long>(o.top_k) : kCpuCandidates) : N;
+  torch::Tensor values, index, p;
+  for (;;) {
+    std::tie(values, index) = n == N ? x.sort(1, /*descending=*/true) : x.topk(n, 1);
+    p = probs.gather(1, index);
+    if (n == N) break;
+    long needed = n;
+    if (by_k) {
+      const auto kth = values.narrow(1, o.top_k - 1, 1);
+      needed = (x >= kth).sum(1).max().item<std::int64_t>();
+    } else if ((p.sum(1) < o.top_p).any().item<bool>()) {
+      needed = std::min(N, kWiden * n);
+    }
+    if (needed <= n) break;
+    n = needed;
   }
-  auto probs = torch::softmax(logits, 0);
-  if (o.top_p < 1.0) {
-    // Keep the smallest set of most likely tokens whose mass reaches top_p.
-    const auto sorted = probs.sort(0, /*descending=*/true);
-    const auto values = std::get<0>(sorted), index = std::get<1>(sorted);
-    const auto before = values.cumsum(0) - values;  // mass of the tokens ranked above
-    const auto drop = before >= o.top_p;
-    probs = probs.index_put({index.masked_select(drop)}, torch::zeros({1}, probs.options()));
-    probs = probs / probs.sum();
+  if (by_k) {
+    p = p.masked_fill(values < values.narrow(1, o.top_k - 1, 1), 0);
+    p = p / p.sum(1, /*keepdim=*/true);  // the softmax over the top-k logits
   }
-  const auto p = probs.to(torch::kCPU).contiguous();
-  const double* data = p.data_ptr<double>();
-  double u = rng.uniform(), acc = 0;
-  for (long i = 0; i < V; ++i) {
-    acc += data[i];
-    if (u < acc) return static_cast<int>(i);
+  if (by_p) {
+    // The smallest set of most likely tokens whose mass reaches top_p: drop a
+    // token once the tokens ranked above it hold top_p (never the first).
+    p = p.masked_fill(p.cumsum(1) - p >= o.top_p, 0);
   }
-  return static_cast<int>(V - 1);
+  return index.gather(1, draw(p)).squeeze(1);
+}
+
+namespace {
+
+// The allowed ids of the live rows of one step, padded to a rectangle [R, A]
+// (-1: padding); rows of finished sequences get the single id 0.
+struct Allowed {
+  torch::Tensor ids;    // [R, A] int64 on the model's device; padding clamped to 0
+  torch::Tensor valid;  // [R, A] bool
+};
+
+Allowed gather_allowed(const GenerationOptions& o, const std::vector<std::size_t>& slots,
+                       const std::vector<bool>& done, int step, long vocab, const c10::Device& device,
+                       GenerationStats& stats) {
+  std::vector<std::vector<int>> rows(slots.size());
+  std::size_t width = 1;
+  for (std::size_t r = 0; r < slots.size(); ++r) {
+    const std::size_t sequence = slots[r];
+    if (done[sequence]) continue;
+    const auto began = std::chrono::steady_clock::now();
+    o.allowed_tokens(sequence, rows[r]);
+    stats.mask_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+    auto& ids = rows[r];
+    if (ids.empty())
+      throw Error(fmt::format("generate: allowed_tokens gave no token for sequence {} at step {}", sequence, step),
+                  "the constraint must allow at least one token (e.g. the end-of-turn id once it is complete)");
+    // Sorted: duplicates go, and greedy's ties fall to the lowest id as argmax over the whole vocabulary does.
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (ids.front() < 0 || ids.back() >= vocab)
+      throw Error(fmt::format("generate: allowed_tokens gave id {} for sequence {} at step {}, outside the "
+                              "vocabulary [0, {})",
+                              ids.front() < 0 ? ids.front() : ids.back(), sequence, step, vocab));
+    width = std::max(width, ids.size());
+  }
+  ++stats.masked_steps;
+  std::vector<std::int64_t> flat(slots.size() * width, -1);
+  for (std::size_t r = 0; r < slots.size(); ++r) {
+    if (rows[r].empty()) flat[r * width] = 0;  // a finished row: anything, ignored
+    std::copy(rows[r].begin(), rows[r].end(), flat.begin() + static_cast<long>(r * width));
+  }
+  const auto ids = torch::tensor(flat, torch::kInt64).view({static_cast<long>(slots.size()), -1}).to(device);
+  return {ids.clamp_min(0), ids >= 0};
 }
 
 }  // namespace
 
+std::vector<int> pick_tokens(const std::vector<float>& logits, std::size_t rows, const GenerationOptions& o,
+                             const std::vector<double>& uniforms) {
+  validate(o);
+  if (rows == 0 || logits.empty() || logits.size() % rows != 0)
+    throw Error(fmt::format("pick_tokens: {} logits are not {} rows of a vocabulary", logits.size(), rows));
+  if (o.temperature > 0 && uniforms.size() != rows)
+    throw Error(fmt::format("pick_tokens: {} uniforms for {} rows", uniforms.size(), rows));
+  torch::NoGradGuard no_grad;
+  const auto R = static_cast<long>(rows), V = static_cast<long>(logits.size() / rows);
+  const auto x = torch::from_blob(const_cast<float*>(logits.data()), {R, V}, torch::kFloat32);
+  const auto chosen =
+      o.temperature <= 0
+          ? x.argmax(1)
+          : sample_tokens(x, o, torch::tensor(std::vector<float>(uniforms.begin(), uniforms.end()), torch::kFloat32));
+  const auto c = chosen.contiguous();
+  return std::vector<int>(c.data_ptr<std::int64_t>(), c.data_ptr<std::int64_t>() + R);
+}
+
+// --- generate -------------------------------------------------------------------
+
 std::vector<std::vector<int>> generate(const CausalLM& base, const std::vector<std::vector<int>>& prompts,
                                        const GenerationOptions& o, int pad_id) {
+  validate(o);
   const auto* model = dynamic_cast<const Decoder*>(&base);
   if (!model) throw Error("generate: unsupported model implementation");
+  if (!o.seeds.empty() && o.seeds.size() != prompts.size())
+    throw UsageError(fmt::format("generate: {} seeds for {} prompts", o.seeds.size(), prompts.size()),
+                     "give one seed per prompt, or none (then they derive from GenerationOptions::seed)");
   torch::NoGradGuard no_grad;
   const auto B = static_cast<long>(prompts.size());
+  const long V = model->config().vocab_size;
   std::size_t longest = 0;
   for (const auto& p : prompts) {
     if (p.empty()) throw UsageError("generate: an empty prompt", "every prompt needs at least one token (e.g. BOS)");
@@ -226,14 +326,23 @@ std::vector<std::vector<int>> generate(const CausalLM& base, const std::vector<s
     padded.push_back(row);
     for (std::size_t i = 0; i < longest; ++i) mask.push_back(i >= longest - p.size() ? 1 : 0);
   }
-  KvCache cache = model->empty_cache(B, static_cast<long>(longest) + std::max(o.max_new_tokens, 0));
+  KvCache cache = model->empty_cache(B, static_cast<long>(longest) + o.max_new_tokens);
   auto logits = model->forward(model->ids_tensor(padded),
                                torch::tensor(mask, torch::kInt64).view({B, static_cast<long>(longest)}), cache,
                                /*last_only=*/true);
   std::vector<std::vector<int>> out(prompts.size());
   std::vector<bool> done(prompts.size(), false);
   std::vector<Rng> rngs;
-  for (long b = 0; b < B; ++b) rngs.emplace_back(derive_seed(o.seed, "generate/" + std::to_string(b)));
+  for (long b = 0; b < B; ++b) {
+    const auto i = static_cast<std::size_t>(b);
+    rngs.emplace_back(o.seeds.empty() ? derive_seed(o.seed, "generate/" + std::to_string(b))
+                                      : derive_seed(o.seeds[i], "generate"));
+  }
+  // Row r of the batch (of `logits` and the cache) is sequence slots[r]; the
+  // identity until finished rows leave the batch.
+  std::vector<std::size_t> slots(prompts.size());
+  for (std::size_t i = 0; i < slots.size(); ++i) slots[i] = i;
+  GenerationStats stats;
 
   // The decode steps (all but the first new token) as a replayed CUDA graph, or eagerly.
   const long decode_steps = std::max(o.max_new_tokens - 1, 0);
@@ -246,23 +355,43 @@ std::vector<std::vector<int>> generate(const CausalLM& base, const std::vector<s
 #if SENSECF_CUDA_GRAPHS
   std::unique_ptr<DecodeGraph> graph;
 #endif
-  int steps_run = 0;
 
   for (int step = 0; step < o.max_new_tokens; ++step) {
-    // One device-to-host transfer per step: the greedy choices, or the rows to sample from.
-    const auto last = logits.select(1, logits.size(1) - 1);  // [B, V]
-    const auto greedy = o.temperature <= 0 ? last.argmax(1).to(torch::kCPU) : torch::Tensor();
-    const auto rows = o.temperature <= 0 ? torch::Tensor() : last.to(torch::kCPU);
-    std::vector<int> next(prompts.size(), pad_id);
-    std::vector<std::int64_t> next_mask(prompts.size(), 0);
-    for (long b = 0; b < B; ++b) {
-      const auto i = static_cast<std::size_t>(b);
+    const long R = static_cast<long>(slots.size());
+    const auto last = logits.select(1, logits.size(1) - 1);  // [R, V]
+    // With allowed_tokens, each row chooses among its allowed ids' logits only.
+    Allowed allowed;
+    auto scores = last;  // [R, N]: N = V, or the widest allowed list
+    if (o.allowed_tokens) {
+      allowed = gather_allowed(o, slots, done, step, V, last.device(), stats);
+      scores = last.gather(1, allowed.ids).masked_fill(allowed.valid.logical_not(),
+                                                       -std::numeric_limits<float>::infinity());
+    }
+    torch::Tensor chosen;  // [R] columns of `scores`
+    if (o.temperature <= 0) {
+      chosen = scores.argmax(1);
+    } else {
+      // One uniform per live sequence from its own stream (finished rows draw nothing).
+      std::vector<float> u(slots.size(), 0.0f);
+      for (std::size_t r = 0; r < slots.size(); ++r)
+        if (!done[slots[r]]) u[r] = static_cast<float>(rngs[slots[r]].uniform());
+      chosen = sample_tokens(scores, o, torch::tensor(u, torch::kFloat32));
+    }
+    if (o.allowed_tokens) chosen = allowed.ids.gather(1, chosen.view({R, 1})).view({R});
+    // The step's one device-to-host transfer.
+    const auto picked = chosen.to(torch::kCPU, torch::kInt64).contiguous();
+    const std::int64_t* picked_ids = picked.data_ptr<std::int64_t>();
+
+    std::vector<int> next(slots.size(), pad_id);
+    std::vector<std::int64_t> next_mask(slots.size(), 0);
+    for (std::size_t r = 0; r < slots.size(); ++r) {
+      const std::size_t i = slots[r];
       if (done[i]) continue;
-      next[i] = o.temperature <= 0 ? static_cast<int>(greedy[b].item<std::int64_t>()) : pick(rows[b], o, rngs[i]);
-      next_mask[i] = 1;
-      out[i].push_back(next[i]);
-      bool stop = std::find(o.stop_ids.begin(), o.stop_ids.end(), next[i]) != o.stop_ids.end();
-      if (o.on_token && !o.on_token(i, next[i])) stop = true;
+      next[r] = static_cast<int>(picked_ids[r]);
+      next_mask[r] = 1;
+      out[i].push_back(next[r]);
+      bool stop = std::find(o.stop_ids.begin(), o.stop_ids.end(), next[r]) != o.stop_ids.end();
+      if (o.on_token && !o.on_token(i, next[r])) stop = true;
       if (!stop && !o.stop_strings.empty() && o.decode) {
         const auto text = o.decode(out[i]);
         for (const auto& s : o.stop_strings) stop = stop || text.find(s) != std::string::npos;
@@ -270,7 +399,7 @@ std::vector<std::vector<int>> generate(const CausalLM& base, const std::vector<s
       done[i] = stop;
     }
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || step + 1 == o.max_new_tokens) break;
-    ++steps_run;
+    ++stats.decode_steps;
     // Finished sequences feed padding (masked) so the batch stays rectangular.
 #if SENSECF_CUDA_GRAPHS
     if (try_graph) {
@@ -297,9 +426,37 @@ std::vector<std::vector<int>> generate(const CausalLM& base, const std::vector<s
       }
     }
 #endif
+    // Eager steps only (the graph's shapes are static): once at least half of
+    // the rows have finished, they leave the batch, cache rows included.
+    if (o.compact) {
+      std::vector<std::int64_t> keep;
+      for (std::size_t r = 0; r < slots.size(); ++r)
+        if (!done[slots[r]]) keep.push_back(static_cast<std::int64_t>(r));
+      const long finished = R - static_cast<long>(keep.size());
+      if (finished > 0 && 2 * finished >= R) {
+        const auto rows = torch::tensor(keep, torch::kInt64).to(cache.mask.device());
+        for (std::size_t l = 0; l < cache.k.size(); ++l) {
+          cache.k[l] = cache.k[l].index_select(0, rows);
+          cache.v[l] = cache.v[l].index_select(0, rows);
+        }
+        cache.mask = cache.mask.index_select(0, rows);
+        cache.next_position = cache.next_position.index_select(0, rows);
+        std::vector<std::size_t> kept_slots;
+        std::vector<int> kept_next;
+        for (const auto r : keep) {
+          kept_slots.push_back(slots[static_cast<std::size_t>(r)]);
+          kept_next.push_back(next[static_cast<std::size_t>(r)]);
+        }
+        slots = std::move(kept_slots);
+        next = std::move(kept_next);
+        next_mask.assign(slots.size(), 1);
+        ++stats.compactions;
+      }
+    }
     std::vector<std::vector<int>> column;
     for (int t : next) column.push_back({t});
-    logits = model->forward(model->ids_tensor(column), torch::tensor(next_mask, torch::kInt64).view({B, 1}), cache,
+    logits = model->forward(model->ids_tensor(column),
+                            torch::tensor(next_mask, torch::kInt64).view({static_cast<long>(slots.size()), 1}), cache,
                             /*last_only=*/true);
   }
 
@@ -307,16 +464,13 @@ std::vector<std::vector<int>> generate(const CausalLM& base, const std::vector<s
     bool graph_ran = false;
 #if SENSECF_CUDA_GRAPHS
     graph_ran = graph && graph->captured();
-    o.stats->graph_setup_s = graph_ran ? graph->setup_seconds() : 0;
-#else
-    o.stats->graph_setup_s = 0;
+    stats.graph_setup_s = graph_ran ? graph->setup_seconds() : 0;
 #endif
-    o.stats->decode_path = graph_ran ? "cuda-graph" : "eager";
-    o.stats->eager_reason = graph_ran ? "" : (eager_reason.empty() ? "no decode steps" : eager_reason);
-    o.stats->decode_steps = steps_run;
+    stats.decode_path = graph_ran ? "cuda-graph" : "eager";
+    stats.eager_reason = graph_ran ? "" : (eager_reason.empty() ? "no decode steps" : eager_reason);
+    *o.stats = stats;
   }
   return out;
 }
-
 
 }  // namespace sensecf::llm

@@ -1,7 +1,13 @@
 // The [lm] options of the model module (see options.h).
 #include "sensecf/llm/model/options.h"
 
+#include <algorithm>
+#include <cmath>
+#include <string>
 #include <type_traits>
+
+#include "sensecf/core/error.h"
+#include "sensecf/llm/text/tokenizer.h"
 
 namespace sensecf::llm {
 
@@ -35,6 +41,30 @@ void declare_options(Options& o, GenerationOptions& g) {
   o.add("lm.top_k", &g.top_k, "sample from the k most likely tokens (0: off)", "top-k");
   o.add("lm.top_p", &g.top_p, "nucleus sampling mass (1: off)", "top-p");
   o.add("lm.seed", &g.seed, "sampling seed", "seed");
+  o.add_check([&g] { validate(g); });
+}
+
+void validate(const GenerationOptions& g) {
+  if (g.max_new_tokens < 0)
+    throw UsageError("lm.max_new_tokens must be >= 0, found " + std::to_string(g.max_new_tokens));
+  if (!std::isfinite(g.temperature) || g.temperature < 0)
+    throw UsageError("lm.temperature must be a finite number >= 0, found " + std::to_string(g.temperature),
+                     "0 decodes greedily; 0.7 to 1 are usual for sampling");
+  if (g.top_k < 0)
+    throw UsageError("lm.top_k must be >= 0, found " + std::to_string(g.top_k), "0 turns top-k off");
+  if (!(g.top_p > 0 && g.top_p <= 1))
+    throw UsageError("lm.top_p must be in (0, 1], found " + std::to_string(g.top_p),
+                     "1 turns top-p off; 0.9 keeps the most likely tokens that make up 90% of the mass");
+}
+
+std::vector<int> default_stop_ids(const std::string& model_dir, const ModelConfig& config, const Tokenizer& tokenizer) {
+  std::vector<int> ids;
+  for (const auto id : config.eos_token_ids) ids.push_back(static_cast<int>(id));
+  for (const int id : read_generation_eos(model_dir)) ids.push_back(id);
+  for (const int id : tokenizer.eos_ids()) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
 }
 
 }  // namespace sensecf::llm

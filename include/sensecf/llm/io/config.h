@@ -1,7 +1,8 @@
 // Hugging Face config.json of a Llama or Mistral checkpoint -> ModelConfig, and
-// back (to_json, for `lm init-tiny`); the tensor names and shapes such a
-// checkpoint must hold; RoPE inverse frequencies exactly as transformers
-// computes them (default, linear and llama3 scaling).
+// back (to_json, for `lm init-tiny`); generation_config.json's eos ids; the
+// tensor names and shapes such a checkpoint must hold; RoPE inverse
+// frequencies exactly as transformers computes them (default, linear and
+// llama3 scaling).
 //
 // Only what the Llama/Mistral decoder needs is kept. Anything the decoder cannot
 // honour is refused rather than ignored: other architectures, attention/MLP
@@ -69,6 +70,13 @@ struct ModelConfig {
 
 // Reads DIR/config.json (or the file itself when `path` is a file).
 ModelConfig load_config(const std::string& path);
+
+// The eos_token_id of DIR/generation_config.json (an int or a list of ints,
+// e.g. Llama 3.1 Instruct's [128001, 128008, 128009]); empty when the file is
+// absent or has no eos_token_id. Throws UsageError naming the file and
+// eos_token_id when it is malformed. (default_stop_ids in model/options.h
+// joins it with config.json's and the tokenizer's.)
+std::vector<int> read_generation_eos(const std::string& model_dir);
 
 // Every tensor a checkpoint for `config` must hold, by HF name, with its shape
 // ([out, in] for linear weights). lm_head.weight is listed only when the

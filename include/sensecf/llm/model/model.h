@@ -1,6 +1,6 @@
 // A causal language model as the rest of sensecf holds it: CausalLM (the
 // logits of a sequence, the adapter it runs with) and generate (batched with
-// left padding; greedy or sampled). The implementation is the Llama / Mistral
+// left padding; greedy or sampled; optionally constrained to allowed ids). The implementation is the Llama / Mistral
 // decoder of decoder.h, which computes what Hugging Face transformers computes
 // for the same checkpoint. A PEFT LoRA adapter (adapter.h, lora.h) is applied at
 // load time, either unmerged (every targeted projection computes
@@ -53,8 +53,23 @@ class CausalLM {
 
 // Generates continuations of a batch of prompts (left-padded with pad_id, so
 // sequences of different lengths run together). Returns the new tokens of
-// each sequence.
+// each sequence. Throws UsageError for options that validate() refuses.
+//
+// Each step picks the next token of every live sequence at once on the
+// model's device (greedy: argmax; sampled: temperature -> top-k -> top-p in
+// fp32, then a draw with the sequence's own uniform) and moves only the [B]
+// chosen ids to the host. Sequence b's uniforms come from its own stream
+// (GenerationOptions::seeds), so a seed gives the same text at any batch
+// position and on any device, as far as float rounding allows.
 std::vector<std::vector<int>> generate(const CausalLM& model, const std::vector<std::vector<int>>& prompts,
                                        const GenerationOptions& options, int pad_id);
+
+// generate's choice of next tokens on its own, for tests and benchmarks: the
+// token of each of `rows` rows of fp32 logits (row-major [rows, V], host
+// memory), greedy when options.temperature is 0, else sampled with
+// options.temperature, top_k and top_p, uniforms[r] (in [0, 1)) being row
+// r's draw. Runs on the CPU.
+std::vector<int> pick_tokens(const std::vector<float>& logits, std::size_t rows, const GenerationOptions& options,
+                             const std::vector<double>& uniforms);
 
 }  // namespace sensecf::llm

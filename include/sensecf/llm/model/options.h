@@ -1,7 +1,8 @@
 // The options of the model module: how to load and run a model (ModelOptions)
-// and how to generate with it (GenerationOptions), each declared here as [lm]
-// options with its default and help text, for the `lm` commands and anything
-// else that loads a model (core/options.h: options as data).
+// and how to generate with it (GenerationOptions, its validate() and the
+// default stop ids of a model directory), each declared here as [lm] options
+// with its default and help text, for the `lm` commands and anything else that
+// loads a model (core/options.h: options as data).
 //
 // Torch-free.
 #pragma once
@@ -13,8 +14,11 @@
 #include <vector>
 
 #include "sensecf/core/options.h"
+#include "sensecf/llm/io/config.h"
 
 namespace sensecf::llm {
+
+class Tokenizer;  // text/tokenizer.h
 
 struct ModelOptions {
   std::string device = "cpu";  // "cpu" or "cuda:N"
@@ -50,24 +54,61 @@ struct GenerationStats {
   std::string eager_reason;     // why the decode steps ran eagerly; empty for "cuda-graph"
   int decode_steps = 0;         // forward passes after the prefill
   double graph_setup_s = 0;     // warm-up step + capture of the graph (part of the call's time)
+  int masked_steps = 0;         // steps at which allowed_tokens was called
+  double mask_seconds = 0;      // time spent inside allowed_tokens, all calls together
+  int compactions = 0;          // times finished sequences left the batch (GenerationOptions::compact)
 };
 
 struct GenerationOptions {
-  int max_new_tokens = 128;
-  double temperature = 0.0;  // 0: greedy
-  int top_k = 0;             // 0: off
-  double top_p = 1.0;        // 1: off
-  std::uint64_t seed = 0;    // sampling: per-sequence streams derived from it
+  int max_new_tokens = 128;  // >= 0
+  double temperature = 0.0;  // 0: greedy; finite, >= 0
+  int top_k = 0;             // 0: off; >= 0
+  double top_p = 1.0;        // 1: off; in (0, 1]
+  // Sampling: the random stream of sequence b. With `seeds` (one per prompt),
+  // sequence b draws from its own seeds[b] alone, so the same prompt with the
+  // same seed gives the same tokens at any position of any batch (up to float
+  // rounding of the batched forward pass, which greedy decoding already
+  // tolerates). Without, the streams are derived from `seed` and the batch
+  // position ("generate/<b>"), as before.
+  std::uint64_t seed = 0;
+  std::vector<std::uint64_t> seeds;
   std::vector<int> stop_ids;  // ends a sequence (the stop token is kept)
   std::vector<std::string> stop_strings;  // ends a sequence once its decoded text contains one
   std::function<std::string(const std::vector<int>&)> decode;  // needed for stop_strings
-  // Called for every new token; return false to end that sequence.
+  // Constrained decoding: called once per step for each live sequence before
+  // its next token is picked, with `allowed` empty; the callback fills it with
+  // the ids the token may be (any order, duplicates ignored). The pick, greedy
+  // or sampled with the same temperature / top-k / top-p rules, is then made
+  // among those ids only (as if every other logit were -inf, transformers'
+  // prefix_allowed_tokens_fn). An empty list or an id outside the vocabulary
+  // is an error. The time spent here is GenerationStats::mask_seconds.
+  std::function<void(std::size_t sequence, std::vector<int>& allowed)> allowed_tokens;
+  // Called for every new token (after allowed_tokens and the pick); return
+  // false to end that sequence.
   std::function<bool(std::size_t sequence, int token)> on_token;
+  // Eager decoding: once at least half of the batch's live rows (and at least
+  // one) have finished, they leave the batch (their K/V cache rows are
+  // dropped) so later steps compute only unfinished sequences. The tokens are
+  // the same either way; false keeps the batch whole (tests, comparisons).
+  // The CUDA-graph decode path has static shapes and never compacts.
+  bool compact = true;
   GenerationStats* stats = nullptr;  // filled by generate when set
 };
 
 // lm.max_new_tokens, lm.temperature, lm.top_k, lm.top_p, lm.seed: the sampling
-// settings (stop strings, prompts and callbacks are the caller's).
+// settings (stop strings, prompts and callbacks are the caller's). The
+// declaration's check runs validate().
 void declare_options(Options& options, GenerationOptions& generation);
+// Throws UsageError naming the option key (lm.top_p, ...) when a sampling
+// setting is out of range: max_new_tokens < 0, temperature negative or not
+// finite, top_k < 0, top_p outside (0, 1]. generate() calls it first.
+void validate(const GenerationOptions& generation);
+
+// The ids that end generation for a model directory by default: the union of
+// config.json's eos_token_id (`config`), generation_config.json's
+// eos_token_id (read_generation_eos) and the tokenizer's end-of-sequence /
+// end-of-turn tokens (Tokenizer::eos_ids: </s>, <|end_of_text|>, <|eot_id|>,
+// <|eom_id|>), sorted and without duplicates.
+std::vector<int> default_stop_ids(const std::string& model_dir, const ModelConfig& config, const Tokenizer& tokenizer);
 
 }  // namespace sensecf::llm
