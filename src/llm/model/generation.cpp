@@ -177,12 +177,12 @@ class DecodeGraph {
 namespace {
 
 // On the CPU the sampler first looks at this many most likely tokens (top-k's
-// k when smaller) and widens only when they cannot hold every token top-k /
-// top-p keeps: sorting a 128k vocabulary there costs tens of ms a row, a
-// top-256 a few. On an accelerator it sorts whole rows at once, which is cheap
+// k when smaller) and widens (x4, or to the whole row) only when they cannot
+// hold every token top-k / top-p keeps: sorting a 128k vocabulary there costs
+// tens of ms a row, a top-256 a few. On an accelerator it sorts whole rows at once, which is cheap
 // there and needs no host round trip to decide whether to widen.
 constexpr long kCpuCandidates = 256;
-constexpr long kWiden = 16;
+constexpr long kWiden = 4;
 
 }  // namespace
 
@@ -194,14 +194,13 @@ torch::Tensor sample_tokens(const torch::Tensor& scores, const GenerationOptions
   const auto u = uniforms.to(x.device(), torch::kFloat32).view({-1, 1});  // [R, 1]
 
   // Inverse CDF: the first column whose cumulative mass exceeds u * total.
-  // Zero-mass columns never come first; when rounding puts the target at the
-  // total, the last column with mass is taken.
+  // The target is kept below the total (u rounded to float can be 1), so such
+  // a column exists, and it has mass: the cumulative sum grew there.
   auto draw = [&u](const torch::Tensor& p) {  // p [R, n] -> column [R, 1]
     const auto cdf = p.cumsum(1);
-    const auto column = torch::searchsorted(cdf, u * cdf.narrow(1, cdf.size(1) - 1, 1), /*out_int32=*/false,
-                                            /*right=*/true);
-    const auto position = torch::arange(1, p.size(1) + 1, torch::dtype(torch::kInt64).device(p.device()));
-    return torch::minimum(column, ((p > 0) * position).argmax(1, /*keepdim=*/true));
+    const auto total = cdf.narrow(1, cdf.size(1) - 1, 1);
+    const auto target = torch::minimum(u * total, torch::nextafter(total, torch::zeros_like(total)));
+    return torch::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true);
   };
   if (!by_k && !by_p) return draw(probs).squeeze(1);  // the whole row in id order: nothing to sort
 
@@ -219,7 +218,7 @@ torch::Tensor sample_tokens(const torch::Tensor& scores, const GenerationOptions
       const auto kth = values.narrow(1, o.top_k - 1, 1);
       needed = (x >= kth).sum(1).max().item<std::int64_t>();
     } else if ((p.sum(1) < o.top_p).any().item<bool>()) {
-      needed = std::min(N, kWiden * n);
+      needed = kWiden * n > N / 2 ? N : kWiden * n;  // past half the row, sort it all
     }
     if (needed <= n) break;
     n = needed;

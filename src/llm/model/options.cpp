@@ -1,6 +1,8 @@
 // The [lm] options of the model module (see options.h).
 #include "sensecf/llm/model/options.h"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -48,12 +50,12 @@ void validate(const GenerationOptions& g) {
   if (g.max_new_tokens < 0)
     throw UsageError("lm.max_new_tokens must be >= 0, found " + std::to_string(g.max_new_tokens));
   if (!std::isfinite(g.temperature) || g.temperature < 0)
-    throw UsageError("lm.temperature must be a finite number >= 0, found " + std::to_string(g.temperature),
+    throw UsageError(fmt::format("lm.temperature must be a finite number >= 0, found {}", g.temperature),
                      "0 decodes greedily; 0.7 to 1 are usual for sampling");
   if (g.top_k < 0)
     throw UsageError("lm.top_k must be >= 0, found " + std::to_string(g.top_k), "0 turns top-k off");
   if (!(g.top_p > 0 && g.top_p <= 1))
-    throw UsageError("lm.top_p must be in (0, 1], found " + std::to_string(g.top_p),
+    throw UsageError(fmt::format("lm.top_p must be in (0, 1], found {}", g.top_p),
                      "1 turns top-p off; 0.9 keeps the most likely tokens that make up 90% of the mass");
 }
 
