@@ -29,8 +29,9 @@ std::vector<std::string> method_names() {
 }
 
 void declare_options(Options& options, CfOptions& cf) {
-  options.add("cf.method", &cf.method, "counterfactual method ('nice' = nice-sparsity, NICEx's default)", "method")
-      .choices(method_names());
+  options.add("cf.method", &cf.method,
+              "counterfactual method ('nice' = nice-sparsity, NICEx's default; llm:<model>:<mode> for an LLM)",
+              "method");
   options.add("cf.n_cfs", &cf.n_cfs, "counterfactuals wanted per query", "n-cfs");
   options.add("cf.seed", &cf.seed, "random seed (per query: derived from seed and query index)");
   options.add("cf.threads", &cf.threads, "threads over queries (0: all cores)", "threads").not_hashed();
@@ -63,7 +64,33 @@ void declare_options(Options& options, CfOptions& cf) {
       .choices({"minmax", "std"});
   options.add("cf.nice_justified", &cf.nice.justified,
               "NICE: candidates are correctly classified training rows only");
+  options.add("cf.llm_shots", &cf.llm.shots, "LLM few-shot: examples of the desired class per prompt");
+  options.add("cf.llm_shot_choice", &cf.llm.shot_choice, "LLM few-shot: which training rows are the examples")
+      .choices({"nearest", "random"});
+  options.add("cf.llm_prompt_format", &cf.llm.prompt_format,
+              "LLM prompts: chat (the model's chat template), plain text, or auto (chat when the model has a template)")
+      .choices({"auto", "chat", "plain"});
+  options.add("cf.llm_constrained", &cf.llm.constrained,
+              "LLM: constrained decoding (every answer well-formed, in range, immutables copied)");
+  options.add("cf.llm_candidates", &cf.llm.candidates,
+              "LLM verifier: answers per query; the valid one closest to the query is kept");
+  options.add("cf.llm_verify_candidates", &cf.llm.verify_candidates, "LLM: candidates of a '+verify' method");
+  options.add("cf.llm_refine", &cf.llm.refine, "LLM: a second round for invalid answers, told f's verdict");
+  options.add("cf.llm_batch_size", &cf.llm.batch_size, "LLM: sequences per generation batch").not_hashed();
+  options.add("cf.llm_max_new_tokens", &cf.llm.max_new_tokens, "LLM: answer length limit (0: fits the format)");
+  options.add("cf.llm_temperature", &cf.llm.temperature, "LLM: temperature of the first candidate (0: greedy)");
+  options.add("cf.llm_sample_temperature", &cf.llm.sample_temperature, "LLM: temperature of further candidates");
+  options.add("cf.llm_top_p", &cf.llm.top_p, "LLM: nucleus mass of sampled candidates");
   options.add_check([&cf] {
+    check_method_name(cf.method);
+    if (cf.llm.shots < 0) throw UsageError("cf.llm_shots must be >= 0");
+    if (cf.llm.candidates < 1 || cf.llm.verify_candidates < 1)
+      throw UsageError("cf.llm_candidates and cf.llm_verify_candidates must be at least 1");
+    if (cf.llm.batch_size < 1) throw UsageError("cf.llm_batch_size must be at least 1");
+    if (cf.llm.max_new_tokens < 0) throw UsageError("cf.llm_max_new_tokens must be >= 0");
+    if (!(cf.llm.temperature >= 0) || !(cf.llm.sample_temperature > 0))
+      throw UsageError("cf.llm_temperature must be >= 0 and cf.llm_sample_temperature > 0");
+    if (!(cf.llm.top_p > 0 && cf.llm.top_p <= 1)) throw UsageError("cf.llm_top_p must be in (0, 1]");
     if (cf.n_cfs < 1) throw UsageError("cf.n_cfs must be at least 1");
     if (!(cf.time_limit > 0)) throw UsageError("cf.time_limit must be positive");
     if (cf.dice.sample_size < 1 || cf.dice.max_iterations < 1 || cf.cfnow.it_max < 1)
@@ -73,8 +100,58 @@ void declare_options(Options& options, CfOptions& cf) {
   });
 }
 
+namespace {
+
+struct MethodFamily {
+  std::string prefix;
+  GeneratorFactory make;
+  MethodNameCheck check;
+};
+
+std::vector<MethodFamily>& families() {
+  static std::vector<MethodFamily> all;
+  return all;
+}
+
+const MethodFamily* family_of(const std::string& name) {
+  for (const auto& f : families())
+    if (name.rfind(f.prefix, 0) == 0) return &f;
+  return nullptr;
+}
+
+}  // namespace
+
+void register_method_family(const std::string& prefix, GeneratorFactory factory, MethodNameCheck check) {
+  for (auto& f : families()) {
+    if (f.prefix == prefix) {  // registering again (tests, a second main) replaces
+      f = MethodFamily{prefix, std::move(factory), std::move(check)};
+      return;
+    }
+  }
+  families().push_back(MethodFamily{prefix, std::move(factory), std::move(check)});
+}
+
+void check_method_name(const std::string& name) {
+  if (const auto* family = family_of(name)) {
+    family->check(name);
+    return;
+  }
+  const auto names = method_names();
+  if (std::find(names.begin(), names.end(), name) != names.end()) return;
+  if (name.rfind("llm:", 0) == 0)
+    throw UsageError("method '" + name + "': this build has no LLM methods registered");
+  const std::string best = closest_match(name, names);
+  throw UsageError("unknown counterfactual method '" + name + "'",
+                   best.empty() ? "methods: " + join(names, ", ") + ", llm:<model>:<mode>"
+                                : "did you mean '" + best + "'?");
+}
+
 std::unique_ptr<Generator> make_generator(const CfOptions& options) {
   const std::string& m = options.method;
+  if (const auto* family = family_of(m)) {
+    family->check(m);
+    return family->make(options);
+  }
   if (m == "nice" || m == "nice-sparsity") return make_nice(options, "sparsity");
   if (m == "nice-none") return make_nice(options, "none");
   if (m == "nice-proximity") return make_nice(options, "proximity");

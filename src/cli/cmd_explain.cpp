@@ -12,6 +12,7 @@
 #include "sensecf/cf/explain.h"
 #include "sensecf/clf/artefact.h"
 #include "sensecf/clf/nn.h"
+#include "sensecf/llm/model/options.h"
 
 namespace sensecf::cli {
 namespace {
@@ -53,6 +54,12 @@ int cmd_explain(const std::vector<std::string>& args) {
                   "CF metrics per factual class.");
   data::declare_options(options, data_options);
   cf::declare_options(options, cf_options);
+  // The model of an llm:<model>:<mode> method.
+  llm::ModelOptions lm;
+  llm::declare_options(options, lm);
+  llm::declare_adapter_options(options, lm);
+  options.add("lm.model", &cf_options.llm.model_dir,
+              "LLM methods: the Hugging Face model directory (config.json, weights, tokenizer.json)");
   options.add("explain.clf", &model_dir, "model directory written by `sensecf train-clf` or a sweep (its train_clf task's clf/); the data "
               "options saved with it apply unless given here", "clf");
   options.add("explain.queries", &queries, "which rows to explain", "queries").choices({"test", "train"});
@@ -62,6 +69,10 @@ int cmd_explain(const std::vector<std::string>& args) {
   declare_common_options(options, log);
   if (!parse_and_start(options, log, args)) return 0;
 
+  cf_options.llm.adapter = lm.adapter;
+  cf_options.llm.device = lm.device;
+  cf_options.llm.dtype = lm.dtype;
+  cf_options.llm.quant = lm.quant;
   const clf::ModelAndData md = clf::load_model_and_data(model_dir, options, data_options);
   std::vector<std::size_t> rows = queries == "test" ? md.test_rows : md.train_rows;
   if (limit > 0 && rows.size() > static_cast<std::size_t>(limit)) rows.resize(static_cast<std::size_t>(limit));

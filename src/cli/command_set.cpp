@@ -9,6 +9,7 @@
 #include "sensecf/core/provenance.h"
 #include "sensecf/dist/mpi_communicator.h"
 #include "sensecf/dist/mpi_env.h"
+#include "sensecf/llmcf/generator.h"
 
 namespace sensecf::cli {
 
@@ -18,7 +19,7 @@ const std::map<std::string, Command>& commands() {
       {"train-clf", {cmd_train_clf, "train a classifier (nn|xgb|rf|svm) on a CSV, save it, print test metrics"}},
       {"score", {cmd_score, "compute ACC/PRE/REC/F1/AUC of a predictions CSV (columns y_true, score)"}},
       {"info", {cmd_info, "print versions, MPI ranks and GPU binding of this build"}},
-      {"explain", {cmd_explain, "counterfactuals (NICE, DiCE, CFNOW) for test rows of a trained classifier, as CSV"}},
+      {"explain", {cmd_explain, "counterfactuals (NICE, DiCE, CFNOW, an LLM) for test rows of a trained classifier, as CSV"}},
       {"lm", {cmd_lm, kLmSummary}},
       {"report", {cmd_report, "Tables III/IV and Figs. 1, 6, 7, 8 (markdown, CSV, LaTeX, PNG/SVG) from a results file"}},
       {"sweep", {cmd_sweep, "run or resume a sweep (the paper's study or a variation) under MPI into an HDF5 file"}},
@@ -27,7 +28,10 @@ const std::map<std::string, Command>& commands() {
   return table;
 }
 
-void register_runtime_versions() { add_runtime_version(dist::mpi_library_version()); }
+void register_runtime_versions() {
+  add_runtime_version(dist::mpi_library_version());
+  llmcf::register_methods();  // the llm:<model>:<mode> CF methods (this build has the llmcf module)
+}
 
 std::unique_ptr<Communicator> job_communicator() {
   if (launcher_rank_and_size().second > 1) return dist::world_communicator();

@@ -37,12 +37,17 @@ void declare_options(Options& options, DataOptions& data) {
               "categorical");
   options.add("data.immutable", &data.immutable,
               "features a counterfactual must not change (comma-separated)", "immutable");
+  options.add("data.units", &data.units, "feature units for prompts and reports, name=unit (comma-separated)");
   options.add("data.drop", &data.drop, "columns to ignore (comma-separated)", "drop");
   options.add("data.missing", &data.missing, "what to do with empty or NaN cells", "missing")
       .choices({"error", "drop"});
   options.add("data.test_fraction", &data.test_fraction, "share of patients held out for testing",
               "test-fraction");
   options.add_check([&data] {
+    for (const auto& u : data.units) {
+      if (u.find('=') == std::string::npos || u.front() == '=')
+        throw UsageError("data.units: '" + u + "' is not name=unit", "e.g. units = glucose_mean=mg/dL, age=years");
+    }
     if (!(data.test_fraction > 0.0 && data.test_fraction < 1.0)) {
       throw UsageError(fmt::format("data.test_fraction must be in (0, 1), got {}", data.test_fraction));
     }
@@ -173,6 +178,8 @@ Dataset read_csv(const DataOptions& options) {
     f.name = name;
     f.kind = contains(options.categorical, name) ? FeatureKind::kCategorical : FeatureKind::kContinuous;
     f.immutable = contains(options.immutable, name);
+    for (const auto& u : options.units)
+      if (u.compare(0, name.size() + 1, name + "=") == 0) f.unit = u.substr(name.size() + 1);
     data.schema.features.push_back(f);
     feature_cols.push_back(c);
   }

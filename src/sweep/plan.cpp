@@ -12,6 +12,7 @@
 #include "sensecf/core/strings.h"
 #include "sensecf/core/vocabulary.h"
 #include "sensecf/data/source.h"
+#include "sensecf/llmcf/generator.h"
 #include "sensecf/sweep/kind.h"
 #include "kinds/params.h"
 
@@ -36,6 +37,17 @@ void declare_options(Options& options, SweepConfig& c) {
               "Fig. 1 reductions of the training patients (empty: no Fig. 1)");
   options.add("sweep.llm_models", &s.llm_models,
               "LLMs to fine-tune per (seed, scenario): name=DIR or name=DIR:quant (none, nf4, nf4-dq)");
+  options.add("sweep.llm_targets", &s.llm_targets,
+              "fine-tuning targets: nearest (unlike neighbour, same immutables) or a baseline method (its valid CFs)");
+  options.add("sweep.llm_seeds", &s.llm_seeds, "seeds whose splits get the LLM tasks (empty: every seed)");
+  options.add("pretrain.merges", &c.pretrain.merges, "@tiny models: BPE merges learned from the training rows' text");
+  options.add("pretrain.hidden_size", &c.pretrain.hidden_size, "@tiny models: hidden size");
+  options.add("pretrain.intermediate_size", &c.pretrain.intermediate_size, "@tiny models: MLP size");
+  options.add("pretrain.layers", &c.pretrain.layers, "@tiny models: decoder layers");
+  options.add("pretrain.epochs", &c.pretrain.epochs, "@tiny models: passes over the corpus");
+  options.add("pretrain.max_steps", &c.pretrain.max_steps, "@tiny models: at most this many steps (0: epochs decide)");
+  options.add("pretrain.batch_size", &c.pretrain.batch_size, "@tiny models: documents per step");
+  options.add("pretrain.lr", &c.pretrain.lr, "@tiny models: peak learning rate (AdamW, warmup + cosine)");
   options.add("sweep.finetune_ranks", &s.finetune_ranks, "ranks that train one adapter together (data parallel)");
   options.add("sweep.probe_tasks", &s.probe_tasks, "probe plan: number of tasks");
   options.add("sweep.probe_ms", &s.probe_ms, "probe plan: milliseconds each task sleeps");
@@ -62,15 +74,16 @@ void declare_options(Options& options, SweepConfig& c) {
                           "lm.device", "lm.quant", "lm.cuda_graph"})
     options.erase(key);
   options.enable_aliases();
+  llmcf::register_methods();  // sweep.methods may name llm:<model>:<mode>
   options.add_check([&c] {
     const auto& sw = c.sweep;
-    const auto methods = cf::method_names();
     for (const auto& m : sw.methods) {
-      if (std::find(methods.begin(), methods.end(), m) == methods.end()) {
-        const std::string best = closest_match(m, methods);
-        throw UsageError("sweep.methods: unknown method '" + m + "'" +
-                         (best.empty() ? "" : "; did you mean '" + best + "'?"));
+      try {
+        cf::check_method_name(m);
+      } catch (const UsageError& e) {
+        throw UsageError("sweep.methods: " + std::string(e.what()), e.hint());
       }
+      if (is_llm_method(m)) llm_model_of(m, sw.llm_models);
     }
     for (const auto& sc : sw.scenarios) {
       if (!vocab::is_scarce_scenario(sc))
@@ -88,6 +101,19 @@ void declare_options(Options& options, SweepConfig& c) {
     if (!(sw.fraction > 0 && sw.fraction < 1)) throw UsageError("sweep.fraction must be in (0, 1)");
     if (sw.seeds.empty()) throw UsageError("sweep.seeds is empty", "give at least one seed, e.g. seeds = 1");
     for (const auto& spec : sw.llm_models) parse_llm_model(spec);
+    if (sw.llm_targets != "nearest") {
+      const auto names = cf::method_names();
+      if (std::find(names.begin(), names.end(), sw.llm_targets) == names.end())
+        throw UsageError("sweep.llm_targets: '" + sw.llm_targets + "' is neither nearest nor a baseline method",
+                         "e.g. llm_targets = nice");
+    }
+    for (int seed : sw.llm_seeds) {
+      if (std::find(sw.seeds.begin(), sw.seeds.end(), seed) == sw.seeds.end())
+        throw UsageError(fmt::format("sweep.llm_seeds: {} is not one of sweep.seeds", seed));
+    }
+    if (c.pretrain.epochs < 1 || c.pretrain.batch_size < 1 || c.pretrain.layers < 1 || c.pretrain.merges < 0 ||
+        !(c.pretrain.lr > 0))
+      throw UsageError("[pretrain]: epochs, batch_size and layers must be at least 1, lr positive, merges >= 0");
     if (sw.finetune_ranks < 1) throw UsageError("sweep.finetune_ranks must be at least 1");
     if (sw.oversample < 1) throw UsageError("sweep.oversample must be >= 1");
     if (sw.queries < 0) throw UsageError("sweep.queries must be >= 0");
@@ -166,6 +192,25 @@ std::vector<Task> build_plan(const SweepConfig& config) {
     if (config.sweep.plan == kind->plan()) kind->expand(config, plan);
   }
   return plan.take();
+}
+
+bool is_llm_method(const std::string& method) { return method.rfind("llm:", 0) == 0; }
+
+std::vector<int> llm_seeds(const SweepOptions& s) { return s.llm_seeds.empty() ? s.seeds : s.llm_seeds; }
+
+LlmModelSpec llm_model_of(const std::string& method, const std::vector<std::string>& llm_models) {
+  const auto start = std::string("llm:").size();
+  const auto end = method.find(':', start);
+  const std::string name = method.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  std::vector<std::string> names;
+  for (const auto& spec : llm_models) {
+    auto m = parse_llm_model(spec);
+    if (m.name == name) return m;
+    names.push_back(m.name);
+  }
+  throw UsageError("sweep.methods: '" + method + "' names the model '" + name + "', which sweep.llm_models lacks",
+                   names.empty() ? "add it: sweep.llm_models = " + name + "=DIR (or " + name + "=@tiny)"
+                                 : "sweep.llm_models has " + join(names, ", "));
 }
 
 LlmModelSpec parse_llm_model(const std::string& spec) {

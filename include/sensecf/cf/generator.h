@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +60,30 @@ struct NiceOptions {
   bool justified = true;                 // candidates: correctly classified training rows only
 };
 
+// The LLM method's options (llm:<model>:<mode>, made by the llmcf module:
+// llmcf/generator.h), keys cf.llm_*. The model itself (directory, adapter,
+// device, dtype, quantisation) comes from the [lm] keys of the command or from
+// the sweep's sweep.llm_models.
+struct LlmOptions {
+  std::string model_dir;          // Hugging Face model directory (lm.model)
+  std::string adapter;            // PEFT LoRA adapter (lm.adapter); the fine-tuned mode needs one
+  std::string device = "cpu";     // lm.device
+  std::string dtype = "auto";     // lm.dtype
+  std::string quant = "none";     // lm.quant
+  int shots = 3;                  // few-shot: examples of the desired class per prompt
+  std::string shot_choice = "nearest";  // nearest | random training rows of the desired class
+  std::string prompt_format = "auto";   // auto | chat | plain (auto: chat when the model ships a chat template)
+  bool constrained = true;        // constrained decoding (llmcf/grammar.h); '+free' in a method name turns it off
+  int candidates = 1;             // verifier: answers sampled per query, the valid one closest to x kept ('+verify')
+  int verify_candidates = 4;      // candidates that '+verify' asks for
+  bool refine = false;            // one more round for invalid answers, telling the model f's verdict ('+refine')
+  int batch_size = 16;            // sequences per generate call
+  int max_new_tokens = 0;         // 0: enough for the answer format of the schema
+  double temperature = 0.0;       // first candidate (0: greedy)
+  double sample_temperature = 0.8;  // further candidates
+  double top_p = 0.95;            // of sampled candidates
+};
+
 // Options of every method, declared as [cf] keys (see declare_options): the
 // common ones, then one struct per method family.
 struct CfOptions {
@@ -70,6 +95,7 @@ struct CfOptions {
   DiceOptions dice;
   CfnowOptions cfnow;
   NiceOptions nice;
+  LlmOptions llm;
 };
 
 void declare_options(Options& options, CfOptions& cf);
@@ -157,6 +183,18 @@ class Generator {
  protected:
   Context context_;
 };
+
+// A method family made outside this module: names that start with `prefix`
+// (the LLM methods, "llm:") are made by `factory` and checked by `check`
+// (throws sensecf::UsageError for a malformed name). The llmcf module
+// registers its family with llmcf::register_methods(); the sensecf binary and
+// the tests call that once at start.
+using GeneratorFactory = std::function<std::unique_ptr<Generator>(const CfOptions&)>;
+using MethodNameCheck = std::function<void(const std::string& name)>;
+void register_method_family(const std::string& prefix, GeneratorFactory factory, MethodNameCheck check);
+// Throws sensecf::UsageError (with a hint) unless `name` is a method:
+// method_names() or a registered family's well-formed name.
+void check_method_name(const std::string& name);
 
 std::unique_ptr<Generator> make_generator(const CfOptions& options);
 

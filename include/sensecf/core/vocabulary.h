@@ -17,6 +17,7 @@ inline constexpr const char* kFig1 = "fig1";            // one classifier on a r
 inline constexpr const char* kGenerate = "generate";    // CFs of one method for one purpose
 inline constexpr const char* kAugment = "augment";      // f_s retrained on reduced rows + valid CFs
 inline constexpr const char* kFinetune = "finetune";    // a LoRA/QLoRA adapter of one LLM for one split
+inline constexpr const char* kPretrainLm = "pretrain_lm";  // a tiny LLM trained from scratch on training rows (@tiny)
 inline constexpr const char* kProbe = "probe";          // a trivial task that exercises the runner
 
 // Why a CF set was generated (/counterfactuals/*/purpose, /metrics/cf/purpose).

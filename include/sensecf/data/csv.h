@@ -26,6 +26,11 @@ struct DataOptions {
   std::vector<std::string> categorical = {"gender", "medication", "subgroup"};
   std::vector<std::string> immutable = {"age", "gender", "medication", "subgroup"};
   std::vector<std::string> drop;                // columns to ignore
+  // Units of features, name=unit (for prompts and reports); the AI-READI
+  // features' by default. Columns not listed have none.
+  std::vector<std::string> units = {"awake_pct=%",          "light_pct=%",       "deep_pct=%",
+                                    "rem_pct=%",            "steps_mean=steps/min", "glucose_mean=mg/dL",
+                                    "hyper_events=count",   "tir_pct=%",         "age=years"};
   std::string missing = "error";                // error | drop
   double test_fraction = 0.2;                   // patients held out for test
 };

@@ -30,6 +30,7 @@
 #include "sensecf/clf/classifier.h"
 #include "sensecf/data/csv.h"
 #include "sensecf/data/synth.h"
+#include "sensecf/llm/train/pretrain.h"
 #include "sensecf/llm/train/trainer.h"
 
 namespace sensecf {
@@ -52,7 +53,16 @@ struct SweepOptions {
   std::vector<double> fig1_reductions = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7};  // empty: no Fig. 1 tasks
   // LLMs to fine-tune, "name=DIR" or "name=DIR:quant" (quant: none | nf4 | nf4-dq);
   // one finetune task per (model, seed, scenario) with the [finetune] options.
+  // DIR may be @tiny: a tiny Llama the sweep trains from scratch on the first
+  // LLM seed's training rows (a pretrain_lm task; the quickstart's model).
+  // LLM methods in sweep.methods (llm:<name>:<mode>, llmcf/generator.h) name
+  // one of these models.
   std::vector<std::string> llm_models = {};
+  std::vector<int> llm_seeds = {};
+  // The fine-tuning targets (finetune.cpp): nearest (the nearest training row of
+  // the other label with the same immutables) or a baseline method whose valid
+  // CFs of the training rows (under the split's f) are the targets.
+  std::string llm_targets = "nearest";  // seeds whose splits get LLM tasks (finetune, LLM generate/augment); empty: all
   int finetune_ranks = 1;  // ranks of one finetune task (data parallel, a gang)
   // probe
   int probe_tasks = 100;
@@ -75,6 +85,7 @@ struct SweepConfig {
   clf::ClfOptions clf;
   cf::CfOptions cf;
   llm::FinetuneOptions finetune;  // [finetune] and lm.dtype / lm.attention: every finetune task
+  llm::PretrainOptions pretrain;  // [pretrain]: the @tiny models' pretrain_lm tasks
 };
 
 // One entry of sweep.llm_models.
@@ -84,6 +95,15 @@ struct LlmModelSpec {
 };
 // Parses "name=DIR[:quant]"; throws a UsageError saying what is expected.
 LlmModelSpec parse_llm_model(const std::string& spec);
+// The DIR of a model the sweep makes itself (pretrain_lm).
+inline constexpr const char* kTinyModelPath = "@tiny";
+// Methods named llm:<model>:... are LLM methods (llmcf/generator.h).
+bool is_llm_method(const std::string& method);
+// The sweep.llm_models entry an LLM method names; throws a UsageError when
+// none has that name.
+LlmModelSpec llm_model_of(const std::string& method, const std::vector<std::string>& llm_models);
+// sweep.llm_seeds, or every seed when it is empty.
+std::vector<int> llm_seeds(const SweepOptions& s);
 
 // Declares [sweep], [data], [synth], [clf] and [cf] (without short aliases).
 void declare_options(Options& options, SweepConfig& config);

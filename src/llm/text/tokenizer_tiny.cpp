@@ -68,14 +68,20 @@ ordered_json added_token(int id, const std::string& content) {
           {"rstrip", false},  {"normalized", false}, {"special", true}};
 }
 
-ordered_json tiny_llama() {
+// The byte-to-character map of byte-level BPE applied to every byte of s.
+std::string map_bytes(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) out += byte_char(c);
+  return out;
+}
+
+ordered_json llama_json(const std::vector<std::pair<std::string, std::string>>& raw_merges) {
   ordered_json vocab = ordered_json::object();
   int next_id = 0;
   for (int b = 0; b < 256; ++b) vocab[byte_char(static_cast<unsigned char>(b))] = next_id++;
   ordered_json merges = ordered_json::array();
-  const std::string space = byte_char(' ');
-  for (const auto& [l, r] : kTinyMerges) {
-    const std::string left = replace_space(l, space), right = replace_space(r, space);
+  for (const auto& [l, r] : raw_merges) {
+    const std::string left = map_bytes(l), right = map_bytes(r);
     merges.push_back({left, right});
     if (!vocab.contains(left + right)) vocab[left + right] = next_id++;
   }
@@ -153,7 +159,17 @@ ordered_json tiny_mistral() {
             {"merges", merges}}}};
 }
 
+ordered_json tiny_llama() {
+  std::vector<std::pair<std::string, std::string>> merges;
+  for (const auto& [l, r] : kTinyMerges) merges.emplace_back(l, r);
+  return llama_json(merges);
+}
+
 }  // namespace
+
+std::string byte_level_bpe_json(const std::vector<std::pair<std::string, std::string>>& merges) {
+  return llama_json(merges).dump(1);
+}
 
 std::string tiny_tokenizer_json(const std::string& family) {
   if (family == "llama") return tiny_llama().dump(1);

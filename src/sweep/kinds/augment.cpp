@@ -20,6 +20,7 @@ class Augment final : public TaskKind {
     for (const auto& split : study_splits(config)) {
       if (split.full()) continue;
       for (const auto& method : config.sweep.methods) {
+        if (is_llm_method(method) && !llm_seed(config, split.seed)) continue;  // no LLM CFs on this seed
         const GenerateParams cfs{split, method, vocab::kForAugment};
         for (double ratio : config.sweep.ratios) {
           plan.add(name(), AugmentParams{split, method, ratio}.to_json(),

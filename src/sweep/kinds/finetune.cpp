@@ -7,10 +7,14 @@
 // rows): each row x with label y asks for label 1 - y; the target is the
 // nearest kept row of label 1 - y with x's immutable values (L1 over the
 // mutable features scaled by their training range). Rows without such a
-// neighbour are left out and counted. The prompt states the features, the
-// current and the desired class; the completion lists the target's mutable
-// features. (The paper's prompt template and the other target sources come
-// with the LLM CF generator.)
+// neighbour are left out and counted. The pair is the SenseCF prompt
+// (llmcf/prompt.h, zero-shot: what the fine-tuned mode asks) and the target
+// in the answer format (llmcf/answer.h), as chat messages for a model with a
+// chat template, else as plain prompt/completion text (llmcf::chat_prompts:
+// the generator renders its prompts the same way).
+//
+// An @tiny model's directory is its pretrain_lm task's model/ (input "base").
+// Only the seeds of sweep.llm_seeds get finetune tasks.
 //
 // A run killed or stopped mid-training resumes from adapter/checkpoint: the
 // task's second attempt continues the fine-tune instead of starting at step 0.
@@ -27,31 +31,29 @@
 
 #include "common.h"
 #include "kinds.h"
+#include "sensecf/cf/explain.h"
+#include "sensecf/clf/nn.h"
 #include "sensecf/core/random.h"
 #include "sensecf/core/strings.h"
 #include "sensecf/dist/mpi_communicator.h"
 #include "sensecf/llm/train/trainer.h"
+#include "sensecf/llmcf/answer.h"
+#include "sensecf/llmcf/generator.h"
+#include "sensecf/llmcf/prompt.h"
 #include "sensecf/sweep/kind.h"
 
 namespace sensecf::sweep::kinds {
 namespace {
 
-std::string value_text(const data::Feature& f, double v) {
-  if (f.is_categorical()) {
-    const auto code = static_cast<std::size_t>(std::lround(v));
-    return code < f.categories.size() ? f.categories[code] : fmt::format("{}", v);
-  }
-  return fmt::format("{:.6g}", v);
-}
-
-std::string features_text(const data::Schema& schema, const double* x, bool mutable_only) {
-  std::vector<std::string> parts;
-  for (std::size_t j = 0; j < schema.size(); ++j) {
-    const auto& f = schema.features[j];
-    if (mutable_only && f.immutable) continue;
-    parts.push_back(f.name + "=" + value_text(f, x[j]) + (f.unit.empty() ? "" : " " + f.unit));
-  }
-  return join(parts, ", ");
+// One JSONL line of training data: the prompt and the answer to learn.
+std::string pair_line(const llmcf::Prompt& prompt, const std::string& answer, bool chat) {
+  const nlohmann::json line =
+      chat ? nlohmann::json{{"messages",
+                             {{{"role", "system"}, {"content", prompt.system}},
+                              {{"role", "user"}, {"content", prompt.user}},
+                              {{"role", "assistant"}, {"content", answer}}}}}
+           : nlohmann::json{{"prompt", llmcf::plain_text(prompt)}, {"completion", answer}};
+  return line.dump() + "\n";
 }
 
 struct Pairs {
@@ -59,11 +61,8 @@ struct Pairs {
   std::size_t n = 0, without_target = 0;
 };
 
-Pairs training_pairs(const data::Dataset& d, const std::vector<std::size_t>& kept) {
+Pairs training_pairs(const data::Dataset& d, const std::vector<std::size_t>& kept, bool chat) {
   const auto& schema = d.schema;
-  std::vector<std::string> immutable;
-  for (const auto& f : schema.features)
-    if (f.immutable) immutable.push_back(f.name);
   Pairs out;
   std::ostringstream text;
   for (auto i : kept) {
@@ -96,13 +95,43 @@ Pairs training_pairs(const data::Dataset& d, const std::vector<std::size_t>& kep
       ++out.without_target;
       continue;
     }
-    const std::string prompt =
-        fmt::format("Patient features: {}\nCurrent stress class: {}. Desired stress class: {}.\n"
-                    "Change as few features as possible and keep {} as they are.\nCounterfactual:",
-                    features_text(schema, x, false), d.y[i], desired, join(immutable, ", "));
-    text << nlohmann::json{{"prompt", prompt}, {"completion", " " + features_text(schema, d.x.row(target), true)}}
-                .dump()
-         << "\n";
+    const auto prompt = llmcf::build_prompt(schema, x, d.y[i], desired, {}, llmcf::PromptOptions{});
+    text << pair_line(prompt, llmcf::format_answer(schema, d.x.row(target)), chat);
+    ++out.n;
+  }
+  out.jsonl = text.str();
+  return out;
+}
+
+// Targets from a baseline: its CFs of the kept training rows under the
+// split's f (the prediction flipped, as the LLM is asked at generation time);
+// rows without a valid CF are left out.
+Pairs baseline_pairs(const Task& task, const TaskEnv& env, const FinetuneParams& p, const SplitRows& rows,
+                     bool chat) {
+  const auto trained = WorkerCache::instance().model(input_dir(task, env.workdir, "clf") + "/clf");
+  data::Dataset d = sweep_dataset(env);
+  d.schema = trained->schema;
+  const data::Matrix train_x = d.x.rows(rows.kept);
+  const std::vector<int> train_y = labels(d, rows.kept);
+  clf::set_torch_threads(1);  // parallel over queries
+  cf::BlackBox f(*trained->model);
+  const cf::Context context{&f, &d.schema, &train_x, &train_y};
+  cf::CfOptions o = env.config->cf;
+  o.method = p.targets;
+  o.seed = static_cast<unsigned long>(p.split.seed);
+  o.threads = env.threads;
+  const auto targets = cf::flip_targets(f, train_x);
+  const cf::ExplainRun run = cf::explain_rows(o, context, train_x, targets);
+  Pairs out;
+  std::ostringstream text;
+  for (const auto& r : run.results) {
+    if (r.cfs.empty() || !r.cfs.front().valid) {
+      ++out.without_target;
+      continue;
+    }
+    const double* x = train_x.row(r.query);
+    const auto prompt = llmcf::build_prompt(d.schema, x, 1 - r.target, r.target, {}, llmcf::PromptOptions{});
+    text << pair_line(prompt, llmcf::format_answer(d.schema, r.cfs.front().x.data()), chat);
     ++out.n;
   }
   out.jsonl = text.str();
@@ -117,8 +146,11 @@ class Finetune final : public TaskKind {
     for (const auto& spec : config.sweep.llm_models) {
       const auto m = parse_llm_model(spec);
       for (const auto& split : study_splits(config)) {
-        const FinetuneParams p{split, m.name, m.path, m.quant};
-        plan.add(name(), p.to_json(), {{"rows", prepare_key(split)}}, 600.0, config.sweep.finetune_ranks);
+        if (!llm_seed(config, split.seed)) continue;
+        std::vector<std::pair<std::string, std::string>> inputs{{"rows", prepare_key(split)}};
+        add_base_input(config, m, inputs);
+        if (config.sweep.llm_targets != "nearest") inputs.emplace_back("clf", train_clf_key(split));
+        plan.add(name(), finetune_params(config, split, m).to_json(), inputs, 600.0, config.sweep.finetune_ranks);
       }
     }
   }
@@ -129,7 +161,10 @@ class Finetune final : public TaskKind {
     const data::Dataset d = dataset_for(rows, env);
     const std::string dir = task_dir(env.workdir, task.key);
     std::filesystem::create_directories(dir);
-    const Pairs pairs = training_pairs(d, rows.kept);
+    const std::string model_dir = p.path == kTinyModelPath ? input_dir(task, env.workdir, "base") + "/model" : p.path;
+    const bool chat = llmcf::chat_prompts(model_dir, env.config->cf.llm.prompt_format);
+    const Pairs pairs = p.targets == "nearest" ? training_pairs(d, rows.kept, chat)
+                                               : baseline_pairs(task, env, p, rows, chat);
     if (pairs.n == 0) {
       throw Error(task.label() + ": no training row has a counterfactual target of the other class with the same "
                                  "immutable features");
@@ -146,7 +181,7 @@ class Finetune final : public TaskKind {
                  pairs.without_target);
 
     llm::FinetuneOptions o = env.config->finetune;
-    o.model_dir = p.path;
+    o.model_dir = model_dir;
     o.model.quant = p.quant;
     o.model.device = env.device;
     o.data_path = dir + "/train.jsonl";

@@ -4,6 +4,9 @@
 //   augment  (scarce scenarios): kept training rows that f_s assigns to the
 //            other class, to be flipped into each scarce class; enough for the
 //            largest ratio times sweep.oversample
+// LLM methods (llm:<model>:<mode>, llmcf/generator.h) run only on the seeds
+// of sweep.llm_seeds; they also read the model's pretrain_lm task ("base",
+// for an @tiny model) and, fine-tuned, the split's finetune task ("adapter").
 // Artefact: cfs.json (a CF set, task_io.h), read by augment.
 #include <algorithm>
 #include <cmath>
@@ -14,6 +17,7 @@
 #include "sensecf/cf/explain.h"
 #include "sensecf/clf/nn.h"
 #include "sensecf/core/random.h"
+#include "sensecf/llmcf/generator.h"
 #include "sensecf/sweep/kind.h"
 
 namespace sensecf::sweep::kinds {
@@ -22,6 +26,7 @@ namespace {
 // Rough seconds per query on one core (measured on the default cohort; only the
 // order matters: the scheduler starts long chains first).
 double seconds_per_query(const std::string& method) {
+  if (is_llm_method(method)) return 0.05;  // a tiny model on one core; a GPU and an 8B model are of the same order
   if (method == "dice-gradient") return 0.6;
   if (method == "cfnow-random" || method == "cfnow-random-sequential") return 0.04;
   if (method == "cfnow-greedy") return 0.005;
@@ -150,8 +155,16 @@ class Generate final : public TaskKind {
                                       : 0.8 * rows * 0.25 * s.fraction * max_ratio * s.oversample;
       for (const auto& method : s.methods) {
         const GenerateParams p{split, method, table3 ? vocab::kTable3 : vocab::kForAugment};
-        plan.add(name(), p.to_json(), {{"rows", prepare_key(split)}, {"clf", train_clf_key(split)}},
-                 0.2 + n_queries * seconds_per_query(method));
+        std::vector<std::pair<std::string, std::string>> inputs{{"rows", prepare_key(split)},
+                                                                {"clf", train_clf_key(split)}};
+        if (is_llm_method(method)) {
+          if (!llm_seed(config, split.seed)) continue;
+          const auto m = llm_model_of(method, s.llm_models);
+          add_base_input(config, m, inputs);
+          if (llmcf::parse_method(method).mode == llmcf::kFineTuned)
+            inputs.emplace_back("adapter", finetune_key(finetune_params(config, split, m)));
+        }
+        plan.add(name(), p.to_json(), inputs, 0.2 + n_queries * seconds_per_query(method));
       }
     }
   }
@@ -174,6 +187,16 @@ class Generate final : public TaskKind {
     o.method = p.method;
     o.seed = static_cast<unsigned long>(p.split.seed);
     o.threads = env.threads;
+    if (is_llm_method(p.method)) {
+      const auto m = llm_model_of(p.method, env.config->sweep.llm_models);
+      o.llm.model_dir = m.path == kTinyModelPath ? input_dir(task, env.workdir, "base") + "/model" : m.path;
+      o.llm.quant = m.quant;
+      o.llm.device = env.device;
+      o.llm.dtype = env.config->finetune.model.dtype;
+      o.llm.adapter = llmcf::parse_method(p.method).mode == llmcf::kFineTuned
+                          ? input_dir(task, env.workdir, "adapter") + "/adapter"
+                          : "";
+    }
     const data::Matrix query_x = d.x.rows(q.rows);
     const cf::ExplainRun run = cf::explain_rows(o, context, query_x, q.targets);
 

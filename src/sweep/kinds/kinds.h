@@ -12,6 +12,7 @@ const TaskKind& fig1_kind();       // fig1.cpp
 const TaskKind& generate_kind();   // generate.cpp
 const TaskKind& augment_kind();    // augment.cpp
 const TaskKind& finetune_kind();   // finetune.cpp
+const TaskKind& pretrain_lm_kind();  // pretrain_lm.cpp
 const TaskKind& probe_kind();      // probe.cpp
 
 }  // namespace sensecf::sweep::kinds

@@ -7,7 +7,10 @@
 // keys). from() reads a task's JSON back, naming the task when a field is off.
 #pragma once
 
+#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "sensecf/core/error.h"
 #include "sensecf/core/vocabulary.h"
@@ -91,18 +94,32 @@ struct FinetuneParams {
   std::string model;  // the name in sweep.llm_models
   std::string path;   // its directory
   std::string quant;  // none | nf4 | nf4-dq
+  std::string targets = "nearest";  // sweep.llm_targets: nearest | a baseline method
 
   nlohmann::json to_json() const {
     auto j = split.to_json();
     j["model"] = model;
     j["path"] = path;
     j["quant"] = quant;
+    if (targets != "nearest") j["targets"] = targets;  // the default keeps the keys of earlier results
     return j;
   }
   static FinetuneParams from(const Task& t) {
-    return {SplitParams::from(t), field<std::string>(t, "model"), field<std::string>(t, "path"),
-            field<std::string>(t, "quant")};
+    FinetuneParams p{SplitParams::from(t), field<std::string>(t, "model"), field<std::string>(t, "path"),
+                     field<std::string>(t, "quant")};
+    if (t.params.contains("targets")) p.targets = field<std::string>(t, "targets");
+    return p;
   }
+};
+
+// A tiny LLM trained from scratch (sweep.llm_models name=@tiny) on the
+// training rows of one seed's full split.
+struct PretrainLmParams {
+  int seed = 0;
+  std::string model;  // the name in sweep.llm_models
+
+  nlohmann::json to_json() const { return {{"seed", seed}, {"model", model}}; }
+  static PretrainLmParams from(const Task& t) { return {field<int>(t, "seed"), field<std::string>(t, "model")}; }
 };
 
 struct ProbeParams {
@@ -115,6 +132,28 @@ struct ProbeParams {
 inline std::string prepare_key(const SplitParams& p) { return task_key(vocab::kPrepare, p.to_json()); }
 inline std::string train_clf_key(const SplitParams& p) { return task_key(vocab::kTrainClf, p.to_json()); }
 inline std::string generate_key(const GenerateParams& p) { return task_key(vocab::kGenerate, p.to_json()); }
+inline std::string finetune_key(const FinetuneParams& p) { return task_key(vocab::kFinetune, p.to_json()); }
+inline std::string pretrain_lm_key(const PretrainLmParams& p) { return task_key(vocab::kPretrainLm, p.to_json()); }
+
+// The pretrain_lm task of an @tiny model: the first LLM seed's full split.
+inline PretrainLmParams pretrain_lm_params(const SweepConfig& config, const std::string& model) {
+  return {llm_seeds(config.sweep).front(), model};
+}
+// The finetune task of `m` on a split.
+inline FinetuneParams finetune_params(const SweepConfig& config, const SplitParams& split, const LlmModelSpec& m) {
+  return {split, m.name, m.path, m.quant, config.sweep.llm_targets};
+}
+// The inputs an LLM task reads besides its split's: "base" (the pretrain_lm
+// task) for an @tiny model.
+inline void add_base_input(const SweepConfig& config, const LlmModelSpec& m,
+                           std::vector<std::pair<std::string, std::string>>& inputs) {
+  if (m.path == kTinyModelPath) inputs.emplace_back("base", pretrain_lm_key(pretrain_lm_params(config, m.name)));
+}
+// Does `seed` get LLM tasks (sweep.llm_seeds)?
+inline bool llm_seed(const SweepConfig& config, int seed) {
+  const auto seeds = llm_seeds(config.sweep);
+  return std::find(seeds.begin(), seeds.end(), seed) != seeds.end();
+}
 
 // The (seed, scenario) pairs of a study, in plan order: full first, then the
 // scarce scenarios of sweep.scenarios.

@@ -15,9 +15,10 @@ const std::vector<const TaskKind*>& task_kinds() {
       &kinds::prepare_kind(),   // rows of one (seed, scenario)
       &kinds::train_clf_kind(), // reads rows
       &kinds::fig1_kind(),      // reads rows
-      &kinds::generate_kind(),  // reads rows, clf
+      &kinds::pretrain_lm_kind(),  // reads rows (of the first LLM seed's full split)
+      &kinds::finetune_kind(),  // reads rows [, base]
+      &kinds::generate_kind(),  // reads rows, clf [, adapter, base]
       &kinds::augment_kind(),   // reads rows, clf, cfs
-      &kinds::finetune_kind(),  // reads rows
       &kinds::probe_kind(),     // the probe plan
   };
   return kinds;
