@@ -6,7 +6,8 @@
 // (the sparsity rule of docs/cf-metrics.md); then mean ± sd over the method's
 // seeds that found any CF. The paper draws a radar plot; a heat map (methods ×
 // features, cell = mean share in %) reads better with many methods and is what
-// gnuplot draws well.
+// gnuplot draws well. Every method with table3 CFs has a row, the LLM methods
+// (labelled "model (mode) +tags") after the baselines.
 //
 // fig6.csv: method, feature, n_seeds, n_cfs (found CFs over all seeds), share_mean, share_sd
 #include <spdlog/fmt/fmt.h>
@@ -20,6 +21,7 @@
 #include "sensecf/core/vocabulary.h"
 #include "sensecf/report/figures.h"
 #include "sensecf/report/gnuplot.h"
+#include "sensecf/report/methods.h"
 #include "sensecf/report/text_table.h"
 
 namespace sensecf::report {
@@ -133,7 +135,7 @@ void write_fig6(ReportContext& context) {
   }
   std::string xtics, ytics;
   for (std::size_t k = 0; k < shown.size(); ++k) xtics += fmt::format("{}{} {}", k ? ", " : "", gp_quote(features[shown[k]]), k);
-  for (std::size_t i = 0; i < methods.size(); ++i) ytics += fmt::format("{}{} {}", i ? ", " : "", gp_quote(methods[i]), i);
+  for (std::size_t i = 0; i < methods.size(); ++i) ytics += fmt::format("{}{} {}", i ? ", " : "", gp_quote(method_label(methods[i])), i);
   const std::string body = fmt::format(
       "set title 'Share of CFs that change each feature (%, mean over seeds)'\n"
       "set xtics ({}) rotate by 35 right\nset ytics ({})\nunset key\n"

@@ -5,6 +5,10 @@
 // fig7.csv: scenario, kind (augment|reduced|full), method, ratio, n_seeds, f1_mean, f1_sd
 //           (reduced / full: the reference lines, ratio empty)
 // Error bars are the sd over seeds; with one seed there is no bar.
+// Fig. 7's line styles: baselines solid, one colour each; LLM methods one colour
+// per model (and variant tags), the mode as the dash type — fine-tuned solid,
+// zero-shot dashed, few-shot dotted (methods.h); the reference lines are
+// dash-dot (reduced data, black) and dash-dot-dot (full data, grey).
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
@@ -15,6 +19,7 @@
 #include "sensecf/report/figures.h"
 #include "sensecf/core/vocabulary.h"
 #include "sensecf/report/gnuplot.h"
+#include "sensecf/report/methods.h"
 #include "sensecf/report/text_table.h"
 
 namespace sensecf::report {
@@ -116,6 +121,16 @@ void write_fig7(ReportContext& context) {
     context.note("Fig. 7 skipped: none of the methods chosen with --methods has augment rows.");
     return;
   }
+  // Colour per baseline, and per LLM model (+ variant tags) so its modes line up.
+  std::vector<int> colour(all_methods.size());
+  {
+    std::map<std::string, int> by_family;
+    for (std::size_t i = 0; i < all_methods.size(); ++i) {
+      const auto llm = parse_llm_method(all_methods[i]);
+      const std::string family = llm ? "llm:" + llm->model + "+" + llm->variant : all_methods[i];
+      colour[i] = by_family.emplace(family, static_cast<int>(by_family.size()) + 1).first->second;
+    }
+  }
   CsvTable csv;
   csv.header = {"scenario", "kind", "method", "ratio", "n_seeds", "f1_mean", "f1_sd"};
   const MeanSd full_s = summarise(full);
@@ -137,8 +152,9 @@ void write_fig7(ReportContext& context) {
       }
       const std::string block = fmt::format("{}_{}", scenario, i);
       blocks += datablock(block, rows);
-      plots += fmt::format("{}${} using 1:2:3 with yerrorlines lt {} pt {} lw 2 title {}", plots.empty() ? "" : ", \\\n     ",
-                           block, i + 1, 5 + 2 * static_cast<int>(i % 4), gp_quote(all_methods[i]));
+      plots += fmt::format("{}${} using 1:2:3 with yerrorlines lt {} dt {} pt {} lw 2 title {}",
+                           plots.empty() ? "" : ", \\\n     ", block, colour[i], dash_type(all_methods[i]),
+                           5 + 2 * static_cast<int>(i % 4), gp_quote(method_label(all_methods[i])));
     }
     if (plots.empty()) continue;  // none of the chosen methods in this scenario
     ++n_panels;
@@ -146,7 +162,7 @@ void write_fig7(ReportContext& context) {
     if (reduced_s.n > 0) {
       csv.rows.push_back({scenario, "reduced", "", "", std::to_string(reduced_s.n), csv_number(reduced_s.mean),
                           csv_number(reduced_s.sd)});
-      plots += fmt::format(", \\\n     {} with lines dt 2 lw 2 lc rgb 'black' title 'reduced data'", reduced_s.mean);
+      plots += fmt::format(", \\\n     {} with lines dt 4 lw 2 lc rgb 'black' title 'reduced data'", reduced_s.mean);
     } else {
       context.note(fmt::format("Fig. 7: panel {} has no reduced-data line (no train_clf rows at fraction {:g}).",
                                scenario, fraction));
@@ -154,7 +170,7 @@ void write_fig7(ReportContext& context) {
     if (full_s.n > 0) {
       csv.rows.push_back({scenario, vocab::kFull, "", "", std::to_string(full_s.n), csv_number(full_s.mean),
                           csv_number(full_s.sd)});
-      plots += fmt::format(", \\\n     {} with lines dt 3 lw 2 lc rgb 'gray40' title 'full data'", full_s.mean);
+      plots += fmt::format(", \\\n     {} with lines dt 5 lw 2 lc rgb 'gray40' title 'full data'", full_s.mean);
     }
     panels += "set title " + gp_quote(title) + "\nplot " + plots + "\n";
   }
@@ -176,7 +192,8 @@ void write_fig7(ReportContext& context) {
   context.plot("fig7",
                figure_script("fig7", "test F1 vs augmentation ratio per scarcity scenario", blocks, body,
                              480 * static_cast<int>(n_panels), 420 + 14 * key_rows),
-               "Fig. 7: F1 vs augmentation ratio per scenario (dashed: reduced data, dotted: full data)");
+               "Fig. 7: F1 vs augmentation ratio per scenario (baselines and fine-tuned LLMs solid, zero-shot dashed, "
+               "few-shot dotted; dash-dot: reduced data, dash-dot-dot: full data)");
 }
 
 }  // namespace sensecf::report

@@ -2,8 +2,9 @@
 //
 // The parts (tables.h, figures.h) each write their own files through the
 // context; this file runs them in the paper's order and then writes index.md:
-// one line per output, the run's provenance, task counts from /tasks, and the
-// notes of parts that were skipped or incomplete.
+// what the run contains and what it does not (data source, CF baselines, LLM
+// models and modes, fine-tuning), one line per output, the notes of parts that
+// were skipped or incomplete, the run's provenance and task counts from /tasks.
 #include "sensecf/report/report.h"
 #include "sensecf/core/vocabulary.h"
 
@@ -19,6 +20,7 @@
 #include "sensecf/core/strings.h"
 #include "sensecf/report/figures.h"
 #include "sensecf/report/gnuplot.h"
+#include "sensecf/report/methods.h"
 #include "sensecf/report/run_config.h"
 #include "sensecf/report/tables.h"
 #include "sensecf/report/text_table.h"
@@ -141,11 +143,115 @@ std::string tasks_section(const std::vector<store::TaskRecord>& tasks) {
   return out + "\n";
 }
 
+// Where the rows came from, as the stored configuration records it.
+std::string data_source_text(const StoredConfig& config) {
+  const auto source = config.value("data", "source");
+  if (!source || source->empty()) {
+    return "unknown (the results file's stored configuration does not record `[data] source`)";
+  }
+  if (*source == "synth") return "synthetic (`[data] source = synth`: the generated cohort of `[synth]`)";
+  if (*source == "aireadi") return "real: AI-READI (`[data] source = aireadi`)";
+  if (*source == "csv") {
+    const auto path = config.value("data", "path");
+    return "a CSV file (`[data] source = csv`" + (path && !path->empty() ? ", `" + *path + "`" : std::string()) +
+           "), real unless that file was generated";
+  }
+  return "`" + markdown_escape(*source) + "` (`[data] source`)";
+}
+
+std::string join_words(const std::vector<std::string>& words, const std::string& none = "none") {
+  if (words.empty()) return none;
+  std::string out;
+  for (std::size_t i = 0; i < words.size(); ++i) out += (i ? ", " : "") + words[i];
+  return out;
+}
+
+// What the run holds (methods, models, modes, fine-tuning) and what of the
+// paper it therefore cannot show.
+std::string contents_section(const ReportContext& context) {
+  const auto& r = context.results();
+  const StoredConfig config(r.provenance.config);
+  std::set<std::string> methods;
+  for (const auto& row : r.cf) methods.insert(row.method);
+  for (const auto& row : r.clf) methods.insert(row.method);
+  for (const auto& c : r.counterfactuals) methods.insert(c.method);
+  for (const auto& t : r.tasks) {
+    if (t.kind == vocab::kGenerate || t.kind == vocab::kAugment) methods.insert(t.method);
+  }
+  methods.erase("");
+  std::vector<std::string> baselines, llm_labels;
+  std::map<std::string, std::set<std::string>> modes;  // model -> modes (with variant tags)
+  const char* kModes[] = {"zero-shot", "few-shot", "fine-tuned"};
+  std::set<std::string> modes_seen;
+  for (const auto& m : baselines_first(order_methods({methods.begin(), methods.end()}, context.config_methods(), {}))) {
+    const auto llm = parse_llm_method(m);
+    if (!llm) {
+      baselines.push_back(markdown_escape(m));
+      continue;
+    }
+    llm_labels.push_back(markdown_escape(method_label(m)));
+    modes[llm->model].insert(llm->mode + (llm->variant.empty() ? "" : " +" + llm->variant));
+    modes_seen.insert(llm->mode);
+  }
+  // Fine-tuning: done finetune tasks per model, and their loss rows.
+  std::map<std::string, std::set<long long>> finetuned;  // model -> seeds
+  std::map<std::string, std::string> finetune_model;     // task key -> model
+  for (const auto& t : r.tasks) {
+    if (t.kind == vocab::kFinetune && t.status == "done") {
+      finetuned[t.model.empty() ? "?" : t.model].insert(t.seed);
+      finetune_model[t.key] = t.model;
+    }
+  }
+  std::map<std::string, std::size_t> loss_rows;
+  for (const auto& row : r.train) {
+    if (row.kind == vocab::kFinetune && finetune_model.count(row.key)) ++loss_rows[finetune_model[row.key]];
+  }
+  std::vector<std::string> model_lines, finetune_lines;
+  for (const auto& [model, m] : modes) {
+    model_lines.push_back(markdown_escape(model) + ": " + markdown_escape(join_words({m.begin(), m.end()})));
+  }
+  for (const auto& [model, seeds] : finetuned) {
+    std::vector<std::string> s;
+    for (long long seed : seeds) s.push_back(std::to_string(seed));
+    finetune_lines.push_back(fmt::format("{}: {} adapter(s) trained (seeds {}), {} loss rows", markdown_escape(model),
+                                         seeds.size(), join_words(s), loss_rows[model]));
+  }
+  std::string out = "## What this run contains\n\n| | |\n|---|---|\n";
+  out += "| data source | " + data_source_text(config) + " |\n";
+  out += "| CF baselines | " + join_words(baselines) + " |\n";
+  out += "| LLM methods | " + join_words(llm_labels) + " |\n";
+  out += "| LLM models and modes | " + join_words(model_lines) + " |\n";
+  out += "| fine-tuning in this run | " + join_words(finetune_lines, "no finetune task") + " |\n\n";
+  std::vector<std::string> absent;
+  if (llm_labels.empty()) {
+    absent.push_back("No LLM method: Tables III–IV and Figs. 6–8 show the baselines only; the paper's LLM rows, "
+                     "the zero-shot vs fine-tuned ablation and an LLM intervention are not in this run.");
+  } else {
+    std::vector<std::string> missing;
+    for (const char* mode : kModes) {
+      if (!modes_seen.count(mode)) missing.push_back(mode);
+    }
+    if (!missing.empty()) absent.push_back("No LLM method in mode " + join_words(missing) + ".");
+    if (modes_seen.count("fine-tuned") && finetuned.empty()) {
+      absent.push_back("Fine-tuned methods are present but no finetune task ran in this sweep: their adapters were "
+                       "trained elsewhere (no fine-tuning curves).");
+    }
+  }
+  if (baselines.empty()) absent.push_back("No baseline CF method.");
+  if (!absent.empty()) {
+    out += "Not in this run:\n\n";
+    for (const auto& a : absent) out += "- " + a + "\n";
+    out += "\n";
+  }
+  return out;
+}
+
 std::string index_text(const ReportContext& context, const std::string& results_path) {
   const auto& r = context.results();
   const auto& p = r.provenance;
   std::string out = "# sensecf report\n\n";
   if (!results_path.empty()) out += "Results file: `" + results_path + "`\n\n";
+  out += contents_section(context);
   out += "## Outputs\n\n";
   for (const auto& a : context.artifacts()) out += fmt::format("- [{0}]({0}): {1}\n", a.name, a.what);
   out += "- index.md: this page\n\n";
@@ -180,7 +286,8 @@ ReportContext::ReportContext(const store::Results& results, const ReportOptions&
 }
 
 std::vector<std::string> ReportContext::order(const std::vector<std::string>& methods_present) const {
-  return order_methods(methods_present, config_methods_, options_.methods);
+  auto methods = order_methods(methods_present, config_methods_, options_.methods);
+  return options_.methods.empty() ? baselines_first(std::move(methods)) : methods;
 }
 
 void ReportContext::write(const std::string& name, const std::string& text, const std::string& what) {
@@ -237,7 +344,7 @@ std::vector<std::string> write_report(const store::Results& results, const Repor
   }
   // Outputs of an earlier report in the same directory would look current: remove
   // exactly the names this report writes (nothing else).
-  for (const char* stem : {"table3", "table4", "fig1", "fig6", "fig7", "fig8", "finetune"}) {
+  for (const char* stem : {"table3", "table4", "intervention", "fig1", "fig6", "fig7", "fig8", "finetune"}) {
     for (const char* ext : {".md", ".csv", ".tex", ".gp", ".png", ".svg"}) std::filesystem::remove(dir / (std::string(stem) + ext), ec);
   }
   std::filesystem::remove(dir / "index.md", ec);
@@ -267,6 +374,7 @@ std::vector<std::string> write_report(const store::Results& results, const Repor
   }
   write_table3(context);
   write_table4(context);
+  write_intervention(context);
   write_fig1(context);
   write_fig6(context);
   write_fig7(context);

@@ -4,6 +4,7 @@
 //   baseline   train_clf, scenario full                   absolute: ACC in %, PRE/REC/F1/AUC as fractions
 //   reduced    train_clf, scenario s, fraction φ          100 · (reduced_s − full_s) / full_s per seed
 //   augmented  augment, method m, scenario s, φ, ratio ρ  100 · (augment_s − reduced_s) / reduced_s per seed
+//              (baselines first, then the LLM methods labelled "model (mode) +tags")
 // then mean ± sd over the seeds both sides have. The scenarios are A positive
 // (class 1 reduced), B negative (class 0 reduced), C dual (both reduced).
 //
@@ -20,6 +21,7 @@
 
 #include "sensecf/report/tables.h"
 #include "sensecf/core/vocabulary.h"
+#include "sensecf/report/methods.h"
 #include "sensecf/report/text_table.h"
 
 namespace sensecf::report {
@@ -195,7 +197,7 @@ void write_table4(ReportContext& context) {
       std::array<MeanSd, kNumMetrics> s;
       DisplayRow row;
       row.cells = {Cell::label(i == 0 ? fmt::format("CF added (recovery over reduced, ratio {:g})", ratio) : ""),
-                   Cell::label(method)};
+                   Cell::label(method_label(method))};
       for (std::size_t k = 0; k < kNumMetrics; ++k) {
         s[k] = summarise(relative_change_by_seed(augmented[method][k], reduced[k]));
         row.cells.push_back(Cell::number(s[k], 2, /*percent=*/true, /*sign_arrow=*/true));

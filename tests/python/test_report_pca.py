@@ -48,9 +48,9 @@ TASK_DTYPE = np.dtype([("key", s(17)), ("kind", s(16)), ("label", s(96)), ("meth
                        ("device", s(24)), ("started", "<f8"), ("seconds", "<f8"), ("message", s(512))])
 CF_DTYPE = np.dtype([("key", s(17)), ("method", s(32)), ("scenario", s(12)), ("purpose", s(12)),
                      ("seed", "<i8"), ("factual_class", "<i8"), ("n_queries", "<i8"), ("n_cfs", "<i8")] +
-                    [(m, "<f8") for m in ("coverage", "validity", "distance", "sparsity", "plausibility",
-                                          "ynn", "knn_distance", "violations", "redundancy",
-                                          "seconds_per_query")])
+                    [(m, "<f8") for m in ("coverage", "validity", "validity_returned", "parse_rate",
+                                          "distance", "sparsity", "plausibility", "ynn", "knn_distance",
+                                          "violations", "redundancy", "seconds_per_query")])
 CLF_DTYPE = np.dtype([("key", s(17)), ("kind", s(16)), ("model", s(12)), ("method", s(32)),
                       ("scenario", s(12)), ("seed", "<i8"), ("fraction", "<f8"), ("ratio", "<f8"),
                       ("n_train", "<i8"), ("n_added", "<i8"), ("n_wanted", "<i8")] +
@@ -105,11 +105,13 @@ def write_results(path, rng):
             x, cf, target, found = make_cfs(rng, n, 0.3 * m_index)
             arrays[k] = dict(method=method, scenario="full", purpose="table3", seed=seed, x=x, cf=cf,
                              target=target, found=found)
+            coverage = float(found.mean())
+            parse_rate = 0.9 if method.startswith("llm:") else np.nan  # NaN: not applicable (a baseline)
             for cls in (-1, 0, 1):
-                v = rng.uniform(0.4, 1.0)
-                cf_rows.append((k, method, "full", "table3", seed, cls, n, int(found.sum()), v, v,
-                                rng.uniform(0.1, 2), rng.uniform(1, 5), rng.uniform(0.3, 1), 0.8, 1.2, 0.0,
-                                0.5, 0.01))
+                v = rng.uniform(0.4, 1.0) * coverage  # validity over all queries <= coverage
+                cf_rows.append((k, method, "full", "table3", seed, cls, n, int(found.sum()), coverage, v,
+                                v / coverage, parse_rate, rng.uniform(0.1, 2), rng.uniform(1, 5),
+                                rng.uniform(0.3, 1), 0.8, 1.2, 0.0, 0.5, 0.01))
         full = rng.uniform(0.65, 0.75)
         clf_rows.append((task("train_clf", "", "full", seed), "train_clf", "nn", "", "full", seed, 0.0, 0.0,
                          1000, 0, 0, full, full, full, full, full))
@@ -156,6 +158,10 @@ def write_results(path, rng):
             g["probability"] = np.where(a["found"], 0.7, np.nan)
             g["valid"] = a["found"].astype("<i8")
             g["found"] = a["found"].astype("<i8")
+            # The LLM's raw answer per query (variable-length UTF-8); empty for baselines.
+            answers = [f"deep_pct: {c[1]:.1f}" if a["method"].startswith("llm:") and ok else ""
+                       for c, ok in zip(a["cf"], a["found"])]
+            g.create_dataset("answer", data=answers, dtype=h5py.string_dtype("utf-8"))
             text_attr(g, "features", json.dumps(FEATURES))
             for name in ("method", "scenario", "purpose"):
                 text_attr(g, name, a[name])

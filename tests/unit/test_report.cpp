@@ -4,6 +4,7 @@
 // shares), the skip notes for missing parts, errors for files that are not
 // results files, and the Jacobi eigen-solver behind Fig. 8's PCA.
 #include <gtest/gtest.h>
+#include <spdlog/fmt/fmt.h>
 
 #include <cmath>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "sensecf/core/error.h"
 #include "sensecf/core/strings.h"
 #include "sensecf/report/gnuplot.h"
+#include "sensecf/report/methods.h"
 #include "sensecf/report/pca.h"
 #include "sensecf/report/report.h"
 #include "sensecf/report/summary.h"
@@ -80,6 +82,7 @@ store::CfMetricRow cf_row(const std::string& method, long long seed, long long c
   r.seed = seed;
   r.factual_class = cls;
   r.validity = validity;
+  r.coverage = 1.0;
   r.distance = distance;
   r.sparsity = sparsity;
   r.plausibility = plausibility;
@@ -225,40 +228,49 @@ struct ReportFixture : ::testing::Test {
 TEST_F(ReportFixture, Table3MeanSdMarksAndOrder) {
   run();
   const std::string md = read_file(out / "table3.md");
-  // Rows in the config's order (gamma, alpha, beta). Class 0 validity: gamma 0.80 ± 0.14
-  // best, alpha 0.70 ± 0.14 second; distance: alpha 0.30 best, beta 0.60 second; sparsity:
-  // gamma and beta tie at 2.00 (both best), alpha 4.00 ± 1.41 second; plausibility (%):
-  // beta 100.0 best, gamma 98.0 ± 1.4 second.
-  EXPECT_NE(md.find("| gamma | **0.80 ± 0.14** | 1.10 ± 0.14 | **2.00 ± 0.00** | _98.0 ± 1.4_ |"),
+  // Rows in the config's order (gamma, alpha, beta). Class 0 validity (over all queries):
+  // gamma 0.80 ± 0.14 best, alpha 0.70 ± 0.14 second. Only methods with validity >= 0.9 ×
+  // 0.80 = 0.72 take part in the distance / sparsity / plausibility marks: gamma alone, so
+  // alpha's lower distance (0.30) and beta's plausibility (100%) are not marked. Coverage
+  // is 1 everywhere (all best); parse rate is "—" for baselines.
+  EXPECT_NE(md.find("| gamma | **0.80 ± 0.14** | **1.00 ± 0.00** | — | **1.10 ± 0.14** | **2.00 ± 0.00** | "
+                    "**98.0 ± 1.4** |"),
             std::string::npos) << md;
-  EXPECT_NE(md.find("| alpha | _0.70 ± 0.14_ | **0.30 ± 0.14** | _4.00 ± 1.41_ | 60.0 ± 14.1 |"), std::string::npos)
-      << md;
-  EXPECT_NE(md.find("| beta | 0.50 ± 0.00 | _0.60 ± 0.14_ | **2.00 ± 0.00** | **100.0 ± 0.0** |"), std::string::npos)
-      << md;
+  EXPECT_NE(md.find("| alpha | _0.70 ± 0.14_ | **1.00 ± 0.00** | — | 0.30 ± 0.14 | 4.00 ± 1.41 | 60.0 ± 14.1 |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| beta | 0.50 ± 0.00 | **1.00 ± 0.00** | — | 0.60 ± 0.14 | 2.00 ± 0.00 | 100.0 ± 0.0 |"),
+            std::string::npos) << md;
   EXPECT_LT(md.find("| gamma |"), md.find("| alpha |"));
   EXPECT_LT(md.find("| alpha |"), md.find("| beta |"));
-  // Class 1, beta: one seed -> the mean alone, and it is the best validity (0.95).
-  EXPECT_NE(md.find("**0.95** | _0.50_ | **2.00** | **100.0** |"), std::string::npos) << md;
+  // Class 1, beta: one seed -> the mean alone; the best validity (0.95), and the only method
+  // above 0.9 × 0.95, so it has every mark.
+  EXPECT_NE(md.find("**0.95** | **1.00** | — | **0.50** | **2.00** | **100.0** |"), std::string::npos) << md;
   EXPECT_NE(md.find("Class 0 Validity ↑"), std::string::npos);
+  EXPECT_NE(md.find("Class 1 Parse rate"), std::string::npos);
 
   const auto csv = read_csv(out / "table3.csv");
   ASSERT_EQ(csv.size(), 3u);
   const auto& alpha = find_row(csv, {{"method", "alpha"}});
   EXPECT_EQ(alpha.at("n_seeds"), "2");
+  EXPECT_EQ(alpha.at("label"), "alpha");
   EXPECT_NEAR(num(alpha, "class0_validity_mean"), 0.7, 1e-12);
   EXPECT_NEAR(num(alpha, "class0_validity_sd"), std::sqrt(0.02), 1e-12);
   EXPECT_EQ(alpha.at("class0_validity_rank"), "2");
-  EXPECT_EQ(alpha.at("class0_distance_rank"), "1");
+  EXPECT_EQ(alpha.at("class0_distance_rank"), "");  // not ranked: validity below 0.9 × the best
+  EXPECT_EQ(alpha.at("class0_ranked"), "0");
   EXPECT_EQ(alpha.at("class0_plausibility_pct_rank"), "");
+  EXPECT_EQ(alpha.at("class0_parse_rate_mean"), "");  // NaN: not applicable
   EXPECT_NEAR(num(alpha, "class0_plausibility_pct_mean"), 60, 1e-9);
+  EXPECT_EQ(find_row(csv, {{"method", "gamma"}}).at("class0_distance_rank"), "1");
   const auto& beta = find_row(csv, {{"method", "beta"}});
   EXPECT_NEAR(num(beta, "class1_validity_mean"), 0.95, 1e-12);
   EXPECT_EQ(beta.at("class1_validity_sd"), "");  // one seed: no sd
 
   const std::string tex = read_file(out / "table3.tex");
-  EXPECT_NE(tex.find("\\multicolumn{4}{c}{Class 0}"), std::string::npos) << tex;
+  EXPECT_NE(tex.find("\\multicolumn{6}{c}{Class 0}"), std::string::npos) << tex;
   EXPECT_NE(tex.find("\\textbf{0.80 $\\pm$ 0.14}"), std::string::npos) << tex;
   EXPECT_NE(tex.find("\\underline{0.70 $\\pm$ 0.14}"), std::string::npos) << tex;
+  EXPECT_NE(tex.find(" & --- & "), std::string::npos) << tex;  // parse rate of a baseline
 }
 
 TEST_F(ReportFixture, Table4RelativeChangePerSeedAndRecovery) {
@@ -350,6 +362,13 @@ TEST_F(ReportFixture, FigureDataAndIndex) {
   EXPECT_NE(index.find("[table3.md](table3.md)"), std::string::npos) << index;
   EXPECT_NE(index.find("Fig. 6 leaves out features that no CF changes (immutable, or never used): age."),
             std::string::npos) << index;
+  // No LLM methods: the per-method Fig. 8, and the index says why the ablation is absent.
+  EXPECT_NE(index.find("Fig. 8 shows one PCA panel per method, not the paper's zero-shot vs fine-tuned ablation: "
+                       "the results have no LLM method with table3 CFs."),
+            std::string::npos) << index;
+  EXPECT_NE(index.find("| data source | unknown"), std::string::npos) << index;
+  EXPECT_NE(index.find("| CF baselines | gamma, alpha, beta |"), std::string::npos) << index;
+  EXPECT_NE(index.find("- No LLM method: "), std::string::npos) << index;
   ASSERT_FALSE(written.empty());
   EXPECT_EQ(written.back(), (out / "index.md").string());
   for (const auto& p : written) EXPECT_TRUE(std::filesystem::exists(p)) << p;
@@ -386,6 +405,266 @@ TEST_F(ReportFixture, MethodsOptionPicksAndOrders) {
   EXPECT_LT(md.find("| beta |"), md.find("| gamma |"));
   // Marks are among the methods shown: beta's validity 0.50 is now second.
   EXPECT_NE(md.find("| beta | _0.50 ± 0.00_ |"), std::string::npos) << md;
+}
+
+// --- LLM methods -----------------------------------------------------------------
+
+// A results file with two baselines and four LLM methods of one model "tiny":
+// zero-shot, few-shot, fine-tuned, and zero-shot with the variant tag
+// "constrained". Table III (seed 1, both classes alike):
+//   method                  validity coverage parse distance sparsity plausibility
+//   nice                      0.60    1.00     —     0.50     2.0        1.00
+//   dice-kdtree               0.06    0.06     —     0.10     1.0        1.00   (few CFs, all valid)
+//   tiny (zero-shot)          0.40    0.80   0.75    1.20     3.5        0.85
+//   tiny (few-shot)           0.70    0.90   0.90    0.90     3.0        0.90
+//   tiny (fine-tuned)         0.95    1.00   1.00    0.40     1.5        0.99
+//   tiny (zero-shot) +constr. 0.90    0.90   0.95    0.30     1.2        0.98
+store::CfMetricRow llm_cf_row(const std::string& method, long long cls, double validity, double coverage,
+                              double parse_rate, double distance, double sparsity, double plausibility) {
+  auto r = cf_row(method, 1, cls, validity, distance, sparsity, plausibility);
+  r.coverage = coverage;
+  r.parse_rate = parse_rate;
+  r.validity_returned = coverage > 0 ? validity / coverage : kNan;
+  r.n_queries = 100;
+  r.n_cfs = static_cast<long long>(100 * coverage);
+  return r;
+}
+
+// Factual row of data-set row `row`: deep_pct, steps_mean, glucose_mean, age.
+std::vector<double> patient(long long row) {
+  return {10.0 + static_cast<double>(row - 100) * 2.5, 300.0 + static_cast<double>(row), 200.0 + static_cast<double>(row % 7), 60.0 + static_cast<double>(row % 5)};
+}
+
+// CFs of one LLM task for data-set rows `rows`; each CF raises deep_pct by `deep`
+// and lowers glucose_mean by `glucose` (target 0: every factual is class 1).
+store::CfArrays llm_arrays(const std::string& method, const std::vector<long long>& rows, double deep,
+                           double glucose) {
+  store::CfArrays c;
+  c.key = method.substr(method.rfind(':') + 1) + "-t3";
+  c.method = method;
+  c.scenario = "full";
+  c.purpose = "table3";
+  c.seed = 1;
+  c.features = {"deep_pct", "steps_mean", "glucose_mean", "age"};
+  c.n = rows.size();
+  c.d = 4;
+  for (long long row : rows) {
+    const auto x = patient(row);
+    auto cf = x;
+    cf[0] += deep;
+    cf[2] -= glucose;
+    c.query_row.push_back(row);
+    c.factual.insert(c.factual.end(), x.begin(), x.end());
+    c.counterfactual.insert(c.counterfactual.end(), cf.begin(), cf.end());
+    c.target.push_back(0);
+    c.probability.push_back(0.23);
+    c.valid.push_back(1);
+    c.found.push_back(1);
+    c.answer.push_back(fmt::format("deep_pct: {}\nglucose_mean: {}", cf[0], cf[2]));
+  }
+  return c;
+}
+
+void write_llm_results(const std::string& path) {
+  store::Provenance p;
+  p.config =
+      "[data]\nsource = synth                # config file\nimmutable = age               # config file\n"
+      "[sweep]\nllm_methods = llm:tiny:zero-shot, llm:tiny:few-shot, llm:tiny:fine-tuned, "
+      "llm:tiny:zero-shot+constrained\nmethods = nice, dice-kdtree   # config file\n";
+  auto w = store::ResultsWriter::create(path, p);
+  store::TaskOutput out;
+  for (long long cls : {0, 1}) {
+    out.cf.push_back(llm_cf_row("nice", cls, 0.60, 1.00, kNan, 0.50, 2.0, 1.00));
+    out.cf.push_back(llm_cf_row("dice-kdtree", cls, 0.06, 0.06, kNan, 0.10, 1.0, 1.00));
+    out.cf.push_back(llm_cf_row("llm:tiny:zero-shot", cls, 0.40, 0.80, 0.75, 1.20, 3.5, 0.85));
+    out.cf.push_back(llm_cf_row("llm:tiny:few-shot", cls, 0.70, 0.90, 0.90, 0.90, 3.0, 0.90));
+    out.cf.push_back(llm_cf_row("llm:tiny:fine-tuned", cls, 0.95, 1.00, 1.00, 0.40, 1.5, 0.99));
+    out.cf.push_back(llm_cf_row("llm:tiny:zero-shot+constrained", cls, 0.90, 0.90, 0.95, 0.30, 1.2, 0.98));
+  }
+  // Table IV / Fig. 7: F1 full .8, positive .6; augment at ratios .5 and 1.
+  out.clf.push_back(clf_row("train_clf", "full", "", 1, 0, 0, 0.8));
+  out.clf.push_back(clf_row("train_clf", "positive", "", 1, 0.5, 0, 0.6));
+  for (const char* m : {"nice", "llm:tiny:zero-shot", "llm:tiny:few-shot", "llm:tiny:fine-tuned"}) {
+    for (double ratio : {0.5, 1.0}) out.clf.push_back(clf_row("augment", "positive", m, 1, 0.5, ratio, 0.7));
+  }
+  // CFs: zero-shot for rows 100-103, fine-tuned for rows 101-104 (three shared), a baseline.
+  out.counterfactuals.push_back(llm_arrays("llm:tiny:zero-shot", {100, 101, 102, 103}, 15.0, 60.0));
+  out.counterfactuals.push_back(llm_arrays("llm:tiny:fine-tuned", {101, 102, 103, 104}, 3.0, 10.0));
+  auto nice = llm_arrays("nice", {100, 101}, 1.0, 0.0);
+  nice.answer.assign(2, "");
+  out.counterfactuals.push_back(nice);
+  w.append(task("g1", "generate", "done"), out);
+  store::TaskRecord ft = task("f1", "finetune", "done");
+  ft.model = "tiny";
+  ft.seed = 1;
+  store::TaskOutput ft_out;
+  for (long long step : {1, 2}) ft_out.train.push_back({"f1", "finetune", step, 2.0 / static_cast<double>(step), kNan});
+  w.append(ft, ft_out);
+  w.flush();
+}
+
+struct LlmReportFixture : ::testing::Test {
+  test::TempDir dir;
+  std::string results = dir.file("llm.h5");
+  ReportOptions options;
+  std::filesystem::path out;
+
+  void SetUp() override {
+    write_llm_results(results);
+    options.results = results;
+    options.out = dir.file("report");
+    options.gnuplot = dir.file("no-gnuplot");  // the scripts are what these tests read
+    out = options.out;
+    write_report(options);
+  }
+};
+
+TEST(ReportMethods, LlmNamesAndLabels) {
+  EXPECT_EQ(method_label("llm:llama-3.1-8b:fine-tuned"), "llama-3.1-8b (fine-tuned)");
+  EXPECT_EQ(method_label("llm:tiny:zero-shot+constrained"), "tiny (zero-shot) +constrained");
+  EXPECT_EQ(method_label("llm:tiny:fine-tuned+verify+k3"), "tiny (fine-tuned) +verify +k3");
+  EXPECT_EQ(method_label("dice-kdtree"), "dice-kdtree");
+  EXPECT_EQ(method_label("llm:broken"), "llm:broken");  // not the llm:<model>:<mode> shape: shown as is
+  EXPECT_EQ(dash_type("llm:tiny:zero-shot"), 2);
+  EXPECT_EQ(dash_type("llm:tiny:few-shot"), 3);
+  EXPECT_EQ(dash_type("llm:tiny:fine-tuned+verify"), 1);
+  EXPECT_EQ(dash_type("nice"), 1);
+  EXPECT_EQ(baselines_first({"llm:a:zero-shot", "nice", "llm:a:fine-tuned", "dice-random"}),
+            (std::vector<std::string>{"nice", "dice-random", "llm:a:zero-shot", "llm:a:fine-tuned"}));
+}
+
+TEST_F(LlmReportFixture, Table3ValidityCoverageParseRateAndLabels) {
+  const std::string md = read_file(out / "table3.md");
+  // Validity over all queries ranks; distance / sparsity / plausibility are marked only among
+  // methods with validity >= 0.9 × 0.95: fine-tuned and +constrained. dice-kdtree's 0.10
+  // distance (6% coverage) gets no mark; neither does anything of nice's.
+  EXPECT_NE(md.find("| nice | 0.60 | **1.00** | — | 0.50 | 2.00 | 100.0 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| dice-kdtree | 0.06 | 0.06 | — | 0.10 | 1.00 | 100.0 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| tiny (zero-shot) | 0.40 | 0.80 | 0.75 | 1.20 | 3.50 | 85.0 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| tiny (few-shot) | 0.70 | _0.90_ | 0.90 | 0.90 | 3.00 | 90.0 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| tiny (fine-tuned) | **0.95** | **1.00** | 1.00 | _0.40_ | _1.50_ | **99.0** |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| tiny (zero-shot) +constrained | _0.90_ | _0.90_ | 0.95 | **0.30** | **1.20** | _98.0_ |"),
+            std::string::npos) << md;
+  // Baselines first, then the LLM rows in the config's order.
+  EXPECT_LT(md.find("| dice-kdtree |"), md.find("| tiny (zero-shot) |"));
+  EXPECT_LT(md.find("| tiny (zero-shot) |"), md.find("| tiny (few-shot) |"));
+  EXPECT_LT(md.find("| tiny (few-shot) |"), md.find("| tiny (fine-tuned) |"));
+  const auto csv = read_csv(out / "table3.csv");
+  const auto& kdtree = find_row(csv, {{"method", "dice-kdtree"}});
+  EXPECT_EQ(kdtree.at("class1_distance_rank"), "");
+  EXPECT_EQ(kdtree.at("class1_ranked"), "0");
+  EXPECT_NEAR(num(kdtree, "class1_validity_returned_mean"), 1.0, 1e-12);
+  const auto& ft = find_row(csv, {{"method", "llm:tiny:fine-tuned"}});
+  EXPECT_EQ(ft.at("label"), "tiny (fine-tuned)");
+  EXPECT_NEAR(num(ft, "class0_parse_rate_mean"), 1.0, 0);
+}
+
+TEST_F(LlmReportFixture, Table4AndFig7ShowLlmCurves) {
+  const std::string md = read_file(out / "table4.md");
+  EXPECT_NE(md.find("| nice | 16.67% ↑ |"), std::string::npos) << md;  // (.7 − .6) / .6
+  EXPECT_NE(md.find("|  | tiny (fine-tuned) | 16.67% ↑ |"), std::string::npos) << md;
+  EXPECT_LT(md.find("| nice |"), md.find("| tiny (zero-shot) |"));
+
+  const std::string gp = read_file(out / "fig7.gp");
+  auto clause = [&](const std::string& title) {
+    const auto at = gp.find("title '" + title + "'");
+    EXPECT_NE(at, std::string::npos) << title << "\n" << gp;
+    if (at == std::string::npos) return std::string();
+    const auto start = gp.rfind('$', at);
+    return gp.substr(start, at - start);
+  };
+  const std::string zero_shot = clause("tiny (zero-shot)"), few_shot = clause("tiny (few-shot)"),
+                    fine_tuned = clause("tiny (fine-tuned)"), nice = clause("nice");
+  EXPECT_NE(zero_shot.find(" dt 2 "), std::string::npos) << zero_shot;  // dashed
+  EXPECT_NE(few_shot.find(" dt 3 "), std::string::npos) << few_shot;    // dotted
+  EXPECT_NE(fine_tuned.find(" dt 1 "), std::string::npos) << fine_tuned;  // solid
+  EXPECT_NE(nice.find(" dt 1 "), std::string::npos) << nice;
+  // One colour per model: the modes of tiny share it, the baseline has its own.
+  auto colour = [](const std::string& c) { return c.substr(c.find(" lt "), c.find(" dt ") - c.find(" lt ")); };
+  EXPECT_EQ(colour(zero_shot), colour(fine_tuned));
+  EXPECT_NE(colour(nice), colour(fine_tuned));
+
+  EXPECT_NE(read_file(out / "fig6.gp").find("'tiny (fine-tuned)'"), std::string::npos);
+}
+
+TEST_F(LlmReportFixture, Fig8AblationUsesOneProjection) {
+  const auto fig8 = read_csv(out / "fig8.csv");
+  // Rows 101-103 are shared: 3 factual points and 3 CFs per panel, two panels.
+  ASSERT_EQ(fig8.size(), 12u);
+  std::map<std::string, std::pair<std::string, std::string>> zero_shot, fine_tuned;  // query_row -> (pc1, pc2)
+  for (const auto& r : fig8) {
+    EXPECT_TRUE(r.at("method") == "llm:tiny:zero-shot" || r.at("method") == "llm:tiny:fine-tuned") << r.at("method");
+    EXPECT_NE(r.at("query_row"), "100");
+    EXPECT_NE(r.at("query_row"), "104");
+    if (r.at("point") != "factual") continue;
+    (r.at("method") == "llm:tiny:zero-shot" ? zero_shot : fine_tuned)[r.at("query_row")] = {r.at("pc1"), r.at("pc2")};
+  }
+  ASSERT_EQ(zero_shot.size(), 3u);
+  EXPECT_EQ(zero_shot, fine_tuned);  // the same factual maps to the same point in both panels
+  // The projection is fitted on the union (3 factual + 6 CF points), so its coordinates
+  // sum to 0 over all of them, not per panel.
+  double sum = 0;
+  for (const auto& r : fig8) {
+    if (r.at("point") == "counterfactual" || r.at("method") == "llm:tiny:zero-shot") sum += num(r, "pc1");
+  }
+  EXPECT_NEAR(sum, 0, 1e-9);
+  const std::string gp = read_file(out / "fig8.gp");
+  EXPECT_NE(gp.find("set xrange ["), std::string::npos) << gp;  // shared axes
+  EXPECT_NE(gp.find("tiny (zero-shot): 3 CFs for 3 factual rows"), std::string::npos) << gp;
+  EXPECT_NE(read_file(out / "index.md").find("Fig. 8 (ablation) data: tiny (zero-shot) vs tiny (fine-tuned) on 3 shared"),
+            std::string::npos);
+}
+
+TEST_F(LlmReportFixture, InterventionNarrative) {
+  const std::string md = read_file(out / "intervention.md");
+  // The best LLM by class-1 validity is tiny (fine-tuned); its first query is data-set row
+  // 101: deep_pct 12.5 -> 15.5, glucose_mean 203 -> 193, steps and age unchanged.
+  EXPECT_NE(md.find("Method: **tiny (fine-tuned)** (`llm:tiny:fine-tuned`)"), std::string::npos) << md;
+  EXPECT_NE(md.find("test row 101"), std::string::npos) << md;
+  EXPECT_NE(md.find("- Increase deep\\_pct (%) from 12.5 to 15.5\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("- Decrease glucose\\_mean from 203 to 193\n"), std::string::npos) << md;
+  EXPECT_EQ(md.find("steps\\_mean from"), std::string::npos) << md;
+  EXPECT_NE(md.find("Immutable features, unchanged: age = 61."), std::string::npos) << md;
+  EXPECT_NE(md.find("Other features, unchanged: steps\\_mean."), std::string::npos) << md;
+  EXPECT_NE(md.find("after: 0.23"), std::string::npos) << md;
+  EXPECT_NE(md.find("```text\ndeep_pct: 15.5\nglucose_mean: 193\n```"), std::string::npos) << md;
+}
+
+TEST_F(LlmReportFixture, IndexSaysWhatTheRunHolds) {
+  const std::string index = read_file(out / "index.md");
+  EXPECT_NE(index.find("| data source | synthetic"), std::string::npos) << index;
+  EXPECT_NE(index.find("| CF baselines | nice, dice-kdtree |"), std::string::npos) << index;
+  EXPECT_NE(index.find("| LLM methods | tiny (zero-shot), tiny (few-shot), tiny (fine-tuned), tiny (zero-shot) "
+                       "+constrained |"),
+            std::string::npos) << index;
+  EXPECT_NE(index.find("| LLM models and modes | tiny: few-shot, fine-tuned, zero-shot, zero-shot +constrained |"),
+            std::string::npos) << index;
+  EXPECT_NE(index.find("| fine-tuning in this run | tiny: 1 adapter(s) trained (seeds 1), 2 loss rows |"),
+            std::string::npos) << index;
+  EXPECT_EQ(index.find("Not in this run"), std::string::npos) << index;  // every mode, baselines, fine-tuning
+  EXPECT_NE(index.find("[intervention.md](intervention.md)"), std::string::npos) << index;
+  EXPECT_NE(index.find("Fig. 1 skipped"), std::string::npos) << index;
+}
+
+TEST(Report, OlderResultsFileIsNoted) {
+  test::TempDir dir;
+  const auto path = dir.file("r.h5");
+  {
+    auto w = store::ResultsWriter::create(path, {});
+    store::TaskOutput out;
+    auto r = cf_row("nice", 1, 0, 1.0, 0.1, 1, 1);
+    r.n_cfs = 3;  // CFs, but no validity_returned: written before that column
+    out.cf.push_back(r);
+    w.append(task("k1", "generate", "done"), out);
+  }
+  ReportOptions options;
+  options.results = path;
+  options.out = dir.file("out");
+  write_report(options);
+  const std::string index = read_file(std::filesystem::path(options.out) / "index.md");
+  EXPECT_NE(index.find("predates the validity_returned column"), std::string::npos) << index;
+  EXPECT_NE(index.find("Intervention narrative skipped"), std::string::npos) << index;
 }
 
 TEST(Report, MissingPartsAreNotedNotErrors) {

@@ -3,11 +3,15 @@
 //   write_report(options)  reads --results, writes into --out:
 //     table3.{md,csv,tex}   CF quality per factual class (Table III)
 //     table4.{md,csv,tex}   relative change vs full data, recovery vs reduced (Table IV)
+//     intervention.md       a Table II-style narrative of one CF for a high-stress test patient
 //     fig1.{png,svg,csv,gp} F1 vs training-data reduction per classifier
 //     fig6.{png,svg,csv,gp} how often each mutable feature is changed, per method
 //     fig7.{png,svg,csv,gp} F1 vs augmentation ratio per scarcity scenario
-//     fig8.{png,svg,csv,gp} 2-D PCA of factual vs CF points per method
-//     index.md              every output in one line, provenance, task counts, skipped parts
+//     fig8.{png,svg,csv,gp} zero-shot vs fine-tuned CFs of one LLM in one PCA plane (the
+//                           ablation), else 2-D PCA of factual vs CF points per method
+//     index.md              what the run contains (data source, methods, LLM models and
+//                           modes, fine-tuning) and not, every output in one line,
+//                           provenance, task counts, skipped parts and why
 // Formulas and layouts: docs/report.md. A part whose rows are missing is skipped
 // with a note in index.md. Without gnuplot the .gp scripts and data are still
 // written (one warning) and the figures can be drawn later with `gnuplot figN.gp`.
@@ -63,7 +67,8 @@ class ReportContext {
   const ReportOptions& options() const { return options_; }
   const std::filesystem::path& out_dir() const { return out_dir_; }
   const Gnuplot* gnuplot() const { return gnuplot_; }  // nullptr: not installed
-  // The given methods in report order (options().methods, then the config's order).
+  // The given methods in report order: options().methods when given; else the
+  // config's order, then by family, with every LLM method after the baselines.
   std::vector<std::string> order(const std::vector<std::string>& methods_present) const;
   const std::vector<std::string>& config_methods() const { return config_methods_; }
   const std::vector<std::string>& immutable_features() const { return immutable_; }

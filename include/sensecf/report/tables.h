@@ -4,6 +4,8 @@
 //              and factual class 0 / 1, validity ↑, distance ↓, sparsity ↓,
 //              plausibility ↑ (in %), mean ± sd over seeds, best and second best
 //              per column marked.
+//              Validity is over all queries; coverage and the LLM parse rate
+//              sit beside it; LLM methods after the baselines.
 //   Table IV   /metrics/clf rows: the full-data NN (train_clf, scenario full) in
 //              absolute terms; per scarcity scenario the reduced-data NN as the
 //              relative change vs full, and per method the NN retrained with CFs
@@ -19,5 +21,9 @@ namespace sensecf::report {
 
 void write_table3(ReportContext& context);
 void write_table4(ReportContext& context);
+// intervention.md: a Table II-style narrative of one valid CF for a test row f
+// predicts as high stress (class 1), from the best LLM method, else the best
+// baseline. Defined in intervention.cpp.
+void write_intervention(ReportContext& context);
 
 }  // namespace sensecf::report
