@@ -647,6 +647,16 @@ TEST_F(LlmReportFixture, IndexSaysWhatTheRunHolds) {
   EXPECT_NE(index.find("Fig. 1 skipped"), std::string::npos) << index;
 }
 
+TEST_F(LlmReportFixture, LlmFiguresAreDrawnWhenGnuplotIsThere) {
+  if (!Gnuplot::find("gnuplot")) GTEST_SKIP() << "gnuplot is not installed";
+  options.gnuplot = "gnuplot";
+  write_report(options);
+  for (const char* stem : {"fig6", "fig7", "fig8"}) {
+    EXPECT_GT(std::filesystem::file_size(out / (std::string(stem) + ".png")), 100u) << stem;
+  }
+  EXPECT_EQ(read_file(out / "index.md").find("gnuplot failed"), std::string::npos) << read_file(out / "index.md");
+}
+
 TEST(Report, OlderResultsFileIsNoted) {
   test::TempDir dir;
   const auto path = dir.file("r.h5");
