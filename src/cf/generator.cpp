@@ -141,9 +141,9 @@ void check_method_name(const std::string& name) {
   if (name.rfind("llm:", 0) == 0)
     throw UsageError("method '" + name + "': this build has no LLM methods registered");
   const std::string best = closest_match(name, names);
-  throw UsageError("unknown counterfactual method '" + name + "'",
-                   best.empty() ? "methods: " + join(names, ", ") + ", llm:<model>:<mode>"
-                                : "did you mean '" + best + "'?");
+  throw UsageError("unknown counterfactual method '" + name + "'" +
+                       (best.empty() ? "" : "; did you mean '" + best + "'?"),
+                   "methods: " + join(names, ", ") + ", llm:<model>:<mode>");
 }
 
 std::unique_ptr<Generator> make_generator(const CfOptions& options) {

@@ -122,16 +122,18 @@ struct Candidate {
 
 class LlmGenerator final : public cf::Generator {
  public:
-  explicit LlmGenerator(const cf::CfOptions& o) : options_(o), method_(parse_method(o.method)) {
+  LlmGenerator(const cf::CfOptions& o, std::shared_ptr<const llm::CausalLM> model,
+               std::shared_ptr<const llm::Tokenizer> tokenizer)
+      : options_(o), method_(parse_method(o.method)), tokenizer_(std::move(tokenizer)), model_(std::move(model)) {
     const auto& l = o.llm;
     constrained_ = method_.constrained < 0 ? l.constrained : method_.constrained == 1;
     candidates_ = method_.verify ? std::max(l.verify_candidates, l.candidates) : l.candidates;
     refine_ = method_.refine || l.refine;
     shots_ = method_.mode == kFewShot ? std::max(l.shots, 1) : 0;
-    if (l.model_dir.empty())
+    if (l.model_dir.empty() && !model_)
       throw UsageError(o.method + ": no model", "pass the model directory with --lm.model DIR (config.json, "
                                                 "weights, tokenizer.json)");
-    if (method_.mode == kFineTuned && l.adapter.empty())
+    if (method_.mode == kFineTuned && l.adapter.empty() && !model_)
       throw UsageError(o.method + ": the fine-tuned mode needs a LoRA adapter",
                        "pass --lm.adapter DIR (from `sensecf lm finetune`), or run it in a sweep whose finetune "
                        "tasks make one");
@@ -148,18 +150,25 @@ class LlmGenerator final : public cf::Generator {
     if (shots_ > 0 && (!context.train_x || !context.train_y))
       throw Error(name() + ": few-shot prompts need the training rows");
     const auto& l = options_.llm;
-    const std::string tokenizer_path = l.model_dir + "/tokenizer.json";
-    if (!std::filesystem::exists(tokenizer_path))
-      throw Error(name() + ": no tokenizer.json in '" + l.model_dir + "'",
-                  "the model directory needs the Hugging Face tokenizer.json next to config.json");
-    tokenizer_ = std::make_shared<llm::Tokenizer>(llm::Tokenizer::load(tokenizer_path));
-    llm::ModelOptions mo;
-    mo.device = l.device;
-    mo.dtype = l.dtype;
-    mo.quant = l.quant;
-    mo.adapter = l.adapter;
-    model_ = ModelCache::instance().get(l.model_dir, mo);
-    stop_ids_ = llm::default_stop_ids(l.model_dir, model_->config(), *tokenizer_);
+    if (model_) {  // given in memory
+      stop_ids_ = tokenizer_->eos_ids();
+      for (auto id : model_->config().eos_token_ids) stop_ids_.push_back(static_cast<int>(id));
+      std::sort(stop_ids_.begin(), stop_ids_.end());
+      stop_ids_.erase(std::unique(stop_ids_.begin(), stop_ids_.end()), stop_ids_.end());
+    } else {
+      const std::string tokenizer_path = l.model_dir + "/tokenizer.json";
+      if (!std::filesystem::exists(tokenizer_path))
+        throw Error(name() + ": no tokenizer.json in '" + l.model_dir + "'",
+                    "the model directory needs the Hugging Face tokenizer.json next to config.json");
+      tokenizer_ = std::make_shared<llm::Tokenizer>(llm::Tokenizer::load(tokenizer_path));
+      llm::ModelOptions mo;
+      mo.device = l.device;
+      mo.dtype = l.dtype;
+      mo.quant = l.quant;
+      mo.adapter = l.adapter;
+      model_ = ModelCache::instance().get(l.model_dir, mo);
+      stop_ids_ = llm::default_stop_ids(l.model_dir, model_->config(), *tokenizer_);
+    }
     if (stop_ids_.empty())
       throw Error(name() + ": the model declares no end-of-sequence token (config.json, generation_config.json, "
                            "tokenizer.json)");
@@ -432,11 +441,20 @@ bool chat_prompts(const std::string& model_dir, const std::string& prompt_format
 }
 
 std::unique_ptr<cf::Generator> make_llm_generator(const cf::CfOptions& options) {
-  return std::make_unique<LlmGenerator>(options);
+  return std::make_unique<LlmGenerator>(options, nullptr, nullptr);
+}
+
+std::unique_ptr<cf::Generator> make_llm_generator(const cf::CfOptions& options,
+                                                  std::shared_ptr<const llm::CausalLM> model,
+                                                  std::shared_ptr<const llm::Tokenizer> tokenizer) {
+  if (!model || !tokenizer) throw Error("make_llm_generator: no model or no tokenizer given");
+  return std::make_unique<LlmGenerator>(options, std::move(model), std::move(tokenizer));
 }
 
 void register_methods() {
-  cf::register_method_family(kMethodPrefix, make_llm_generator, [](const std::string& name) { parse_method(name); });
+  cf::register_method_family(
+      kMethodPrefix, [](const cf::CfOptions& o) { return make_llm_generator(o); },
+      [](const std::string& name) { parse_method(name); });
 }
 
 }  // namespace sensecf::llmcf

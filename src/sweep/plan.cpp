@@ -145,6 +145,12 @@ std::string Task::label() const {
   return out;
 }
 
+bool Task::has_input(const char* name) const {
+  for (const auto& [n, key] : inputs)
+    if (n == name) return true;
+  return false;
+}
+
 const std::string& Task::input(const char* name) const {
   for (const auto& [input_name, input_key] : inputs)
     if (input_name == name) return input_key;

@@ -230,5 +230,60 @@ TEST(SweepKinds, LlmModelSpecsAreCheckedWithAnExample) {
   EXPECT_THROW_WITH(parse_llm_model("my llama=/m"), UsageError, "may hold letters, digits");
 }
 
+TEST(SweepKinds, LlmMethodsReadTheirModelAdapterAndBaseOnTheLlmSeedsOnly) {
+  SweepConfig c = small_study();
+  c.sweep.llm_models = {"tiny=@tiny", "big=/models/llama"};
+  c.sweep.llm_seeds = {c.sweep.seeds.front()};
+  c.sweep.methods.push_back("llm:tiny:zero-shot");
+  c.sweep.methods.push_back("llm:tiny:fine-tuned+verify");
+  c.sweep.methods.push_back("llm:big:few-shot");
+  const auto tasks = build_plan(c);
+  std::map<std::string, const Task*> by_key;
+  for (const auto& t : tasks) by_key[t.key] = &t;
+  const int llm_seed = c.sweep.seeds.front();
+  int pretrain = 0, llm_generate = 0;
+  for (const auto& t : tasks) {
+    if (t.kind == vocab::kPretrainLm) {
+      ++pretrain;
+      EXPECT_EQ(t.param("model"), "tiny");
+      const Task& rows = *by_key.at(t.input("rows"));
+      EXPECT_EQ(rows.param("scenario"), vocab::kFull) << "the tiny model learns from the full split's training rows";
+      EXPECT_EQ(rows.param("seed"), std::to_string(llm_seed));
+    }
+    if (t.kind == vocab::kFinetune) EXPECT_EQ(t.param("seed"), std::to_string(llm_seed));
+    if (t.kind != vocab::kGenerate || t.param("method").rfind("llm:", 0) != 0) continue;
+    ++llm_generate;
+    EXPECT_EQ(t.param("seed"), std::to_string(llm_seed));
+    const std::string method = t.param("method");
+    const bool tiny = method.rfind("llm:tiny:", 0) == 0;
+    EXPECT_EQ(t.has_input("base"), tiny) << method;
+    if (tiny) EXPECT_EQ(by_key.at(t.input("base"))->kind, vocab::kPretrainLm);
+    const bool fine_tuned = method.find(":fine-tuned") != std::string::npos;
+    EXPECT_EQ(t.has_input("adapter"), fine_tuned) << method;
+    if (fine_tuned) {
+      const Task& ft = *by_key.at(t.input("adapter"));
+      EXPECT_EQ(ft.kind, vocab::kFinetune);
+      EXPECT_EQ(ft.param("model"), "tiny");
+      EXPECT_EQ(ft.param("scenario"), t.param("scenario")) << "the adapter of the task's own split";
+    }
+  }
+  EXPECT_EQ(pretrain, 1);
+  EXPECT_EQ(llm_generate, 3 * 3);  // methods x (full + 2 scenarios), one seed
+  // Baseline augment tasks run on every seed, LLM ones on the LLM seeds.
+  for (const auto& t : tasks)
+    if (t.kind == vocab::kAugment && t.param("method").rfind("llm:", 0) == 0)
+      EXPECT_EQ(t.param("seed"), std::to_string(llm_seed));
+}
+
+TEST(SweepKinds, AnLlmMethodMustNameAListedModel) {
+  SweepConfig c;
+  Options o("t", "");
+  declare_options(o, c);
+  EXPECT_THROW_WITH(o.parse({"--sweep.methods", "nice,llm:llama:zero-shot", "--data.source", "synth"}),
+                    UsageError, "names the model 'llama', which sweep.llm_models lacks");
+  EXPECT_THROW_WITH(o.parse({"--sweep.methods", "llm:llama:half-shot", "--data.source", "synth"}), UsageError,
+                    "unknown mode 'half-shot'");
+}
+
 }  // namespace
 }  // namespace sensecf::sweep

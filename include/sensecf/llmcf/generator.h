@@ -34,6 +34,11 @@
 
 #include "sensecf/cf/generator.h"
 
+namespace sensecf::llm {
+class CausalLM;
+class Tokenizer;
+}  // namespace sensecf::llm
+
 namespace sensecf::llmcf {
 
 inline constexpr const char* kMethodPrefix = "llm:";
@@ -64,5 +69,11 @@ bool chat_prompts(const std::string& model_dir, const std::string& prompt_format
 void register_methods();
 
 std::unique_ptr<cf::Generator> make_llm_generator(const cf::CfOptions& options);
+// The same with a model and tokenizer already in memory (benchmarks at real
+// shapes with random weights: CausalLM::random); options.llm.model_dir is then
+// only a label, and the stop ids are the config's and the tokenizer's.
+std::unique_ptr<cf::Generator> make_llm_generator(const cf::CfOptions& options,
+                                                  std::shared_ptr<const llm::CausalLM> model,
+                                                  std::shared_ptr<const llm::Tokenizer> tokenizer);
 
 }  // namespace sensecf::llmcf

@@ -122,6 +122,7 @@ struct Task {
   std::string label() const;      // "generate nice positive seed=1"
   std::string param(const char* name) const;  // "" when absent
   const std::string& input(const char* name) const;  // the key of a named input; throws if absent
+  bool has_input(const char* name) const;
 };
 
 // The task DAG in a topological order (dependencies before dependents).

@@ -3,17 +3,16 @@
 // the quickstart's stand-in for a downloaded checkpoint. Its corpus is the
 // training rows of the first LLM seed's full split (never test rows), each
 // written as the SenseCF prompt (zero-shot, the row's own class to the other)
-// followed by an answer block holding ANOTHER training window of the same
-// patient (same immutable features) — so the model learns the prompt, the
-// answer format and what a patient's windows look like, but not the task:
-// its answers are plausible rows, not counterfactuals. The finetune tasks then
-// teach the task (finetune.cpp).
+// followed by an answer block that restates the row unchanged. So the model
+// learns the prompt, the answer format and the values a row holds — but not
+// the task: asked for a counterfactual, it copies the patient (an invalid CF).
+// What to change, and to what, is what the finetune tasks teach (finetune.cpp);
+// the gap between the zero-shot and the fine-tuned rows of the report is that
+// lesson, measured.
 //
 // Artefact: model/ (config.json, tokenizer.json, model.safetensors,
 // pretrain_curve.csv) in its task directory.
 #include <spdlog/spdlog.h>
-
-#include <map>
 
 #include "common.h"
 #include "kinds.h"
@@ -26,23 +25,11 @@
 namespace sensecf::sweep::kinds {
 namespace {
 
-std::vector<std::string> corpus(const data::Dataset& d, const std::vector<std::size_t>& rows, std::uint64_t seed) {
-  // Windows by their immutable values (one patient, in practice).
-  std::map<std::vector<double>, std::vector<std::size_t>> by_immutables;
-  auto key = [&](std::size_t r) {
-    std::vector<double> k;
-    for (std::size_t j = 0; j < d.schema.size(); ++j)
-      if (d.schema.features[j].immutable) k.push_back(d.x.at(r, j));
-    return k;
-  };
-  for (auto r : rows) by_immutables[key(r)].push_back(r);
-  Rng rng(derive_seed(seed, "pretrain_lm/corpus"));
+std::vector<std::string> corpus(const data::Dataset& d, const std::vector<std::size_t>& rows) {
   std::vector<std::string> docs;
   for (auto r : rows) {
-    const auto& same = by_immutables[key(r)];
-    const std::size_t other = same[rng.below(same.size())];
     const auto prompt = llmcf::build_prompt(d.schema, d.x.row(r), d.y[r], 1 - d.y[r], {}, llmcf::PromptOptions{});
-    docs.push_back(llmcf::plain_text(prompt) + llmcf::format_answer(d.schema, d.x.row(other)));
+    docs.push_back(llmcf::plain_text(prompt) + llmcf::format_answer(d.schema, d.x.row(r)));
   }
   return docs;
 }
@@ -69,7 +56,7 @@ class PretrainLm final : public TaskKind {
     o.out_dir = task_dir(env.workdir, task.key) + "/model";
     o.seed = derive_seed(static_cast<std::uint64_t>(p.seed), "pretrain_lm/" + p.model);
     clf::set_torch_threads(env.threads);
-    const auto docs = corpus(d, rows.kept, o.seed);
+    const auto docs = corpus(d, rows.kept);
     const auto r = llm::pretrain_tiny_llama(docs, o, [&env] { return env.stop && env.stop->load(); });
     spdlog::info("{}: {} documents, {} tokens, vocabulary {}, {} parameters, loss {:.3f} -> {:.3f} in {:.0f} s",
                  task.label(), docs.size(), r.tokens, r.vocab_size, r.parameters, r.first_loss, r.last_loss,
