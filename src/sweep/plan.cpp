@@ -39,6 +39,8 @@ void declare_options(Options& options, SweepConfig& c) {
               "LLMs to fine-tune per (seed, scenario): name=DIR or name=DIR:quant (none, nf4, nf4-dq)");
   options.add("sweep.llm_targets", &s.llm_targets,
               "fine-tuning targets: nearest (unlike neighbour, same immutables) or a baseline method (its valid CFs)");
+  options.add("sweep.augment_methods", &s.augment_methods,
+              "methods whose CFs augment the scarce training sets (empty: all of sweep.methods)");
   options.add("sweep.llm_seeds", &s.llm_seeds, "seeds whose splits get the LLM tasks (empty: every seed)");
   options.add("pretrain.merges", &c.pretrain.merges, "@tiny models: BPE merges learned from the training rows' text");
   options.add("pretrain.hidden_size", &c.pretrain.hidden_size, "@tiny models: hidden size");
@@ -106,6 +108,10 @@ void declare_options(Options& options, SweepConfig& c) {
       if (std::find(names.begin(), names.end(), sw.llm_targets) == names.end())
         throw UsageError("sweep.llm_targets: '" + sw.llm_targets + "' is neither nearest nor a baseline method",
                          "e.g. llm_targets = nice");
+    }
+    for (const auto& m : sw.augment_methods) {
+      if (std::find(sw.methods.begin(), sw.methods.end(), m) == sw.methods.end())
+        throw UsageError("sweep.augment_methods: '" + m + "' is not one of sweep.methods");
     }
     for (int seed : sw.llm_seeds) {
       if (std::find(sw.seeds.begin(), sw.seeds.end(), seed) == sw.seeds.end())
@@ -198,6 +204,11 @@ std::vector<Task> build_plan(const SweepConfig& config) {
     if (config.sweep.plan == kind->plan()) kind->expand(config, plan);
   }
   return plan.take();
+}
+
+bool augments(const SweepOptions& s, const std::string& method) {
+  return s.augment_methods.empty() ||
+         std::find(s.augment_methods.begin(), s.augment_methods.end(), method) != s.augment_methods.end();
 }
 
 bool is_llm_method(const std::string& method) { return method.rfind("llm:", 0) == 0; }

@@ -275,6 +275,22 @@ TEST(SweepKinds, LlmMethodsReadTheirModelAdapterAndBaseOnTheLlmSeedsOnly) {
       EXPECT_EQ(t.param("seed"), std::to_string(llm_seed));
 }
 
+TEST(SweepKinds, OnlyTheAugmentMethodsGenerateForAugmentation) {
+  SweepConfig c = small_study();
+  c.sweep.augment_methods = {"nice"};
+  for (const auto& t : build_plan(c)) {
+    if (t.kind == vocab::kAugment) EXPECT_EQ(t.param("method"), "nice");
+    if (t.kind == vocab::kGenerate && t.param("method") == "dice-random")
+      EXPECT_EQ(t.param("purpose"), vocab::kTable3) << "dice-random still explains Table III's rows";
+  }
+  Options o("t", "");
+  SweepConfig d;
+  declare_options(o, d);
+  EXPECT_THROW_WITH(o.parse({"--sweep.methods", "nice", "--sweep.augment_methods", "dice-random", "--data.source",
+                             "synth"}),
+                    UsageError, "'dice-random' is not one of sweep.methods");
+}
+
 TEST(SweepKinds, AnLlmMethodMustNameAListedModel) {
   SweepConfig c;
   Options o("t", "");

@@ -59,6 +59,9 @@ struct SweepOptions {
   // one of these models.
   std::vector<std::string> llm_models = {};
   std::vector<int> llm_seeds = {};
+  // Methods whose CFs augment the scarce training sets (Table IV, Fig. 7);
+  // empty: every method. The others explain Table III's test rows only.
+  std::vector<std::string> augment_methods = {};
   // The fine-tuning targets (finetune.cpp): nearest (the nearest training row of
   // the other label with the same immutables) or a baseline method whose valid
   // CFs of the training rows (under the split's f) are the targets.
@@ -102,6 +105,8 @@ bool is_llm_method(const std::string& method);
 // The sweep.llm_models entry an LLM method names; throws a UsageError when
 // none has that name.
 LlmModelSpec llm_model_of(const std::string& method, const std::vector<std::string>& llm_models);
+// Does `method` augment (sweep.augment_methods)?
+bool augments(const SweepOptions& s, const std::string& method);
 // sweep.llm_seeds, or every seed when it is empty.
 std::vector<int> llm_seeds(const SweepOptions& s);
 

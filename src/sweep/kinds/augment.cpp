@@ -21,6 +21,7 @@ class Augment final : public TaskKind {
       if (split.full()) continue;
       for (const auto& method : config.sweep.methods) {
         if (is_llm_method(method) && !llm_seed(config, split.seed)) continue;  // no LLM CFs on this seed
+        if (!augments(config.sweep, method)) continue;
         const GenerateParams cfs{split, method, vocab::kForAugment};
         for (double ratio : config.sweep.ratios) {
           plan.add(name(), AugmentParams{split, method, ratio}.to_json(),

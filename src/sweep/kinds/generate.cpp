@@ -154,6 +154,7 @@ class Generate final : public TaskKind {
       const double n_queries = table3 ? (s.queries > 0 ? s.queries : 0.2 * rows)
                                       : 0.8 * rows * 0.25 * s.fraction * max_ratio * s.oversample;
       for (const auto& method : s.methods) {
+        if (!table3 && !augments(s, method)) continue;
         const GenerateParams p{split, method, table3 ? vocab::kTable3 : vocab::kForAugment};
         std::vector<std::pair<std::string, std::string>> inputs{{"rows", prepare_key(split)},
                                                                 {"clf", train_clf_key(split)}};
