@@ -51,7 +51,7 @@ participants = 40
 
 def sweep_cmd(config, results):
     return ["mpirun", "-np", "3", "--oversubscribe", BIN, "sweep", "--config", config, "--results", results,
-            "--log.level", "info"]
+            "--log.level", "info", "--log.all_ranks", "true"]
 
 
 def llm_results(results):
@@ -61,8 +61,11 @@ def llm_results(results):
     with h5py.File(results, "r") as f:
         cf = f["metrics/cf"][()]
         names = [n for n in cf.dtype.names if n != "seconds_per_query"]
-        rows = sorted(tuple(r[n].item() if hasattr(r[n], "item") else r[n] for n in names)
-                      for r in cf if r["method"].startswith(b"llm:"))
+        def value(v):
+            v = v.item() if hasattr(v, "item") else v
+            return None if isinstance(v, float) and v != v else v  # NaN as None: equal rows compare equal
+        rows = sorted((tuple(value(r[n]) for n in names) for r in cf if r["method"].startswith(b"llm:")),
+                      key=repr)
         sets = {}
         for key, g in f["counterfactuals"].items():
             method = g.attrs["method"]
@@ -92,6 +95,8 @@ class LlmSweepTest(unittest.TestCase):
             self.assertEqual(methods, {b"llm:tiny:zero-shot", b"llm:tiny:fine-tuned"})
             for r in rows:
                 row = dict(zip(names, r))
+                if row["n_queries"] == 0:
+                    continue  # a factual class without queries (metrics NaN)
                 # Constrained decoding: every answer parses, every query has a CF.
                 self.assertEqual(row["parse_rate"], 1.0, row)
                 self.assertEqual(row["coverage"], 1.0, row)
@@ -99,7 +104,8 @@ class LlmSweepTest(unittest.TestCase):
                 self.assertEqual(row["violations"], 0.0, "constrained answers copy the immutables")
             self.assertEqual(len(sets), 4)  # 2 methods x (table3 + augment)
             for method, answers, _ in sets.values():
-                self.assertTrue(all(a.startswith("<new>\n") and a.endswith("</new>") for a in answers), method)
+                for a in answers:  # well-formed by construction (leading whitespace allowed)
+                    self.assertTrue(a.lstrip(" \n").startswith("<new>\n") and a.endswith("</new>"), (method, a))
 
             # Killed while a worker generates LLM CFs, then resumed.
             results = os.path.join(d, "r.h5")
