@@ -6,8 +6,8 @@
 // src/cf/generator.cpp (query_seed, BlackBox::predict_proba) or reduced to what
 // the benchmark needs (no method registry, no default explain_batch).
 //
-// Not linked where the cf module exists: the full build's bench_llmcf_gpu links
-// sensecf_llmcf instead (bench/gpu/CMakeLists.txt).
+// bench_llmcf_gpu links neither sensecf_cf nor sensecf_llmcf, in either build
+// (bench/gpu/bench_llmcf_gpu.cmake), so these never meet the real ones.
 #include <string>
 
 #include "sensecf/cf/generator.h"
