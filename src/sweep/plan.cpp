@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <map>
 
 #include "sensecf/core/error.h"
@@ -102,7 +103,13 @@ void declare_options(Options& options, SweepConfig& c) {
       if (!(r >= 0 && r < 1)) throw UsageError(fmt::format("sweep.fig1_reductions: {} is not in [0, 1)", r));
     if (!(sw.fraction > 0 && sw.fraction < 1)) throw UsageError("sweep.fraction must be in (0, 1)");
     if (sw.seeds.empty()) throw UsageError("sweep.seeds is empty", "give at least one seed, e.g. seeds = 1");
-    for (const auto& spec : sw.llm_models) parse_llm_model(spec);
+    for (const auto& spec : sw.llm_models) {
+      const auto m = parse_llm_model(spec);
+      if (sw.plan == "study" && m.path != kTinyModelPath && !std::filesystem::exists(m.path + "/config.json"))
+        throw UsageError("sweep.llm_models: '" + spec + "': no config.json in '" + m.path + "'",
+                         "download the checkpoint (Hugging Face layout: config.json, weights, tokenizer.json) and "
+                         "point llm_models at its directory, or name=@tiny for a tiny model the sweep trains itself");
+    }
     if (sw.llm_targets != "nearest") {
       const auto names = cf::method_names();
       if (std::find(names.begin(), names.end(), sw.llm_targets) == names.end())

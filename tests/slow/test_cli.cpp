@@ -123,7 +123,9 @@ TEST_F(Cli, ExplainAndEvaluateCounterfactuals) {
     const auto& all = explained.at("all");
     EXPECT_EQ(all.at("n_queries"), 15) << method;
     EXPECT_GT(all.at("n_cfs").get<int>(), 0) << method;
-    EXPECT_EQ(all.at("validity"), 1.0) << method;
+    // Validity is over all queries: a baseline's every returned CF is valid, so it equals coverage.
+    EXPECT_EQ(all.at("validity_returned"), 1.0) << method;
+    EXPECT_EQ(all.at("validity"), all.at("coverage")) << method;
     EXPECT_EQ(all.at("violations"), 0.0) << method;
     // Every query is in the file, with or without a CF.
     std::ifstream in(csv);
@@ -142,6 +144,23 @@ TEST_F(Cli, ExplainAndEvaluateCounterfactuals) {
       EXPECT_EQ(evaluated.at(key), all.at(key)) << method << " " << key;
     EXPECT_NEAR(evaluated.at("distance").get<double>(), all.at("distance").get<double>(), 1e-9) << method;
   }
+  // The LLM method on a random tiny Llama: constrained decoding makes every answer a CF that keeps the
+  // immutables, whatever the weights; the fine-tuned mode without an adapter says what to pass.
+  const auto tiny = dir_->file("tiny-llama");
+  r = run_command(bin() + " lm init-tiny --log.level warn --family llama --out " + tiny);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(bin() + " explain --log.level warn --json --clf " + model + " --limit 6 --method llm:tiny:zero-shot" +
+                  " --lm.model " + tiny + " --out " + dir_->file("cfs_llm.csv"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto llm = nlohmann::json::parse(r.output).at("all");
+  EXPECT_EQ(llm.at("n_queries"), 6);
+  EXPECT_EQ(llm.at("coverage"), 1.0);
+  EXPECT_EQ(llm.at("parse_rate"), 1.0);
+  EXPECT_EQ(llm.at("violations"), 0.0);
+  r = run_command(bin() + " explain --log.level warn --clf " + model + " --method llm:tiny:fine-tuned --lm.model " +
+                  tiny);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("needs a LoRA adapter"), std::string::npos) << r.output;
   // A damaged CF file is refused with its line.
   const auto bad = dir_->write("bad_cfs.csv", "row,query,found,target,seconds\n0,0,1,1,abc\n");
   r = run_command(bin() + " evaluate-cf --log.level warn --data " + cohort() + " --clf " + model + " --cfs " + bad);

@@ -158,6 +158,22 @@ TEST(LlmCfMethod, TheVerifierKeepsAValidCandidateWhenThereIsOne) {
   EXPECT_GE(four.by_class.at(-1).validity, one.by_class.at(-1).validity);
 }
 
+TEST(LlmCfMethod, RefineAsksAgainExactlyWhereNoAnswerWasValid) {
+  const auto once = run(options("llm:tiny:zero-shot"), 10);
+  const auto refined = run(options("llm:tiny:zero-shot+refine"), 10);
+  int second_rounds = 0;
+  for (std::size_t i = 0; i < refined.results.size(); ++i) {
+    const auto& q = refined.results[i];
+    const bool first_valid = once.results[i].cfs.front().valid;
+    EXPECT_EQ(q.answers[0], once.results[i].answers[0]);
+    EXPECT_EQ(q.answers.size(), first_valid ? 1u : 2u) << i;
+    second_rounds += first_valid ? 0 : 1;
+    if (first_valid) EXPECT_TRUE(q.cfs.front().valid);
+  }
+  EXPECT_GE(refined.by_class.at(-1).validity, once.by_class.at(-1).validity);
+  EXPECT_GT(second_rounds, 0) << "the tiny model gets some queries wrong: the test needs a second round";
+}
+
 TEST(LlmCfMethod, AQueryGetsTheSameAnswerInAnyBatch) {
   // Query 5 alone, and as the 6th of 8 with sampled candidates (verify).
   auto o = options("llm:tiny:few-shot+verify");

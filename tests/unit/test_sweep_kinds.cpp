@@ -299,6 +299,11 @@ TEST(SweepKinds, AnLlmMethodMustNameAListedModel) {
                     UsageError, "names the model 'llama', which sweep.llm_models lacks");
   EXPECT_THROW_WITH(o.parse({"--sweep.methods", "llm:llama:half-shot", "--data.source", "synth"}), UsageError,
                     "unknown mode 'half-shot'");
+  SweepConfig c2;
+  Options o2("t", "");
+  declare_options(o2, c2);
+  EXPECT_THROW_WITH(o2.parse({"--sweep.llm_models", "llama=/no/such/Llama-3.1-8B", "--data.source", "synth"}),
+                    UsageError, "no config.json in '/no/such/Llama-3.1-8B'");
 }
 
 }  // namespace
