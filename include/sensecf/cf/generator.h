@@ -192,6 +192,9 @@ class Generator {
 using GeneratorFactory = std::function<std::unique_ptr<Generator>(const CfOptions&)>;
 using MethodNameCheck = std::function<void(const std::string& name)>;
 void register_method_family(const std::string& prefix, GeneratorFactory factory, MethodNameCheck check);
+// The generator of a registered family's method; nullptr when options.method
+// belongs to no family (make_generator then tries the baselines).
+std::unique_ptr<Generator> make_family_generator(const CfOptions& options);
 // Throws sensecf::UsageError (with a hint) unless `name` is a method:
 // method_names() or a registered family's well-formed name.
 void check_method_name(const std::string& name);
