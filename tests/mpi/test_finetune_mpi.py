@@ -147,6 +147,9 @@ llm_models = tiny={model}
 [finetune]
 max_steps = 40
 grad_accum = 1
+batch_size = 1
+# the SenseCF prompt in the tiny tokenizer's bytes is ~1,300 tokens
+max_length = 2048
 save_every = 5
 eval_every = 20
 [data]
