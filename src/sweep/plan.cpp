@@ -42,6 +42,8 @@ void declare_options(Options& options, SweepConfig& c) {
               "fine-tuning targets: nearest (unlike neighbour, same immutables) or a baseline method (its valid CFs)");
   options.add("sweep.augment_methods", &s.augment_methods,
               "methods whose CFs augment the scarce training sets (empty: all of sweep.methods)");
+  options.add("sweep.llm_self_rounds", &s.llm_self_rounds,
+              "llm_targets = self: rounds of (generate verified CFs of the training rows, fine-tune on them)");
   options.add("sweep.llm_seeds", &s.llm_seeds, "seeds whose splits get the LLM tasks (empty: every seed)");
   options.add("pretrain.merges", &c.pretrain.merges, "@tiny models: BPE merges learned from the training rows' text");
   options.add("pretrain.hidden_size", &c.pretrain.hidden_size, "@tiny models: hidden size");
@@ -110,12 +112,13 @@ void declare_options(Options& options, SweepConfig& c) {
                          "download the checkpoint (Hugging Face layout: config.json, weights, tokenizer.json) and "
                          "point llm_models at its directory, or name=@tiny for a tiny model the sweep trains itself");
     }
-    if (sw.llm_targets != "nearest") {
+    if (sw.llm_targets != "nearest" && sw.llm_targets != "self") {
       const auto names = cf::method_names();
       if (std::find(names.begin(), names.end(), sw.llm_targets) == names.end())
-        throw UsageError("sweep.llm_targets: '" + sw.llm_targets + "' is neither nearest nor a baseline method",
+        throw UsageError("sweep.llm_targets: '" + sw.llm_targets + "' is neither nearest, self nor a baseline method",
                          "e.g. llm_targets = nice");
     }
+    if (sw.llm_self_rounds < 1) throw UsageError("sweep.llm_self_rounds must be at least 1");
     for (const auto& m : sw.augment_methods) {
       if (std::find(sw.methods.begin(), sw.methods.end(), m) == sw.methods.end())
         throw UsageError("sweep.augment_methods: '" + m + "' is not one of sweep.methods");

@@ -275,6 +275,30 @@ TEST(SweepKinds, LlmMethodsReadTheirModelAdapterAndBaseOnTheLlmSeedsOnly) {
       EXPECT_EQ(t.param("seed"), std::to_string(llm_seed));
 }
 
+TEST(SweepKinds, FinetuneTargetsAreInTheTaskKeyAndReadTheClassifierWhenNeeded) {
+  SweepConfig c = small_study();
+  c.sweep.llm_models = {"tiny=@tiny"};
+  auto finetunes = [](const SweepConfig& config) {
+    std::vector<Task> out;
+    for (const auto& t : build_plan(config))
+      if (t.kind == vocab::kFinetune) out.push_back(t);
+    return out;
+  };
+  const auto nearest = finetunes(c);
+  c.sweep.llm_targets = "self";
+  c.sweep.llm_self_rounds = 2;
+  const auto self = finetunes(c);
+  ASSERT_EQ(nearest.size(), self.size());
+  for (std::size_t i = 0; i < self.size(); ++i) {
+    EXPECT_FALSE(nearest[i].has_input("clf")) << "nearest targets need no classifier";
+    EXPECT_TRUE(self[i].has_input("clf"));
+    EXPECT_NE(nearest[i].key, self[i].key);
+    EXPECT_EQ(self[i].param("targets"), "self");
+    EXPECT_EQ(self[i].param("rounds"), "2");
+    EXPECT_FALSE(nearest[i].params.contains("targets")) << "the default keeps earlier results' keys";
+  }
+}
+
 TEST(SweepKinds, OnlyTheAugmentMethodsGenerateForAugmentation) {
   SweepConfig c = small_study();
   c.sweep.augment_methods = {"nice"};

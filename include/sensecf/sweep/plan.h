@@ -63,9 +63,12 @@ struct SweepOptions {
   // empty: every method. The others explain Table III's test rows only.
   std::vector<std::string> augment_methods = {};
   // The fine-tuning targets (finetune.cpp): nearest (the nearest training row of
-  // the other label with the same immutables) or a baseline method whose valid
-  // CFs of the training rows (under the split's f) are the targets.
-  std::string llm_targets = "nearest";  // seeds whose splits get LLM tasks (finetune, LLM generate/augment); empty: all
+  // the other label with the same immutables), a baseline method whose valid
+  // CFs of the training rows (under the split's f) are the targets, or self:
+  // the model's own verified CFs of the training rows, llm_self_rounds times
+  // (each round asks the adapter of the round before).
+  std::string llm_targets = "nearest";
+  int llm_self_rounds = 1;  // seeds whose splits get LLM tasks (finetune, LLM generate/augment); empty: all
   int finetune_ranks = 1;  // ranks of one finetune task (data parallel, a gang)
   // probe
   int probe_tasks = 100;

@@ -4,10 +4,15 @@
 // training pairs), adapter/ (PEFT layout, train_curve.csv, checkpoint/).
 //
 // Training pairs, from the kept training rows only (never test or removed
-// rows): each row x with label y asks for label 1 - y; the target is the
-// nearest kept row of label 1 - y with x's immutable values (L1 over the
-// mutable features scaled by their training range). Rows without such a
-// neighbour are left out and counted. The pair is the SenseCF prompt
+// rows), with the target of sweep.llm_targets:
+//   nearest   each row x with label y asks for label 1 - y; the target is the
+//             nearest kept row of label 1 - y with x's immutable values (L1
+//             over the mutable features scaled by their training range);
+//   <method>  a baseline's valid CFs of the rows under the split's f (the
+//             prediction flipped, as at generation time);
+//   self      the model's own answers, verified by f (zero-shot+verify), for
+//             sweep.llm_self_rounds rounds: round k asks round k-1's adapter.
+// Rows without a target are left out and counted. The pair is the SenseCF prompt
 // (llmcf/prompt.h, zero-shot: what the fine-tuned mode asks) and the target
 // in the answer format (llmcf/answer.h), as chat messages for a model with a
 // chat template, else as plain prompt/completion text (llmcf::chat_prompts:
@@ -103,11 +108,12 @@ Pairs training_pairs(const data::Dataset& d, const std::vector<std::size_t>& kep
   return out;
 }
 
-// Targets from a baseline: its CFs of the kept training rows under the
-// split's f (the prediction flipped, as the LLM is asked at generation time);
-// rows without a valid CF are left out.
-Pairs baseline_pairs(const Task& task, const TaskEnv& env, const FinetuneParams& p, const SplitRows& rows,
-                     bool chat) {
+// Targets from a CF method run on the kept training rows under the split's f
+// (the prediction flipped, as the LLM is asked at generation time): a
+// baseline's CFs, or (self) the LLM's own answers checked by f; rows without a
+// valid CF are left out.
+Pairs cf_pairs(const Task& task, const TaskEnv& env, const FinetuneParams& p, const SplitRows& rows, bool chat,
+               const cf::CfOptions& o) {
   const auto trained = WorkerCache::instance().model(input_dir(task, env.workdir, "clf") + "/clf");
   data::Dataset d = sweep_dataset(env);
   d.schema = trained->schema;
@@ -116,10 +122,6 @@ Pairs baseline_pairs(const Task& task, const TaskEnv& env, const FinetuneParams&
   clf::set_torch_threads(1);  // parallel over queries
   cf::BlackBox f(*trained->model);
   const cf::Context context{&f, &d.schema, &train_x, &train_y};
-  cf::CfOptions o = env.config->cf;
-  o.method = p.targets;
-  o.seed = static_cast<unsigned long>(p.split.seed);
-  o.threads = env.threads;
   const auto targets = cf::flip_targets(f, train_x);
   const cf::ExplainRun run = cf::explain_rows(o, context, train_x, targets);
   Pairs out;
@@ -135,6 +137,8 @@ Pairs baseline_pairs(const Task& task, const TaskEnv& env, const FinetuneParams&
     ++out.n;
   }
   out.jsonl = text.str();
+  spdlog::info("{}: {} of the {} training rows got a valid CF from {}", task.label(), out.n, run.results.size(),
+               o.method);
   return out;
 }
 
@@ -163,35 +167,64 @@ class Finetune final : public TaskKind {
     std::filesystem::create_directories(dir);
     const std::string model_dir = p.path == kTinyModelPath ? input_dir(task, env.workdir, "base") + "/model" : p.path;
     const bool chat = llmcf::chat_prompts(model_dir, env.config->cf.llm.prompt_format);
-    const Pairs pairs = p.targets == "nearest" ? training_pairs(d, rows.kept, chat)
-                                               : baseline_pairs(task, env, p, rows, chat);
-    if (pairs.n == 0) {
-      throw Error(task.label() + ": no training row has a counterfactual target of the other class with the same "
-                                 "immutable features");
-    }
     std::unique_ptr<Communicator> comm;
     if (env.gang != MPI_COMM_SELF) {
       comm = std::make_unique<dist::MpiCommunicator>(env.gang);
     } else {
       comm = std::make_unique<SingleProcess>();
     }
-    if (comm->rank() == 0) write_text_atomically(dir + "/train.jsonl", pairs.jsonl);
-    comm->any(false);  // every member waits for the file
-    spdlog::info("{}: {} training pairs ({} rows without a target of the other class)", task.label(), pairs.n,
-                 pairs.without_target);
-
+    // One round, or (self) several: round k trains on the CFs that round k-1's
+    // adapter (the base model for k = 1) gave and f verified; the last round's
+    // adapter is the task's.
+    llm::FinetuneResult result;
+    std::string previous;
+    Pairs pairs;
     llm::FinetuneOptions o = env.config->finetune;
-    o.model_dir = model_dir;
-    o.model.quant = p.quant;
-    o.model.device = env.device;
-    o.data_path = dir + "/train.jsonl";
-    o.out_dir = dir + "/adapter";
-    o.resume = true;
-    o.seed = derive_seed(static_cast<std::uint64_t>(p.split.seed), "finetune/" + p.model);
-    const auto result = llm::finetune(o, [&env] { return env.stop && env.stop->load(); }, comm.get());
-    if (result.interrupted) {
-      throw Error(fmt::format("{}: stopped at step {}/{} by a signal", task.label(), result.steps, result.total_steps),
-                  "its checkpoint is in " + o.out_dir + "/checkpoint: the next attempt continues from there");
+    const int rounds = p.targets == "self" ? p.rounds : 1;
+    for (int round = 1; round <= rounds; ++round) {
+      const std::string round_dir = round == rounds ? dir : dir + "/round" + std::to_string(round);
+      std::filesystem::create_directories(round_dir);
+      if (p.targets == "nearest") {
+        pairs = training_pairs(d, rows.kept, chat);
+      } else {
+        cf::CfOptions co = env.config->cf;
+        co.seed = static_cast<unsigned long>(p.split.seed);
+        co.threads = env.threads;
+        if (p.targets == "self") {
+          co.method = "llm:" + p.model + (previous.empty() ? ":zero-shot+verify" : ":fine-tuned+verify");
+          co.llm.model_dir = model_dir;
+          co.llm.adapter = previous;
+          co.llm.quant = p.quant;
+          co.llm.device = env.device;
+          co.llm.dtype = env.config->finetune.model.dtype;
+        } else {
+          co.method = p.targets;
+        }
+        pairs = cf_pairs(task, env, p, rows, chat, co);
+      }
+      if (pairs.n == 0) {
+        throw Error(task.label() + ": no training row has a counterfactual target (" + p.targets + ")",
+                    p.targets == "nearest" ? "no kept row has a row of the other label with the same immutables"
+                                           : "the target method found no valid CF of any kept training row");
+      }
+      if (comm->rank() == 0) write_text_atomically(round_dir + "/train.jsonl", pairs.jsonl);
+      comm->any(false);  // every member waits for the file
+      spdlog::info("{}: round {}/{}: {} training pairs ({} rows without a target)", task.label(), round, rounds,
+                   pairs.n, pairs.without_target);
+      o.model_dir = model_dir;
+      o.model.quant = p.quant;
+      o.model.device = env.device;
+      o.data_path = round_dir + "/train.jsonl";
+      o.out_dir = round_dir + "/adapter";
+      o.resume = true;
+      o.seed = derive_seed(static_cast<std::uint64_t>(p.split.seed), "finetune/" + p.model);
+      result = llm::finetune(o, [&env] { return env.stop && env.stop->load(); }, comm.get());
+      if (result.interrupted) {
+        throw Error(fmt::format("{}: stopped at step {}/{} by a signal", task.label(), result.steps,
+                                result.total_steps),
+                    "its checkpoint is in " + o.out_dir + "/checkpoint: the next attempt continues from there");
+      }
+      previous = o.out_dir;
     }
     store::TaskOutput out;
     for (const auto& point : result.curve) {

@@ -94,7 +94,8 @@ struct FinetuneParams {
   std::string model;  // the name in sweep.llm_models
   std::string path;   // its directory
   std::string quant;  // none | nf4 | nf4-dq
-  std::string targets = "nearest";  // sweep.llm_targets: nearest | a baseline method
+  std::string targets = "nearest";  // sweep.llm_targets: nearest | self | a baseline method
+  int rounds = 1;                    // self: sweep.llm_self_rounds
 
   nlohmann::json to_json() const {
     auto j = split.to_json();
@@ -102,12 +103,14 @@ struct FinetuneParams {
     j["path"] = path;
     j["quant"] = quant;
     if (targets != "nearest") j["targets"] = targets;  // the default keeps the keys of earlier results
+    if (targets == "self") j["rounds"] = rounds;
     return j;
   }
   static FinetuneParams from(const Task& t) {
     FinetuneParams p{SplitParams::from(t), field<std::string>(t, "model"), field<std::string>(t, "path"),
                      field<std::string>(t, "quant")};
     if (t.params.contains("targets")) p.targets = field<std::string>(t, "targets");
+    if (t.params.contains("rounds")) p.rounds = field<int>(t, "rounds");
     return p;
   }
 };
@@ -141,7 +144,7 @@ inline PretrainLmParams pretrain_lm_params(const SweepConfig& config, const std:
 }
 // The finetune task of `m` on a split.
 inline FinetuneParams finetune_params(const SweepConfig& config, const SplitParams& split, const LlmModelSpec& m) {
-  return {split, m.name, m.path, m.quant, config.sweep.llm_targets};
+  return {split, m.name, m.path, m.quant, config.sweep.llm_targets, config.sweep.llm_self_rounds};
 }
 // The inputs an LLM task reads besides its split's: "base" (the pretrain_lm
 // task) for an @tiny model.
