@@ -13,6 +13,20 @@
 
 namespace sensecf::test {
 
+// A synthetic cohort whose schema bounds are learned from all its rows (what
+// prompts, answers and the grammar read as the permitted ranges).
+inline data::Dataset bounded_cohort(int participants, int windows, unsigned long seed) {
+  data::SynthOptions o;
+  o.n_participants = participants;
+  o.windows_per_participant = windows;
+  o.seed = seed;
+  auto d = data::make_synthetic_cohort(o);
+  std::vector<std::size_t> all(d.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  d.schema.learn_bounds(d.x, all);
+  return d;
+}
+
 struct FlipCohort {
   data::Dataset data;
   std::unique_ptr<clf::Classifier> model;

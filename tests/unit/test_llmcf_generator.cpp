@@ -16,6 +16,7 @@
 #include "sensecf/llmcf/parse.h"
 #include "sensecf/llmcf/prompt.h"
 #include "sensecf/llm/train/pretrain.h"
+#include "cf_cohort.h"
 #include "test_util.h"
 #include "threshold_model.h"
 
@@ -32,11 +33,8 @@ struct Fixture {
   test::TempDir dir;
 
   Fixture() {
-    data::SynthOptions so;
-    so.n_participants = 30;
-    d = data::make_synthetic_cohort(so);
+    d = test::bounded_cohort(30, 12, 7);
     for (std::size_t i = 0; i < d.size(); ++i) rows.push_back(i);
-    d.schema.learn_bounds(d.x, rows);
     std::vector<std::string> docs;
     for (std::size_t i = 0; i < d.size(); ++i) {
       const auto p = llmcf::build_prompt(d.schema, d.x.row(i), d.y[i], 1 - d.y[i], {}, llmcf::PromptOptions{});

@@ -10,22 +10,13 @@
 #include "sensecf/data/synth.h"
 #include "sensecf/llmcf/answer.h"
 #include "sensecf/llmcf/parse.h"
+#include "cf_cohort.h"
 #include "test_util.h"
 
 namespace sensecf::llmcf {
 namespace {
 
-data::Dataset cohort() {
-  data::SynthOptions o;
-  o.n_participants = 20;
-  o.windows_per_participant = 6;
-  o.seed = 11;
-  auto d = data::make_synthetic_cohort(o);
-  std::vector<std::size_t> all(d.size());
-  std::iota(all.begin(), all.end(), 0);
-  d.schema.learn_bounds(d.x, all);
-  return d;
-}
+data::Dataset cohort() { return test::bounded_cohort(20, 6, 11); }
 
 TEST(LlmcfParse, RoundTripOfTheCohortsRows) {
   const auto d = cohort();

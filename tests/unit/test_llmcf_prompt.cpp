@@ -11,23 +11,14 @@
 #include "sensecf/llmcf/answer.h"
 #include "sensecf/llmcf/parse.h"
 #include "sensecf/llmcf/prompt.h"
+#include "cf_cohort.h"
 #include "test_util.h"
 
 namespace sensecf::llmcf {
 namespace {
 
 const data::Dataset& cohort() {
-  static const data::Dataset d = [] {
-    data::SynthOptions o;
-    o.n_participants = 20;
-    o.windows_per_participant = 6;
-    o.seed = 3;
-    auto c = data::make_synthetic_cohort(o);
-    std::vector<std::size_t> all(c.size());
-    std::iota(all.begin(), all.end(), 0);
-    c.schema.learn_bounds(c.x, all);
-    return c;
-  }();
+  static const data::Dataset d = test::bounded_cohort(20, 6, 3);
   return d;
 }
 
