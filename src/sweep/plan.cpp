@@ -162,8 +162,8 @@ std::string Task::label() const {
 }
 
 bool Task::has_input(const char* name) const {
-  for (const auto& [n, key] : inputs)
-    if (n == name) return true;
+  for (const auto& input : inputs)
+    if (input.first == name) return true;
   return false;
 }
 

@@ -125,7 +125,9 @@ TEST(LlmCfMethod, UnconstrainedAnswersThatDoNotParseAreKeptAndCountAgainstValidi
     parsed += static_cast<std::size_t>(q.n_parsed);
     with_cf += q.cfs.empty() ? 0 : 1;
     EXPECT_EQ(q.cfs.empty(), q.n_parsed == 0) << "a CF exactly when an answer parsed";
-    if (q.cfs.empty()) EXPECT_NE(q.note.find("parsed"), std::string::npos) << q.note;
+    if (q.cfs.empty()) {
+      EXPECT_NE(q.note.find("parsed"), std::string::npos) << q.note;
+    }
   }
   EXPECT_EQ(answers, 8u);
   const auto& m = r.by_class.at(-1);
@@ -166,7 +168,9 @@ TEST(LlmCfMethod, RefineAsksAgainExactlyWhereNoAnswerWasValid) {
     EXPECT_EQ(q.answers[0], once.results[i].answers[0]);
     EXPECT_EQ(q.answers.size(), first_valid ? 1u : 2u) << i;
     second_rounds += first_valid ? 0 : 1;
-    if (first_valid) EXPECT_TRUE(q.cfs.front().valid);
+    if (first_valid) {
+      EXPECT_TRUE(q.cfs.front().valid);
+    }
   }
   EXPECT_GE(refined.by_class.at(-1).validity, once.by_class.at(-1).validity);
   EXPECT_GT(second_rounds, 0) << "the tiny model gets some queries wrong: the test needs a second round";

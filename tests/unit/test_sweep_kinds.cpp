@@ -250,14 +250,18 @@ TEST(SweepKinds, LlmMethodsReadTheirModelAdapterAndBaseOnTheLlmSeedsOnly) {
       EXPECT_EQ(rows.param("scenario"), vocab::kFull) << "the tiny model learns from the full split's training rows";
       EXPECT_EQ(rows.param("seed"), std::to_string(llm_seed));
     }
-    if (t.kind == vocab::kFinetune) EXPECT_EQ(t.param("seed"), std::to_string(llm_seed));
+    if (t.kind == vocab::kFinetune) {
+      EXPECT_EQ(t.param("seed"), std::to_string(llm_seed));
+    }
     if (t.kind != vocab::kGenerate || t.param("method").rfind("llm:", 0) != 0) continue;
     ++llm_generate;
     EXPECT_EQ(t.param("seed"), std::to_string(llm_seed));
     const std::string method = t.param("method");
     const bool tiny = method.rfind("llm:tiny:", 0) == 0;
     EXPECT_EQ(t.has_input("base"), tiny) << method;
-    if (tiny) EXPECT_EQ(by_key.at(t.input("base"))->kind, vocab::kPretrainLm);
+    if (tiny) {
+      EXPECT_EQ(by_key.at(t.input("base"))->kind, vocab::kPretrainLm);
+    }
     const bool fine_tuned = method.find(":fine-tuned") != std::string::npos;
     EXPECT_EQ(t.has_input("adapter"), fine_tuned) << method;
     if (fine_tuned) {
@@ -271,8 +275,9 @@ TEST(SweepKinds, LlmMethodsReadTheirModelAdapterAndBaseOnTheLlmSeedsOnly) {
   EXPECT_EQ(llm_generate, 3 * 3);  // methods x (full + 2 scenarios), one seed
   // Baseline augment tasks run on every seed, LLM ones on the LLM seeds.
   for (const auto& t : tasks)
-    if (t.kind == vocab::kAugment && t.param("method").rfind("llm:", 0) == 0)
+    if (t.kind == vocab::kAugment && t.param("method").rfind("llm:", 0) == 0) {
       EXPECT_EQ(t.param("seed"), std::to_string(llm_seed));
+    }
 }
 
 TEST(SweepKinds, FinetuneTargetsAreInTheTaskKeyAndReadTheClassifierWhenNeeded) {
@@ -303,9 +308,12 @@ TEST(SweepKinds, OnlyTheAugmentMethodsGenerateForAugmentation) {
   SweepConfig c = small_study();
   c.sweep.augment_methods = {"nice"};
   for (const auto& t : build_plan(c)) {
-    if (t.kind == vocab::kAugment) EXPECT_EQ(t.param("method"), "nice");
-    if (t.kind == vocab::kGenerate && t.param("method") == "dice-random")
+    if (t.kind == vocab::kAugment) {
+      EXPECT_EQ(t.param("method"), "nice");
+    }
+    if (t.kind == vocab::kGenerate && t.param("method") == "dice-random") {
       EXPECT_EQ(t.param("purpose"), vocab::kTable3) << "dice-random still explains Table III's rows";
+    }
   }
   Options o("t", "");
   SweepConfig d;
