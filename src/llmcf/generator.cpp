@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <map>
 #include <mutex>
 #include <thread>
 #include <nlohmann/json.hpp>
@@ -150,12 +149,7 @@ class LlmGenerator final : public cf::Generator {
     if (shots_ > 0 && (!context.train_x || !context.train_y))
       throw Error(name() + ": few-shot prompts need the training rows");
     const auto& l = options_.llm;
-    if (model_) {  // given in memory
-      stop_ids_ = tokenizer_->eos_ids();
-      for (auto id : model_->config().eos_token_ids) stop_ids_.push_back(static_cast<int>(id));
-      std::sort(stop_ids_.begin(), stop_ids_.end());
-      stop_ids_.erase(std::unique(stop_ids_.begin(), stop_ids_.end()), stop_ids_.end());
-    } else {
+    if (!model_) {  // else given in memory: model_dir is a label (no generation_config.json there)
       const std::string tokenizer_path = l.model_dir + "/tokenizer.json";
       if (!std::filesystem::exists(tokenizer_path))
         throw Error(name() + ": no tokenizer.json in '" + l.model_dir + "'",
@@ -167,8 +161,8 @@ class LlmGenerator final : public cf::Generator {
       mo.quant = l.quant;
       mo.adapter = l.adapter;
       model_ = ModelCache::instance().get(l.model_dir, mo);
-      stop_ids_ = llm::default_stop_ids(l.model_dir, model_->config(), *tokenizer_);
     }
+    stop_ids_ = llm::default_stop_ids(l.model_dir, model_->config(), *tokenizer_);
     if (stop_ids_.empty())
       throw Error(name() + ": the model declares no end-of-sequence token (config.json, generation_config.json, "
                            "tokenizer.json)");
@@ -193,7 +187,6 @@ class LlmGenerator final : public cf::Generator {
     const auto& schema = *context_.schema;
     const std::size_t n = queries.n_rows;
     std::vector<cf::QueryResult> results(n);
-    std::vector<std::string> prompt_text(n);  // plain prompts, or the chat's user turn (refine)
     std::vector<Prompt> prompts(n);
     std::vector<Sequence> sequences;
     PromptOptions po;
@@ -308,63 +301,45 @@ class LlmGenerator final : public cf::Generator {
     return static_cast<int>(bytes) + 32;
   }
 
-  // Generates every sequence (answer text filled in), batch by batch in order of
-  // prompt length, with the answer grammar per sequence when constrained.
+  // Generates every sequence (answer text filled in), with the answer grammar
+  // per sequence when constrained. generate takes one temperature per call, so
+  // the sequences go by temperature (the greedy first candidates, then the
+  // sampled ones), within that by prompt length, cf.llm_batch_size at a time.
   void run_sequences(const data::Matrix& queries, std::vector<Sequence>& sequences) const {
     const auto& schema = *context_.schema;
     std::vector<std::size_t> order(sequences.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return sequences[a].ids.size() < sequences[b].ids.size();
+      return std::make_pair(sequences[a].temperature, sequences[a].ids.size()) <
+             std::make_pair(sequences[b].temperature, sequences[b].ids.size());
     });
     const auto batch = static_cast<std::size_t>(options_.llm.batch_size);
-    for (std::size_t start = 0; start < order.size(); start += batch) {
-      const std::size_t end = std::min(order.size(), start + batch);
-      std::vector<std::vector<int>> prompts;
+    for (std::size_t start = 0, end = 0; start < order.size(); start = end) {
+      const double temperature = sequences[order[start]].temperature;
+      while (end < order.size() && end - start < batch && sequences[order[end]].temperature == temperature) ++end;
       llm::GenerationOptions g;
       g.max_new_tokens = max_new_tokens(schema);
       g.stop_ids = stop_ids_;
+      g.temperature = temperature;
       g.top_p = options_.llm.top_p;
+      std::vector<std::vector<int>> prompts;
       std::vector<GrammarMatcher> matchers;
-      std::vector<AnswerGrammar> grammars;
-      grammars.reserve(end - start);
       for (std::size_t k = start; k < end; ++k) {
         const auto& seq = sequences[order[k]];
         prompts.push_back(seq.ids);
         g.seeds.push_back(seq.seed);
-        if (constrained_) grammars.push_back(answer_grammar(schema, queries.row(seq.query)));
+        if (constrained_) matchers.emplace_back(answer_grammar(schema, queries.row(seq.query)), vocabulary_, stop_ids_);
       }
-      // One temperature per call: a batch mixes greedy and sampled sequences
-      // only through per-sequence temperatures, which generate has not; so the
-      // greedy and the sampled candidates of a batch run as two calls.
-      std::map<double, std::vector<std::size_t>> by_temperature;
-      for (std::size_t k = start; k < end; ++k) by_temperature[sequences[order[k]].temperature].push_back(k - start);
-      for (const auto& [temperature, members] : by_temperature) {
-        std::vector<std::vector<int>> group_prompts;
-        llm::GenerationOptions gg = g;
-        gg.seeds.clear();
-        gg.temperature = temperature;
-        std::vector<GrammarMatcher> group_matchers;
-        for (auto m : members) {
-          group_prompts.push_back(prompts[m]);
-          gg.seeds.push_back(g.seeds[m]);
-          if (constrained_) group_matchers.emplace_back(grammars[m], vocabulary_, stop_ids_);
-        }
-        if (constrained_) {
-          gg.allowed_tokens = [&group_matchers](std::size_t i, std::vector<int>& allowed) {
-            group_matchers[i].allowed_tokens(allowed);
-          };
-          gg.on_token = [&group_matchers](std::size_t i, int token) {
-            group_matchers[i].accept(token);
-            return true;
-          };
-        }
-        const auto out = llm::generate(*model_, group_prompts, gg, pad_id_);
-        for (std::size_t i = 0; i < members.size(); ++i) {
-          auto& seq = sequences[order[start + members[i]]];
-          seq.answer = tokenizer_->decode(out[i], /*skip_special=*/true);
-        }
+      if (constrained_) {
+        g.allowed_tokens = [&matchers](std::size_t i, std::vector<int>& allowed) { matchers[i].allowed_tokens(allowed); };
+        g.on_token = [&matchers](std::size_t i, int token) {
+          matchers[i].accept(token);
+          return true;
+        };
       }
+      const auto out = llm::generate(*model_, prompts, g, pad_id_);
+      for (std::size_t k = start; k < end; ++k)
+        sequences[order[k]].answer = tokenizer_->decode(out[k - start], /*skip_special=*/true);
     }
   }
 
