@@ -28,6 +28,10 @@ if(SENSECF_LLM_ONLY)
 endif()
 
 find_package(MPI REQUIRED COMPONENTS C)
+# Remote LLMs (OpenAI-compatible endpoints): libcurl for HTTP(S), OpenSSL's
+# SHA-256 for the response cache's keys.
+find_package(CURL REQUIRED)
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(HDF5 REQUIRED COMPONENTS C)
 # XGBoost: Debian's xgboost-config.cmake references the `xgboost` CLI binary,
 # which libxgboost-dev does not ship, so find the library directly.

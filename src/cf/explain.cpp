@@ -27,6 +27,7 @@ ExplainRun explain_rows(const CfOptions& options, const Context& context, const 
   run.results = explain_all(*generator, context, query_x, targets, options);
   run.total_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   run.n_model_calls = context.f->n_calls() - calls_before;
+  run.usage = generator->usage();
   run.by_class = evaluate_by_class(run.results, query_x, *context.schema, *context.f, *context.train_x);
   return run;
 }

@@ -13,6 +13,7 @@
 #include "sensecf/clf/artefact.h"
 #include "sensecf/clf/nn.h"
 #include "sensecf/llm/model/options.h"
+#include "sensecf/remote/options.h"
 
 namespace sensecf::cli {
 namespace {
@@ -60,6 +61,7 @@ int cmd_explain(const std::vector<std::string>& args) {
   llm::declare_adapter_options(options, lm);
   options.add("lm.model", &cf_options.llm.model_dir,
               "LLM methods: the Hugging Face model directory (config.json, weights, tokenizer.json)");
+  remote::declare_options(options, cf_options.llm.remote, /*with_endpoint=*/true);
   options.add("explain.clf", &model_dir, "model directory written by `sensecf train-clf` or a sweep (its train_clf task's clf/); the data "
               "options saved with it apply unless given here", "clf");
   options.add("explain.queries", &queries, "which rows to explain", "queries").choices({"test", "train"});

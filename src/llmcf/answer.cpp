@@ -43,4 +43,37 @@ std::string format_answer(const data::Schema& schema, const double* x) {
   return out + kCloseTag;
 }
 
+nlohmann::json answer_json_schema(const data::Schema& schema, const double* factual) {
+  nlohmann::json properties = nlohmann::json::object();
+  nlohmann::json required = nlohmann::json::array();
+  for (std::size_t j = 0; j < schema.size(); ++j) {
+    const auto& f = schema.features[j];
+    nlohmann::json p;
+    if (f.is_categorical()) {
+      p["type"] = "string";
+      nlohmann::json values = nlohmann::json::array();
+      if (f.immutable) {
+        values.push_back(format_value(f, factual[j]));
+      } else {
+        for (int code : f.allowed)
+          if (code >= 0 && static_cast<std::size_t>(code) < f.categories.size())
+            values.push_back(f.categories[static_cast<std::size_t>(code)]);
+      }
+      p["enum"] = values;
+    } else {
+      p["type"] = "number";
+      if (f.immutable) {
+        p["enum"] = {round_value(f, factual[j])};
+      } else {
+        p["minimum"] = f.lower;
+        p["maximum"] = f.upper;
+      }
+    }
+    if (!f.unit.empty()) p["description"] = f.unit;
+    properties[f.name] = std::move(p);
+    required.push_back(f.name);
+  }
+  return {{"type", "object"}, {"properties", properties}, {"required", required}, {"additionalProperties", false}};
+}
+
 }  // namespace sensecf::llmcf

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <nlohmann/json.hpp>
 
 #include "sensecf/core/strings.h"
 #include "sensecf/llmcf/answer.h"
@@ -162,9 +163,53 @@ struct Seen {
   long line = 0;
 };
 
+// A JSON object answer (a server decoding under answer_json_schema, or a
+// model that prefers JSON), optionally in a ```json fence, as the equivalent
+// <new> block; nullopt when the text is no JSON object.
+std::optional<std::string> json_as_block(std::string_view text) {
+  std::string_view t = trim(text);
+  if (t.rfind("```", 0) == 0) {
+    const auto nl = t.find('\n');
+    const auto close = t.rfind("```");
+    if (nl == std::string_view::npos || close <= nl) return std::nullopt;
+    t = trim(t.substr(nl + 1, close - nl - 1));
+  }
+  if (t.empty() || t.front() != '{' || t.back() != '}') return std::nullopt;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(t);
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  if (!j.is_object()) return std::nullopt;
+  std::string block = std::string(kOpenTag) + "\n";
+  for (const auto& [key, value] : j.items()) {
+    std::string v;
+    if (value.is_string()) {
+      v = value.get<std::string>();
+    } else if (value.is_number_integer()) {
+      v = std::to_string(value.get<long long>());
+    } else if (value.is_number()) {
+      v = fmt::format("{:.6f}", value.get<double>());
+      while (v.back() == '0') v.pop_back();
+      if (v.back() == '.') v.pop_back();
+    } else {
+      v = value.dump();  // null, bool, array, object: the parser says why it is no value
+    }
+    block += "- " + key + ": " + v + "\n";
+  }
+  return block + kCloseTag;
+}
+
 }  // namespace
 
 ParsedAnswer parse_answer(const data::Schema& schema, const double* factual, std::string_view text) {
+  if (const auto block = json_as_block(text)) {
+    ParsedAnswer out = parse_answer(schema, factual, *block);
+    out.notes.insert(out.notes.begin(), "a JSON object: read as a <new> block, one line per key");
+    if (!out.ok) out.error = "JSON answer: " + out.error;
+    return out;
+  }
   ParsedAnswer out;
   auto fail = [&out](std::string message) {
     out.ok = false;

@@ -105,6 +105,27 @@ const std::vector<Field<TrainRow>>& train_fields() {
   return f;
 }
 
+const std::vector<Field<UsageRow>>& usage_fields() {
+  using R = UsageRow;
+  static const std::vector<Field<R>> f = {
+      text("key", 17, &R::key),
+      text("method", 32, &R::method),
+      text("scenario", 12, &R::scenario),
+      text("purpose", 12, &R::purpose),
+      integer("seed", &R::seed),
+      integer("requests", &R::requests),
+      integer("answers", &R::answers),
+      integer("cache_hits", &R::cache_hits),
+      integer("retries", &R::retries),
+      integer("failures", &R::failures),
+      integer("prompt_tokens", &R::prompt_tokens),
+      integer("completion_tokens", &R::completion_tokens),
+      real("cost_usd", &R::cost_usd),
+      real("seconds", &R::seconds),
+  };
+  return f;
+}
+
 template <class R>
 std::vector<Column> columns_of(const std::vector<Field<R>>& fields) {
   std::vector<Column> c;
@@ -243,6 +264,7 @@ const char* kTasks = "/tasks";
 const char* kCf = "/metrics/cf";
 const char* kClf = "/metrics/clf";
 const char* kTrain = "/metrics/train";
+const char* kUsage = "/metrics/usage";
 const char* kCounterfactuals = "/counterfactuals";
 
 void write_arrays(H5File& file, const CfArrays& c) {
@@ -326,6 +348,8 @@ nlohmann::json to_json(const TaskOutput& out) {
   for (const auto& r : out.clf) j["clf"].push_back(fields_to_json(clf_fields(), r));
   j["train"] = nlohmann::json::array();
   for (const auto& r : out.train) j["train"].push_back(fields_to_json(train_fields(), r));
+  j["usage"] = nlohmann::json::array();
+  for (const auto& r : out.usage) j["usage"].push_back(fields_to_json(usage_fields(), r));
   j["counterfactuals"] = nlohmann::json::array();
   for (const auto& c : out.counterfactuals) j["counterfactuals"].push_back(arrays_to_json(c));
   j["artifacts"] = out.artifacts;
@@ -338,6 +362,8 @@ TaskOutput task_output_from_json(const nlohmann::json& j) {
   for (const auto& r : j.value("clf", nlohmann::json::array())) out.clf.push_back(fields_from_json(clf_fields(), r));
   for (const auto& r : j.value("train", nlohmann::json::array()))
     out.train.push_back(fields_from_json(train_fields(), r));
+  for (const auto& r : j.value("usage", nlohmann::json::array()))
+    out.usage.push_back(fields_from_json(usage_fields(), r));
   for (const auto& c : j.value("counterfactuals", nlohmann::json::array()))
     out.counterfactuals.push_back(arrays_from_json(c));
   out.artifacts = j.value("artifacts", nlohmann::json::object());
@@ -348,7 +374,7 @@ TaskOutput task_output_from_json(const nlohmann::json& j) {
 
 struct ResultsWriter::Impl {
   H5File file;
-  Table tasks, cf, clf, train;
+  Table tasks, cf, clf, train, usage;
 };
 
 ResultsWriter::ResultsWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -369,6 +395,7 @@ ResultsWriter ResultsWriter::create(const std::string& path, const Provenance& p
   impl->cf = Table::create(f, kCf, columns_of(cf_fields()), 64);
   impl->clf = Table::create(f, kClf, columns_of(clf_fields()), 64);
   impl->train = Table::create(f, kTrain, columns_of(train_fields()), 1024);
+  impl->usage = Table::create(f, kUsage, columns_of(usage_fields()), 64);
   Handle group(SENSECF_H5_CHECK(H5Gcreate2(f.id(), kCounterfactuals, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
                H5Gclose);
   f.flush();
@@ -390,18 +417,21 @@ ResultsWriter ResultsWriter::open(const std::string& path) {
   impl->cf = Table::open(f, kCf);
   impl->clf = Table::open(f, kClf);
   impl->train = Table::open(f, kTrain);
+  // Files from before remote LLMs have no usage table: it starts here.
+  impl->usage = f.exists(kUsage) ? Table::open(f, kUsage) : Table::create(f, kUsage, columns_of(usage_fields()), 64);
   return ResultsWriter(std::move(impl));
 }
 
 void ResultsWriter::append(const TaskRecord& task, const TaskOutput& output) { append({{task, output}}); }
 
 void ResultsWriter::append(const std::vector<std::pair<TaskRecord, TaskOutput>>& batch) {
-  std::vector<Row> tasks, cf, clf, train;
+  std::vector<Row> tasks, cf, clf, train, usage;
   for (const auto& [task, out] : batch) {
     tasks.push_back(to_row(task_fields(), task));
     for (const auto& r : out.cf) cf.push_back(to_row(cf_fields(), r));
     for (const auto& r : out.clf) clf.push_back(to_row(clf_fields(), r));
     for (const auto& r : out.train) train.push_back(to_row(train_fields(), r));
+    for (const auto& r : out.usage) usage.push_back(to_row(usage_fields(), r));
     for (const auto& c : out.counterfactuals) write_arrays(impl_->file, c);
     if (task.status == "done") write_artifacts(impl_->file, task.key, out.artifacts);
   }
@@ -409,6 +439,7 @@ void ResultsWriter::append(const std::vector<std::pair<TaskRecord, TaskOutput>>&
   if (!cf.empty()) impl_->cf.append(cf);
   if (!clf.empty()) impl_->clf.append(clf);
   if (!train.empty()) impl_->train.append(train);
+  if (!usage.empty()) impl_->usage.append(usage);
 }
 
 void ResultsWriter::flush() { impl_->file.flush(); }
@@ -441,6 +472,7 @@ Results read_results(const std::string& path) {
   read_table(kCf, cf_fields(), r.cf);
   read_table(kClf, clf_fields(), r.clf);
   read_table(kTrain, train_fields(), r.train);
+  if (f.exists(kUsage)) read_table(kUsage, usage_fields(), r.usage);
   for (const auto& key : f.list(kCounterfactuals)) {
     r.counterfactuals.push_back(read_arrays(f, key));
   }

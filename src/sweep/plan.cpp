@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 
@@ -12,6 +13,7 @@
 #include "sensecf/core/options.h"
 #include "sensecf/core/strings.h"
 #include "sensecf/core/vocabulary.h"
+#include "sensecf/remote/options.h"
 #include "sensecf/data/source.h"
 #include "sensecf/llmcf/generator.h"
 #include "sensecf/sweep/kind.h"
@@ -67,6 +69,7 @@ void declare_options(Options& options, SweepConfig& c) {
   data::declare_options(options, c.synth);
   clf::declare_options(options, c.clf);
   cf::declare_options(options, c.cf);
+  remote::declare_options(options, c.cf.llm.remote, /*with_endpoint=*/false);
   // Set per task by the sweep's axes.
   options.erase("clf.model");
   options.erase("clf.seed");
@@ -88,7 +91,11 @@ void declare_options(Options& options, SweepConfig& c) {
       } catch (const UsageError& e) {
         throw UsageError("sweep.methods: " + std::string(e.what()), e.hint());
       }
-      if (is_llm_method(m)) llm_model_of(m, sw.llm_models);
+      if (is_llm_method(m) && llm_model_of(m, sw.llm_models).remote() &&
+          llmcf::parse_method(m).mode == llmcf::kFineTuned)
+        throw UsageError("sweep.methods: '" + m + "' fine-tunes a remote model",
+                         "remote models (sweep.llm_models name=URL) run zero-shot and few-shot; fine-tune a local "
+                         "model (name=DIR) instead");
     }
     for (const auto& sc : sw.scenarios) {
       if (!vocab::is_scarce_scenario(sc))
@@ -107,7 +114,17 @@ void declare_options(Options& options, SweepConfig& c) {
     if (sw.seeds.empty()) throw UsageError("sweep.seeds is empty", "give at least one seed, e.g. seeds = 1");
     for (const auto& spec : sw.llm_models) {
       const auto m = parse_llm_model(spec);
-      if (sw.plan == "study" && m.path != kTinyModelPath && !std::filesystem::exists(m.path + "/config.json"))
+      const auto& r = c.cf.llm.remote;
+      if (sw.plan == "study" && m.remote() && m.path.rfind("https://", 0) == 0 && !r.offline) {
+        const char* key = std::getenv(r.api_key_env.c_str());
+        if (!key || !*key)
+          throw UsageError("sweep.llm_models: '" + m.name + "' is served by " + m.path + ", but $" + r.api_key_env +
+                               " holds no API key",
+                           "export " + r.api_key_env + "=... (or name another variable with lm.api_key_env), or "
+                           "drop the model from sweep.llm_models and sweep.methods");
+      }
+      if (sw.plan == "study" && !m.remote() && m.path != kTinyModelPath &&
+          !std::filesystem::exists(m.path + "/config.json"))
         throw UsageError("sweep.llm_models: '" + spec + "': no config.json in '" + m.path + "'",
                          "download the checkpoint (Hugging Face layout: config.json, weights, tokenizer.json) and "
                          "point llm_models at its directory, or name=@tiny for a tiny model the sweep trains itself");
@@ -242,12 +259,25 @@ LlmModelSpec llm_model_of(const std::string& method, const std::vector<std::stri
 
 LlmModelSpec parse_llm_model(const std::string& spec) {
   const auto eq = spec.find('=');
-  const std::string hint = "write name=DIR or name=DIR:quant, e.g. llama=/models/Llama-3.1-8B-Instruct:nf4-dq";
+  const std::string hint =
+      "write name=DIR or name=DIR:quant (a local model, e.g. llama=/models/Llama-3.1-8B-Instruct:nf4-dq), name=@tiny, "
+      "or name=URL / name=MODEL@URL (a server, e.g. gpt-4o=https://api.openai.com/v1)";
   if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
     throw UsageError("sweep.llm_models: '" + spec + "' is not name=DIR", hint);
   LlmModelSpec m;
   m.name = spec.substr(0, eq);
   m.path = spec.substr(eq + 1);
+  if (const auto at = m.path.find("@http"); at != std::string::npos && at > 0) {
+    m.model_name = m.path.substr(0, at);
+    m.path = m.path.substr(at + 1);
+  }
+  if (m.remote()) {
+    if (m.model_name.empty()) m.model_name = m.name;
+  } else if (!m.model_name.empty()) {
+    throw UsageError("sweep.llm_models: '" + spec + "': MODEL@ names a remote model, but '" + m.path +
+                         "' is no http(s) URL",
+                     "write name=MODEL@https://host/v1 for a server, name=DIR for a local model");
+  }
   for (const char* q : {"none", "nf4-dq", "nf4"}) {
     const std::string suffix = std::string(":") + q;
     if (m.path.size() > suffix.size() && m.path.compare(m.path.size() - suffix.size(), suffix.size(), suffix) == 0) {

@@ -25,6 +25,7 @@ struct ExplainRun {
   double total_seconds = 0;           // prepare + explaining every query (metrics not included)
   std::string generator_name;         // Generator::name(), e.g. "nice-sparsity"
   std::size_t n_model_calls = 0;      // f's predict_proba calls by prepare and explain (metrics not included)
+  std::map<std::string, double> usage;  // Generator::usage() after the run (a remote LLM's requests, tokens, cost)
 };
 
 // make_generator(options), prepare(context), explain the query rows

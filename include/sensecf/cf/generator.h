@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "sensecf/clf/classifier.h"
 #include "sensecf/core/random.h"
 #include "sensecf/data/dataset.h"
+#include "sensecf/remote/options.h"
 
 namespace sensecf {
 class Options;
@@ -82,6 +84,9 @@ struct LlmOptions {
   double temperature = 0.0;       // first candidate (0: greedy)
   double sample_temperature = 0.8;  // further candidates
   double top_p = 0.95;            // of sampled candidates
+  // A remote model (an OpenAI-compatible server) instead of model_dir when
+  // remote.base_url is set (keys lm.*, remote/options.h).
+  remote::RemoteOptions remote;
 };
 
 // Options of every method, declared as [cf] keys (see declare_options): the
@@ -179,6 +184,10 @@ class Generator {
   // (an LLM prompting several queries together) overrides this.
   virtual std::vector<QueryResult> explain_batch(const data::Matrix& queries, const std::vector<int>& targets,
                                                  const BatchSettings& s) const;
+  // What the generator spent besides time, as counters for the results file:
+  // a remote LLM's requests, cache hits, retries, failures, tokens and cost
+  // (remote::Usage). Empty for methods that spend nothing else.
+  virtual std::map<std::string, double> usage() const { return {}; }
 
  protected:
   Context context_;

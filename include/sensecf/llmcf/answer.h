@@ -21,6 +21,7 @@
 // Torch-free.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "sensecf/data/dataset.h"
@@ -43,5 +44,13 @@ double round_value(const data::Feature& f, double v);
 std::string format_line(const data::Feature& f, double v);
 // "<new>\n" + one line per feature + "</new>"
 std::string format_answer(const data::Schema& schema, const double* x);
+
+// The same answer as a JSON object for servers that decode under a JSON
+// schema (OpenAI structured outputs, vLLM, llama.cpp): {"<feature name>":
+// value, ...}. The schema (strict: every feature required, nothing else):
+// continuous features a number in [lower, upper], categorical ones a string
+// among the allowed categories, immutable ones the factual value as the only
+// choice. The parser (parse.h) reads such an object like a <new> block.
+nlohmann::json answer_json_schema(const data::Schema& schema, const double* factual);
 
 }  // namespace sensecf::llmcf

@@ -10,6 +10,9 @@
 //   /metrics/cf             CF metrics per generate task and factual class
 //   /metrics/clf            classifier test metrics (train_clf, augment, fig1 tasks)
 //   /metrics/train          training curves (epoch, loss, validation loss)
+//   /metrics/usage          what a generate task of a remote LLM spent: requests
+//                           sent, cache hits, retries, failures, tokens, cost
+//                           (files without it read as empty)
 //   /counterfactuals/<key>  the CFs of one generate task: datasets query_row [n],
 //                           factual [n, d], counterfactual [n, d] (NaN rows: none
 //                           found), target [n], probability [n] (f's P(y=1) at the
@@ -86,6 +89,20 @@ struct TrainRow {
   double loss = 0, val_loss = 0;
 };
 
+// What one generate task of a remote LLM spent (remote::Usage).
+struct UsageRow {
+  std::string key, method, scenario, purpose;
+  long long seed = 0;
+  long long requests = 0;    // HTTP requests sent, retries included
+  long long answers = 0;     // answers received or read from the cache
+  long long cache_hits = 0;
+  long long retries = 0;
+  long long failures = 0;    // requests given up on after the last retry
+  long long prompt_tokens = 0, completion_tokens = 0;  // the server's count, cache hits excluded
+  double cost_usd = 0;       // those tokens at lm.price_in / lm.price_out
+  double seconds = 0;        // wall time waiting for answers
+};
+
 // The CFs of one generate task, one row per query (the first CF of each).
 struct CfArrays {
   std::string key, method, scenario, purpose;
@@ -110,6 +127,7 @@ struct TaskOutput {
   std::vector<CfMetricRow> cf;
   std::vector<ClfMetricRow> clf;
   std::vector<TrainRow> train;
+  std::vector<UsageRow> usage;
   std::vector<CfArrays> counterfactuals;
   nlohmann::json artifacts = nlohmann::json::object();  // name -> path under the workdir
 };
@@ -158,6 +176,7 @@ struct Results {
   std::vector<CfMetricRow> cf;
   std::vector<ClfMetricRow> clf;
   std::vector<TrainRow> train;
+  std::vector<UsageRow> usage;
   std::vector<CfArrays> counterfactuals;
 };
 Results read_results(const std::string& path);

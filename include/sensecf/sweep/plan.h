@@ -94,12 +94,17 @@ struct SweepConfig {
   llm::PretrainOptions pretrain;  // [pretrain]: the @tiny models' pretrain_lm tasks
 };
 
-// One entry of sweep.llm_models.
+// One entry of sweep.llm_models: a local model (name=DIR[:quant], name=@tiny)
+// or a remote one on an OpenAI-compatible server (name=URL, the server's
+// model called `name`; name=MODEL@URL, called MODEL).
 struct LlmModelSpec {
-  std::string name, path;
+  std::string name, path;           // path: the directory, @tiny, or the server's base URL
   std::string quant = "none";
+  std::string model_name;           // remote: the server's name for the model
+  bool remote() const { return path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0; }
 };
-// Parses "name=DIR[:quant]"; throws a UsageError saying what is expected.
+// Parses "name=DIR[:quant]", "name=@tiny", "name=URL" or "name=MODEL@URL";
+// throws a UsageError saying what is expected.
 LlmModelSpec parse_llm_model(const std::string& spec);
 // The DIR of a model the sweep makes itself (pretrain_lm).
 inline constexpr const char* kTinyModelPath = "@tiny";

@@ -149,6 +149,7 @@ class Finetune final : public TaskKind {
   void expand(const SweepConfig& config, PlanBuilder& plan) const override {
     for (const auto& spec : config.sweep.llm_models) {
       const auto m = parse_llm_model(spec);
+      if (m.remote()) continue;  // hosted models are prompted, not fine-tuned
       for (const auto& split : study_splits(config)) {
         if (!llm_seed(config, split.seed)) continue;
         std::vector<std::pair<std::string, std::string>> inputs{{"rows", prepare_key(split)}};

@@ -8,6 +8,8 @@
 // of sweep.llm_seeds; they also read the model's pretrain_lm task ("base",
 // for an @tiny model) and, fine-tuned, the split's finetune task ("adapter").
 // Artefact: cfs.json (a CF set, task_io.h), read by augment.
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -26,7 +28,7 @@ namespace {
 // Rough seconds per query on one core (measured on the default cohort; only the
 // order matters: the scheduler starts long chains first).
 double seconds_per_query(const std::string& method) {
-  if (is_llm_method(method)) return 0.05;  // a tiny model on one core; a GPU and an 8B model are of the same order
+  if (is_llm_method(method)) return 0.05;  // a tiny model on one core; a GPU and an 8B model, a server: the same order
   if (method == "dice-gradient") return 0.6;
   if (method == "cfnow-random" || method == "cfnow-random-sequential") return 0.04;
   if (method == "cfnow-greedy") return 0.005;
@@ -113,6 +115,32 @@ store::CfArrays cf_arrays(const Task& task, const GenerateParams& p, const data:
   return a;
 }
 
+store::UsageRow usage_row(const Task& task, const GenerateParams& p, const std::map<std::string, double>& u) {
+  store::UsageRow r;
+  r.key = task.key;
+  r.method = p.method;
+  r.scenario = p.split.scenario;
+  r.purpose = p.purpose;
+  r.seed = p.split.seed;
+  auto count = [&u](const char* name) {
+    const auto it = u.find(name);
+    return it == u.end() ? 0LL : static_cast<long long>(std::llround(it->second));
+  };
+  r.requests = count("requests");
+  r.answers = count("answers");
+  r.cache_hits = count("cache_hits");
+  r.retries = count("retries");
+  r.failures = count("failures");
+  r.prompt_tokens = count("prompt_tokens");
+  r.completion_tokens = count("completion_tokens");
+  r.cost_usd = u.count("cost_usd") ? u.at("cost_usd") : 0.0;
+  r.seconds = u.count("seconds") ? u.at("seconds") : 0.0;
+  spdlog::info("{}: {} answers ({} from the cache), {} requests ({} retries, {} given up), {} + {} tokens, ~${:.4f}",
+               task.label(), r.answers, r.cache_hits, r.requests, r.retries, r.failures, r.prompt_tokens,
+               r.completion_tokens, r.cost_usd);
+  return r;
+}
+
 store::CfMetricRow cf_row(const Task& task, const GenerateParams& p, int cls, const cf::CfMetrics& m) {
   store::CfMetricRow r;
   r.key = task.key;
@@ -190,7 +218,14 @@ class Generate final : public TaskKind {
     o.threads = env.threads;
     if (is_llm_method(p.method)) {
       const auto m = llm_model_of(p.method, env.config->sweep.llm_models);
-      o.llm.model_dir = m.path == kTinyModelPath ? input_dir(task, env.workdir, "base") + "/model" : m.path;
+      if (m.remote()) {
+        // A server: every answer goes through the run's response cache, so a
+        // resumed or repeated sweep re-pays nothing.
+        o.llm.remote.base_url = m.path;
+        o.llm.remote.model_name = m.model_name;
+        if (o.llm.remote.cache_dir.empty()) o.llm.remote.cache_dir = env.workdir + "/llm-cache";
+      }
+      o.llm.model_dir = m.remote() ? "" : m.path == kTinyModelPath ? input_dir(task, env.workdir, "base") + "/model" : m.path;
       o.llm.quant = m.quant;
       o.llm.device = env.device;
       o.llm.dtype = env.config->finetune.model.dtype;
@@ -208,6 +243,7 @@ class Generate final : public TaskKind {
     write_cf_set(dir, arrays);
     out.counterfactuals.push_back(std::move(arrays));
     out.artifacts["cfs"] = dir + "/cfs.json";
+    if (!run.usage.empty()) out.usage.push_back(usage_row(task, p, run.usage));
     return out;
   }
 };
