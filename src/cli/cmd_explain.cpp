@@ -95,6 +95,12 @@ int cmd_explain(const std::vector<std::string>& args) {
   spdlog::info("{}: CFs for {} of {} queries in {:.2f} s (prepare {:.2f} s, {} model calls), written to {}",
                run.generator_name, n_found, run.results.size(), run.total_seconds, run.prepare_seconds,
                run.n_model_calls, out);
+  if (!run.usage.empty()) {
+    auto u = [&run](const char* k) { return run.usage.count(k) ? run.usage.at(k) : 0.0; };
+    spdlog::info("{}: {} answers ({} from the cache), {} requests ({} retries, {} given up), {} + {} tokens, ~${:.4f}",
+                 run.generator_name, u("answers"), u("cache_hits"), u("requests"), u("retries"), u("failures"),
+                 u("prompt_tokens"), u("completion_tokens"), u("cost_usd"));
+  }
   print_metrics(run.by_class, cf_options.method, json);
   return 0;
 }
