@@ -168,6 +168,28 @@ std::string join_words(const std::vector<std::string>& words, const std::string&
 
 // What the run holds (methods, models, modes, fine-tuning) and what of the
 // paper it therefore cannot show.
+// Per remote method: what its generate tasks spent, summed over tasks.
+std::vector<std::string> usage_lines(const store::Results& r) {
+  std::map<std::string, store::UsageRow> by_method;
+  for (const auto& u : r.usage) {
+    auto& t = by_method[u.method];
+    t.answers += u.answers;
+    t.cache_hits += u.cache_hits;
+    t.requests += u.requests;
+    t.failures += u.failures;
+    t.prompt_tokens += u.prompt_tokens;
+    t.completion_tokens += u.completion_tokens;
+    t.cost_usd += u.cost_usd;
+  }
+  std::vector<std::string> lines;
+  for (const auto& [method, t] : by_method) {
+    lines.push_back(fmt::format("{}: {} answers ({} from the cache), {} requests, {} given up, {} + {} tokens, ~${:.2f}",
+                                markdown_escape(method), t.answers, t.cache_hits, t.requests, t.failures,
+                                t.prompt_tokens, t.completion_tokens, t.cost_usd));
+  }
+  return lines;
+}
+
 std::string contents_section(const ReportContext& context) {
   const auto& r = context.results();
   const StoredConfig config(r.provenance.config);
@@ -221,7 +243,8 @@ std::string contents_section(const ReportContext& context) {
   out += "| CF baselines | " + join_words(baselines) + " |\n";
   out += "| LLM methods | " + join_words(llm_labels) + " |\n";
   out += "| LLM models and modes | " + join_words(model_lines) + " |\n";
-  out += "| fine-tuning in this run | " + join_words(finetune_lines, "no finetune task") + " |\n\n";
+  out += "| fine-tuning in this run | " + join_words(finetune_lines, "no finetune task") + " |\n";
+  out += "| remote LLMs (/metrics/usage) | " + join_words(usage_lines(r), "none") + " |\n\n";
   std::vector<std::string> absent;
   if (llm_labels.empty()) {
     absent.push_back("No LLM method: Tables III–IV and Figs. 6–8 show the baselines only; the paper's LLM rows, "

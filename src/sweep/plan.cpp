@@ -271,14 +271,9 @@ LlmModelSpec parse_llm_model(const std::string& spec) {
     m.model_name = m.path.substr(0, at);
     m.path = m.path.substr(at + 1);
   }
-  if (m.remote()) {
-    if (m.model_name.empty()) m.model_name = m.name;
-  } else if (!m.model_name.empty()) {
-    throw UsageError("sweep.llm_models: '" + spec + "': MODEL@ names a remote model, but '" + m.path +
-                         "' is no http(s) URL",
-                     "write name=MODEL@https://host/v1 for a server, name=DIR for a local model");
-  }
+  if (m.remote() && m.model_name.empty()) m.model_name = m.name;
   for (const char* q : {"none", "nf4-dq", "nf4"}) {
+    if (m.remote()) break;
     const std::string suffix = std::string(":") + q;
     if (m.path.size() > suffix.size() && m.path.compare(m.path.size() - suffix.size(), suffix.size(), suffix) == 0) {
       m.quant = q;

@@ -267,3 +267,48 @@ TEST(LlmcfParse, EdgeCasesAndGarbage) {
 
 }  // namespace
 }  // namespace sensecf::llmcf
+
+namespace sensecf::llmcf {
+namespace {
+
+// A JSON object answer (a server decoding under answer_json_schema) reads like
+// the <new> block, with the same checks.
+TEST(LlmcfParse, JsonObjectAnswers) {
+  const auto schema = small_schema();
+  const std::string json =
+      R"({"awake_pct": 8, "deep_pct": 18.0, "steps_day": 6000, "glucose_mean": 120, "delta": -1.5, "age": 61,)"
+      R"( "gender": "female", "medication": "no_medication"})";
+  for (const std::string& text : {json, "```json\n" + json + "\n```", "  " + json + "\n"}) {
+    const auto p = parse_answer(schema, kFactual.data(), text);
+    ASSERT_TRUE(p.ok) << p.error << "\n" << text;
+    EXPECT_EQ(p.x, kAnswer);
+    EXPECT_EQ(p.notes.front(), "a JSON object: read as a <new> block, one line per key");
+  }
+  // The schema's answer for kFactual parses back to kFactual's rounded values.
+  const auto s = answer_json_schema(schema, kFactual.data());
+  EXPECT_EQ(s["required"].size(), schema.size());
+  EXPECT_EQ(s["properties"]["age"]["enum"], nlohmann::json::array({61.0}));
+  EXPECT_EQ(s["properties"]["medication"]["enum"], nlohmann::json::array({"no_medication"}));
+  EXPECT_EQ(s["properties"]["glucose_mean"]["minimum"], 50.0);
+  EXPECT_EQ(s["properties"]["glucose_mean"]["maximum"], 300.0);
+
+  auto bad = [&](const std::string& text, const std::string& error) {
+    const auto p = parse_answer(schema, kFactual.data(), text);
+    EXPECT_FALSE(p.ok) << text;
+    EXPECT_NE(p.error.find(error), std::string::npos) << p.error;
+  };
+  bad(R"({"awake_pct": 8, "sleep_score": 3})", "JSON answer: line 3: unknown feature 'sleep_score'");
+  bad(R"({"awake_pct": null, "deep_pct": 18})", "JSON answer: line 2");
+  // Not an object: read as text (no feature lines there).
+  bad("[1, 2, 3]", "no <new> block");
+  // Out of range and a changed immutable: counted, as in a block.
+  const auto p = parse_answer(schema, kFactual.data(),
+                              R"({"awake_pct": 80, "deep_pct": 18, "steps_day": 6000, "glucose_mean": 120,)"
+                              R"( "delta": -1.5, "age": 62, "gender": "female", "medication": "no_medication"})");
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_EQ(p.out_of_range, 1);
+  EXPECT_EQ(p.immutable_changed, 1);
+}
+
+}  // namespace
+}  // namespace sensecf::llmcf

@@ -493,6 +493,20 @@ void write_llm_results(const std::string& path) {
   auto nice = llm_arrays("nice", {100, 101}, 1.0, 0.0);
   nice.answer.assign(2, "");
   out.counterfactuals.push_back(nice);
+  // Two generate tasks of a remote model (as if llm:tiny were served): summed per method.
+  for (long long hits : {0, 4}) {
+    store::UsageRow u;
+    u.key = "g1";
+    u.method = "llm:tiny:zero-shot";
+    u.answers = 4;
+    u.cache_hits = hits;
+    u.requests = 5 - hits;
+    u.retries = 1 - hits / 4;
+    u.prompt_tokens = 1000;
+    u.completion_tokens = 200;
+    u.cost_usd = 0.0045;
+    out.usage.push_back(u);
+  }
   w.append(task("g1", "generate", "done"), out);
   store::TaskRecord ft = task("f1", "finetune", "done");
   ft.model = "tiny";
@@ -641,6 +655,9 @@ TEST_F(LlmReportFixture, IndexSaysWhatTheRunHolds) {
   EXPECT_NE(index.find("| LLM models and modes | tiny: few-shot, fine-tuned, zero-shot, zero-shot +constrained |"),
             std::string::npos) << index;
   EXPECT_NE(index.find("| fine-tuning in this run | tiny: 1 adapter(s) trained (seeds 1), 2 loss rows |"),
+            std::string::npos) << index;
+  EXPECT_NE(index.find("| remote LLMs (/metrics/usage) | llm:tiny:zero-shot: 8 answers (4 from the cache), 6 requests, 0 "
+                       "given up, 2000 + 400 tokens, ~$0.01 |"),
             std::string::npos) << index;
   EXPECT_EQ(index.find("Not in this run"), std::string::npos) << index;  // every mode, baselines, fine-tuning
   EXPECT_NE(index.find("[intervention.md](intervention.md)"), std::string::npos) << index;

@@ -186,3 +186,81 @@ TEST(Store, ResultsKeepValidityColumnsAndAnswers) {
 
 }  // namespace
 }  // namespace sensecf::store
+
+namespace sensecf::store {
+namespace {
+
+// /metrics/usage (what a remote LLM's generate task spent) round-trips through
+// HDF5 and the journal's JSON; a file written before the table existed opens
+// for appending (the table is added) and reads as empty.
+TEST(Store, UsageRowsRoundTripAndOldFilesGainTheTable) {
+  test::TempDir dir;
+  const auto path = dir.file("results.h5");
+  TaskOutput out;
+  UsageRow u;
+  u.key = "00000000000000bb";
+  u.method = "llm:gpt-4o:few-shot";
+  u.scenario = "full";
+  u.purpose = "table3";
+  u.seed = 3;
+  u.requests = 103;
+  u.answers = 100;
+  u.cache_hits = 0;
+  u.retries = 3;
+  u.failures = 1;
+  u.prompt_tokens = 61234;
+  u.completion_tokens = 9012;
+  u.cost_usd = 0.243205;
+  u.seconds = 12.5;
+  out.usage.push_back(u);
+  TaskRecord t;
+  t.key = u.key;
+  t.kind = "generate";
+  t.status = "done";
+  {
+    auto w = ResultsWriter::create(path, {});
+    w.append(t, out);
+    w.flush();
+  }
+  auto same = [&u](const UsageRow& r) {
+    EXPECT_EQ(r.key, u.key);
+    EXPECT_EQ(r.method, u.method);
+    EXPECT_EQ(r.purpose, u.purpose);
+    EXPECT_EQ(r.seed, u.seed);
+    EXPECT_EQ(r.requests, u.requests);
+    EXPECT_EQ(r.answers, u.answers);
+    EXPECT_EQ(r.retries, u.retries);
+    EXPECT_EQ(r.failures, u.failures);
+    EXPECT_EQ(r.prompt_tokens, u.prompt_tokens);
+    EXPECT_EQ(r.completion_tokens, u.completion_tokens);
+    EXPECT_EQ(r.cost_usd, u.cost_usd);
+    EXPECT_EQ(r.seconds, u.seconds);
+  };
+  const Results r = read_results(path);
+  ASSERT_EQ(r.usage.size(), 1u);
+  same(r.usage[0]);
+  const TaskOutput back = task_output_from_json(nlohmann::json::parse(to_json(out).dump()));
+  ASSERT_EQ(back.usage.size(), 1u);
+  same(back.usage[0]);
+
+  // An older file: the same, without /metrics/usage.
+  {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    ASSERT_GE(H5Ldelete(f, "/metrics/usage", H5P_DEFAULT), 0);
+    H5Fclose(f);
+  }
+  EXPECT_TRUE(read_results(path).usage.empty());
+  {
+    auto w = ResultsWriter::open(path);
+    t.key = "00000000000000cc";
+    w.append(t, out);
+    w.flush();
+  }
+  const Results again = read_results(path);
+  ASSERT_EQ(again.usage.size(), 1u);
+  EXPECT_EQ(again.tasks.size(), 2u);
+}
+
+}  // namespace
+}  // namespace sensecf::store

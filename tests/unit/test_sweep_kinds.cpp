@@ -338,5 +338,60 @@ TEST(SweepKinds, AnLlmMethodMustNameAListedModel) {
                     UsageError, "no config.json in '/no/such/Llama-3.1-8B'");
 }
 
+TEST(SweepKinds, RemoteModelsAreNamedByUrlPromptedAndNeverFineTuned) {
+  const auto openai = parse_llm_model("gpt-4o=https://api.openai.com/v1");
+  EXPECT_TRUE(openai.remote());
+  EXPECT_EQ(openai.path, "https://api.openai.com/v1");
+  EXPECT_EQ(openai.model_name, "gpt-4o");
+  const auto vllm = parse_llm_model("llama=meta-llama/Llama-3.1-8B-Instruct@http://node17:8000/v1");
+  EXPECT_TRUE(vllm.remote());
+  EXPECT_EQ(vllm.path, "http://node17:8000/v1");
+  EXPECT_EQ(vllm.model_name, "meta-llama/Llama-3.1-8B-Instruct");
+  EXPECT_FALSE(parse_llm_model("llama=/m/Llama").remote());
+  EXPECT_EQ(parse_llm_model("x=/m/v@2/Llama").path, "/m/v@2/Llama");  // an '@' in a directory name
+
+  // Prompted (generate tasks), never fine-tuned (no finetune task, no pretraining).
+  SweepConfig c = small_study();
+  c.sweep.llm_models = {"gpt=http://127.0.0.1:9/v1"};
+  c.sweep.methods.push_back("llm:gpt:zero-shot");
+  c.sweep.methods.push_back("llm:gpt:few-shot+verify");
+  int generate = 0;
+  for (const auto& t : build_plan(c)) {
+    EXPECT_NE(t.kind, vocab::kFinetune);
+    EXPECT_NE(t.kind, vocab::kPretrainLm);
+    if (t.kind == vocab::kGenerate && t.param("method").rfind("llm:gpt:", 0) == 0) {
+      ++generate;
+      EXPECT_FALSE(t.has_input("base"));
+      EXPECT_FALSE(t.has_input("adapter"));
+    }
+  }
+  EXPECT_EQ(generate, 2 * 2 * 3);  // methods x seeds x (full + 2 scenarios)
+
+  SweepConfig c2;
+  Options o2("t", "");
+  declare_options(o2, c2);
+  EXPECT_THROW_WITH(o2.parse({"--sweep.methods", "llm:gpt:fine-tuned", "--sweep.llm_models", "gpt=http://127.0.0.1:9/v1",
+                              "--data.source", "synth"}),
+                    UsageError, "fine-tunes a remote model");
+}
+
+TEST(SweepKinds, AnHttpsModelWithoutItsKeyRefusesToStart) {
+  SweepConfig c;
+  Options o("t", "");
+  declare_options(o, c);
+  ::unsetenv("SENSECF_TEST_ABSENT_KEY");
+  EXPECT_THROW_WITH(o.parse({"--sweep.methods", "llm:gpt-4o:zero-shot", "--sweep.llm_models",
+                             "gpt-4o=https://api.openai.com/v1", "--lm.api_key_env", "SENSECF_TEST_ABSENT_KEY",
+                             "--data.source", "synth"}),
+                    UsageError, "$SENSECF_TEST_ABSENT_KEY holds no API key");
+  // Offline (a rebuild from the cache) needs no key.
+  SweepConfig c2;
+  Options o2("t", "");
+  declare_options(o2, c2);
+  EXPECT_NO_THROW(o2.parse({"--sweep.methods", "llm:gpt-4o:zero-shot", "--sweep.llm_models",
+                            "gpt-4o=https://api.openai.com/v1", "--lm.api_key_env", "SENSECF_TEST_ABSENT_KEY",
+                            "--lm.offline", "true", "--lm.cache_dir", "/tmp/x", "--data.source", "synth"}));
+}
+
 }  // namespace
 }  // namespace sensecf::sweep
