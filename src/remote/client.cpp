@@ -260,6 +260,7 @@ namespace {
 // Thrown out of a worker when the server refuses the client itself.
 struct Fatal {
   std::string message, hint;
+  bool permanent = true;  // the same request would fail the same way (PermanentError)
 };
 
 // The answer in a 200 response; "" with `why` set when it has none.
@@ -296,7 +297,7 @@ void read_usage(const nlohmann::json& response, ChatRequest& r) {
 void Client::run_one(Worker& w, ChatRequest& r, const std::string& body, const std::string& key) {
   if (!w.curl) {
     w.curl = curl_easy_init();
-    if (!w.curl) throw Fatal{"libcurl: curl_easy_init failed", ""};
+    if (!w.curl) throw Fatal{"libcurl: curl_easy_init failed", "", false};
     w.headers = curl_slist_append(w.headers, "Content-Type: application/json");
     w.headers = curl_slist_append(w.headers, "Expect:");  // no 100-continue round trip
     if (!api_key_.empty()) w.headers = curl_slist_append(w.headers, ("Authorization: Bearer " + api_key_).c_str());
@@ -416,7 +417,7 @@ void Client::complete(std::vector<ChatRequest>& requests) {
       }
     }
     if (options_.offline)
-      throw Error(fmt::format("remote: offline (lm.offline) and request {} of {} is not in the cache {}", i + 1,
+      throw PermanentError(fmt::format("remote: offline (lm.offline) and request {} of {} is not in the cache {}", i + 1,
                               requests.size(), options_.cache_dir),
                   "run once with lm.offline false to fetch the missing answers, or point lm.cache_dir at the run's "
                   "llm-cache directory");
@@ -443,7 +444,7 @@ void Client::complete(std::vector<ChatRequest>& requests) {
         return;
       } catch (const std::exception& e) {  // the cache's write errors
         std::lock_guard<std::mutex> lock(fatal_mutex);
-        if (!fatal) fatal = Fatal{e.what(), ""};
+        if (!fatal) fatal = Fatal{e.what(), "", false};
         stop = true;
         return;
       }
@@ -481,6 +482,7 @@ void Client::complete(std::vector<ChatRequest>& requests) {
     usage_.cost_usd += delta.cost_usd;
     usage_.seconds += delta.seconds;
   }
+  if (fatal && fatal->permanent) throw PermanentError(fatal->message, fatal->hint);
   if (fatal) throw Error(fatal->message, fatal->hint);
 }
 

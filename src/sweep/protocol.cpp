@@ -31,11 +31,14 @@ TaskOrder task_order_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json result_to_json(const JournalEntry& entry) {
-  return {{"record", store::to_json(entry.record)}, {"output", store::to_json(entry.output)}};
+  nlohmann::json j = {{"record", store::to_json(entry.record)}, {"output", store::to_json(entry.output)}};
+  if (!entry.retryable) j["retryable"] = false;
+  return j;
 }
 
 JournalEntry result_from_json(const nlohmann::json& j) {
-  return {store::task_record_from_json(j.at("record")), store::task_output_from_json(j.at("output"))};
+  return {store::task_record_from_json(j.at("record")), store::task_output_from_json(j.at("output")),
+          j.value("retryable", true)};
 }
 
 void send_json(const nlohmann::json& body, int dest, int tag) {

@@ -135,7 +135,7 @@ Finished Scheduler::finish(JournalEntry e, int rank) {
     estimated_ += n.task->cost;
   } else {
     n.last_message = record.message;
-    if (n.attempts < max_attempts_) {
+    if (n.attempts < max_attempts_ && finished.entry->retryable) {
       finished.outcome = Outcome::kRetrying;
       set_state(i, TaskState::kReady);
       spdlog::info("{}: attempt {} of {} failed, retrying", n.task->label(), n.attempts, max_attempts_);

@@ -63,6 +63,10 @@ JournalEntry execute(const Task& task, int attempt, const TaskEnv& base, int ran
   } catch (const std::exception& ex) {
     r.status = "failed";
     r.message = ex.what();
+    if (dynamic_cast<const PermanentError*>(&ex)) {
+      e.retryable = false;
+      r.message += " (not retried: another attempt would fail the same way)";
+    }
     if (const auto* err = dynamic_cast<const Error*>(&ex); err && !err->hint().empty())
       r.message += " (hint: " + err->hint() + ")";
     e.output = {};

@@ -415,15 +415,20 @@ class RemoteSweepTest(unittest.TestCase):
             if t["method"] in REMOTE_METHODS and t["kind"] == "generate":
                 n_failed_generate += 1
                 self.assertNotIn("done", statuses, t)
+                # A refused key is a permanent error: one attempt, not sweep.max_attempts.
+                self.assertEqual(len(attempts), 1, attempts)
                 for a in attempts:
                     self.assertEqual(a["status"], "failed", a)
                     self.assertIn("HTTP 401", a["message"], a)
                     self.assertIn("OPENAI_API_KEY", a["message"], a)
+                    self.assertIn("not retried", a["message"], a)
             elif t["method"] in REMOTE_METHODS:
                 self.assertNotIn("done", statuses, t)  # an augment with the failed CFs as input
             else:
                 self.assertIn("done", statuses, t)  # nice, and the splits and classifiers
         self.assertEqual(n_failed_generate, 4)
+        # Per task one attempt, in which at most max_concurrency (2) requests were in flight at the refusal.
+        self.assertLessEqual(len(logged), 4 * 2, "remote generate tasks retried after a 401")
         with h5py.File(results, "r") as f:
             cf = f["metrics/cf"][()]
         self.assertEqual({m.decode() for m in cf["method"]}, {"nice"})

@@ -226,7 +226,7 @@ TEST(RemoteClient, AWrongKeyStopsTheRunSayingWhereTheKeyComesFrom) {
     try {
       client.complete(rs);
       FAIL() << "a 401 must stop the run";
-    } catch (const Error& e) {
+    } catch (const PermanentError& e) {  // the sweep does not retry the task
       const std::string what = std::string(e.what()) + " " + e.hint();
       EXPECT_NE(what.find("HTTP 401"), std::string::npos) << what;
       EXPECT_NE(what.find("$SENSECF_TEST_REMOTE_KEY"), std::string::npos) << what;
@@ -336,7 +336,7 @@ TEST(RemoteClient, OfflineAnswersFromTheCacheOrSaysWhatIsMissing) {
   try {
     offline.complete(missing);
     FAIL() << "offline with a missing answer must throw";
-  } catch (const Error& e) {
+  } catch (const PermanentError& e) {
     EXPECT_NE(std::string(e.what()).find("request 2 of 2 is not in the cache"), std::string::npos) << e.what();
   }
   EXPECT_EQ(s.fake.n_chat_requests(), 1u);

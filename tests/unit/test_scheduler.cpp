@@ -10,6 +10,7 @@
 #include "sensecf/core/error.h"
 #include "sensecf/sweep/journal.h"
 #include "sensecf/sweep/plan.h"
+#include "sensecf/sweep/protocol.h"
 #include "sensecf/sweep/scheduler.h"
 #include "sensecf/sweep/signals.h"
 #include "test_util.h"
@@ -129,6 +130,22 @@ TEST(Scheduler, FailedAttemptsAreRetriedThenTheTaskFailsAndBlocksItsDependents) 
   EXPECT_EQ(run_in_order(s), std::vector<std::string>{"d"});
   EXPECT_EQ(s.exit_code(false), kExitTasksFailed);
   EXPECT_EQ(s.exit_code(true), kExitInterrupted);
+}
+
+TEST(Scheduler, APermanentFailureIsNotRetried) {
+  // A refused API key (PermanentError): another attempt would fail the same way.
+  const std::vector<Task> tasks = {task("a"), task("b", {"a"})};
+  Scheduler s(tasks, options(3), 1);
+  const auto a = s.assign({1});
+  ASSERT_TRUE(a);
+  auto e = report("a", a->attempt, 1, false, 1, "HTTP 401");
+  e.retryable = false;
+  EXPECT_EQ(s.finish(e, 1).outcome, Outcome::kFailed);
+  EXPECT_EQ(s.attempts("a"), 1);
+  EXPECT_EQ(s.state("b"), TaskState::kBlocked);
+  // The flag travels from the worker in the result message.
+  EXPECT_FALSE(result_from_json(result_to_json(e)).retryable);
+  EXPECT_TRUE(result_from_json(result_to_json(report("a", 1, 1, false))).retryable);
 }
 
 TEST(Scheduler, ASuccessfulRetryUnblocksNothingItShouldNot) {

@@ -28,6 +28,15 @@ class UsageError : public Error {
   using Error::Error;
 };
 
+// An error that running the same work again cannot get past: a server that
+// refuses the API key, a wrong URL or model name, an answer missing from an
+// offline cache. The sweep fails such a task at once instead of retrying it
+// (sweep.max_attempts); a rerun with --retry-failed, after the fix, tries again.
+class PermanentError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A location in an input file, printed as "path:line:column" (1-based; 0 = unknown).
 struct SourceLocation {
   std::string path;

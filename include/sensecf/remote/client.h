@@ -15,7 +15,7 @@
 //                  request-rate and a token-rate limit. A request that still
 //                  fails gets ChatRequest::error (the caller goes on); an
 //                  answer the server refuses for every request (401, 403,
-//                  404) throws sensecf::Error at once.
+//                  404) throws sensecf::PermanentError at once.
 //   Usage          requests sent, cache hits, retries, failures, tokens in and
 //                  out, estimated cost: per task into the results file
 //
@@ -82,9 +82,11 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Completes every request (answer or error filled in). Throws sensecf::Error
-  // when the server refuses the client itself (401, 403, 404: a wrong key, URL
-  // or model name) or when offline and an answer is not cached.
+  // Completes every request (answer or error filled in). Throws
+  // sensecf::PermanentError when the server refuses the client itself (401,
+  // 403, 404: a wrong key, URL or model name; an untrusted certificate) or when
+  // offline and an answer is not cached; sensecf::Error when the cache cannot
+  // be written.
   void complete(std::vector<ChatRequest>& requests);
 
   // The exact JSON body of a request (keys sorted; the cache key is its SHA-256).

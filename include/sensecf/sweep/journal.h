@@ -20,6 +20,9 @@ namespace sensecf::sweep {
 struct JournalEntry {
   store::TaskRecord record;
   store::TaskOutput output;
+  // false: the attempt failed with a PermanentError (core/error.h), and another
+  // attempt would fail the same way; the scheduler does not retry it.
+  bool retryable = true;
 };
 
 struct JournalHeader {
