@@ -5,6 +5,9 @@
 // offline mode, concurrency and rate limits, and the API key kept out of every
 // message and file.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -450,6 +453,66 @@ TEST(RemoteClient, ARefusedConnectionIsRetriedThenReported) {
   client.complete(rs);
   EXPECT_NE(rs[0].error.find("after 3 attempts"), std::string::npos) << rs[0].error;
   EXPECT_NE(rs[0].error.find("onnect"), std::string::npos) << rs[0].error;
+}
+
+// HTTPS for real: the fake server behind a TLS-terminating proxy
+// (support/tls_proxy.py, Python's ssl) with a self-signed certificate made
+// here by the openssl CLI. Untrusted: the run stops with a TLS error that
+// points at lm.ca_bundle. Trusted through lm.ca_bundle: answers as over HTTP.
+TEST(RemoteClient, HttpsVerifiesTheCertificateAndTrustsACaBundle) {
+  test::TempDir dir;
+  const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
+  const auto made = test::run_command("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                                      "-addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert +
+                                      " 2>&1");
+  if (made.exit_code != 0) GTEST_SKIP() << "the openssl CLI could not make a certificate: " << made.output;
+  Server s;
+  const std::string port_file = dir.file("port");
+  const std::string proxy = std::string(SENSECF_TEST_SOURCE_DIR) + "/support/tls_proxy.py";
+  const std::string command = "/usr/bin/python3 " + proxy + " --cert " + cert + " --key " + key + " --target " +
+                              std::to_string(s.http.port()) + " --port-file " + port_file;
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  struct Kill {
+    pid_t pid;
+    ~Kill() {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } kill_proxy{pid};
+  for (int i = 0; i < 200 && !std::filesystem::exists(port_file); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_TRUE(std::filesystem::exists(port_file)) << "the TLS proxy did not start: " << command;
+  std::string port;
+  std::ifstream(port_file) >> port;
+
+  auto o = options(s.http);
+  o.base_url = "https://127.0.0.1:" + port + "/v1";
+  {
+    remote::Client client(o);
+    std::vector<remote::ChatRequest> rs{request()};
+    try {
+      client.complete(rs);
+      FAIL() << "a self-signed certificate must not be trusted";
+    } catch (const PermanentError& e) {
+      EXPECT_NE(std::string(e.what()).find("TLS"), std::string::npos) << e.what();
+      EXPECT_NE(e.hint().find("lm.ca_bundle"), std::string::npos) << e.hint();
+    }
+    EXPECT_EQ(s.fake.n_chat_requests(), 0u) << "nothing may be sent over an unverified connection";
+  }
+  o.ca_bundle = cert;
+  remote::Client client(o);
+  std::vector<remote::ChatRequest> rs{request(1), request(2)};
+  client.complete(rs);
+  for (const auto& r : rs) {
+    EXPECT_EQ(r.error, "");
+    EXPECT_EQ(r.answer, kEcho);
+  }
+  EXPECT_EQ(s.fake.n_chat_requests(), 2u);
 }
 
 }  // namespace
