@@ -391,6 +391,7 @@ void Client::run_one(Worker& w, ChatRequest& r, const std::string& body, const s
 }
 
 void Client::complete(std::vector<ChatRequest>& requests) {
+  std::lock_guard<std::mutex> one_at_a_time(complete_mutex_);
   const auto began = Clock::now();
   std::vector<std::size_t> misses;
   std::vector<std::string> bodies(requests.size()), keys(requests.size());
@@ -428,8 +429,9 @@ void Client::complete(std::vector<ChatRequest>& requests) {
   std::atomic<bool> stop{false};
   std::mutex fatal_mutex;
   std::optional<Fatal> fatal;
-  auto work = [&] {
-    Worker w;
+  const std::size_t n_threads = std::min<std::size_t>(static_cast<std::size_t>(options_.max_concurrency), misses.size());
+  while (workers_.size() < n_threads) workers_.push_back(std::make_unique<Worker>());
+  auto work = [&](Worker& w) {
     for (;;) {
       if (stop) return;
       const std::size_t k = next++;
@@ -450,12 +452,11 @@ void Client::complete(std::vector<ChatRequest>& requests) {
       }
     }
   };
-  const std::size_t n_threads = std::min<std::size_t>(static_cast<std::size_t>(options_.max_concurrency), misses.size());
   if (n_threads == 1) {
-    work();
+    work(*workers_[0]);
   } else if (n_threads > 1) {
     std::vector<std::thread> threads;
-    for (std::size_t t = 0; t < n_threads; ++t) threads.emplace_back(work);
+    for (std::size_t t = 0; t < n_threads; ++t) threads.emplace_back(work, std::ref(*workers_[t]));
     for (auto& t : threads) t.join();
   }
   for (std::size_t i : misses) {

@@ -82,7 +82,8 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Completes every request (answer or error filled in). Throws
+  // Completes every request (answer or error filled in); calls from several
+  // threads run one after the other. Throws
   // sensecf::PermanentError when the server refuses the client itself (401,
   // 403, 404: a wrong key, URL or model name; an untrusted certificate) or when
   // offline and an answer is not cached; sensecf::Error when the cache cannot
@@ -106,7 +107,11 @@ class Client {
   std::unique_ptr<ResponseCache> cache_;
   struct Limiter;
   std::unique_ptr<Limiter> limiter_;
-  mutable std::mutex mutex_;
+  // One libcurl handle per concurrent request slot, kept across complete()
+  // calls so their connections (and TLS sessions) are reused.
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::mutex complete_mutex_;  // one complete() at a time
+  mutable std::mutex mutex_;   // usage_
   Usage usage_;
 };
 
