@@ -21,6 +21,34 @@
 
 namespace sensecf::sweep {
 
+namespace {
+
+// lm.base_url (and lm.model_name) in a sweep config: every LLM method whose
+// model sweep.llm_models does not list is that server's, as if the config said
+// llm_models = <label>=<lm.model_name or label>@<lm.base_url>.
+void add_endpoint_models(SweepConfig& c) {
+  const auto& r = c.cf.llm.remote;
+  if (r.base_url.empty()) return;
+  if (r.base_url.rfind("http://", 0) != 0 && r.base_url.rfind("https://", 0) != 0)
+    throw UsageError("lm.base_url must start with http:// or https://, got '" + r.base_url + "'",
+                     "e.g. https://api.openai.com/v1, or http://localhost:8000/v1 for a vLLM server");
+  for (const auto& method : c.sweep.methods) {
+    if (!is_llm_method(method)) continue;
+    std::string label;
+    try {
+      label = llmcf::parse_method(method).model;
+    } catch (const UsageError&) {
+      continue;  // the check of sweep.methods says what is wrong with it
+    }
+    bool listed = false;
+    for (const auto& spec : c.sweep.llm_models) listed = listed || parse_llm_model(spec).name == label;
+    if (!listed)
+      c.sweep.llm_models.push_back(label + "=" + (r.model_name.empty() ? label : r.model_name) + "@" + r.base_url);
+  }
+}
+
+}  // namespace
+
 void declare_options(Options& options, SweepConfig& c) {
   options.disable_aliases();
   auto& s = c.sweep;
@@ -69,7 +97,10 @@ void declare_options(Options& options, SweepConfig& c) {
   data::declare_options(options, c.synth);
   clf::declare_options(options, c.clf);
   cf::declare_options(options, c.cf);
-  remote::declare_options(options, c.cf.llm.remote, /*with_endpoint=*/false);
+  // lm.base_url / lm.model_name: a remote model for the LLM methods whose
+  // model sweep.llm_models does not list (as `explain` takes them); several
+  // servers: sweep.llm_models name=URL entries.
+  remote::declare_options(options, c.cf.llm.remote, /*with_endpoint=*/true);
   // Set per task by the sweep's axes.
   options.erase("clf.model");
   options.erase("clf.seed");
@@ -84,6 +115,7 @@ void declare_options(Options& options, SweepConfig& c) {
   options.enable_aliases();
   llmcf::register_methods();  // sweep.methods may name llm:<model>:<mode>
   options.add_check([&c] {
+    add_endpoint_models(c);
     const auto& sw = c.sweep;
     for (const auto& m : sw.methods) {
       try {

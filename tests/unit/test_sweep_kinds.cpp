@@ -375,6 +375,27 @@ TEST(SweepKinds, RemoteModelsAreNamedByUrlPromptedAndNeverFineTuned) {
                     UsageError, "fine-tunes a remote model");
 }
 
+TEST(SweepKinds, LmBaseUrlServesTheLlmMethodsThatLlmModelsDoesNotList) {
+  SweepConfig c;
+  Options o("t", "");
+  declare_options(o, c);
+  o.parse({"--sweep.methods", "nice,llm:gpt:zero-shot,llm:gpt:few-shot,llm:tiny:zero-shot", "--sweep.llm_models",
+           "tiny=@tiny", "--lm.base_url", "http://127.0.0.1:9/v1", "--lm.model_name", "fake-model", "--data.source",
+           "synth"});
+  EXPECT_EQ(c.sweep.llm_models, (std::vector<std::string>{"tiny=@tiny", "gpt=fake-model@http://127.0.0.1:9/v1"}));
+  const auto gpt = llm_model_of("llm:gpt:few-shot", c.sweep.llm_models);
+  EXPECT_TRUE(gpt.remote());
+  EXPECT_EQ(gpt.model_name, "fake-model");
+  EXPECT_FALSE(llm_model_of("llm:tiny:zero-shot", c.sweep.llm_models).remote());
+
+  SweepConfig c2;
+  Options o2("t", "");
+  declare_options(o2, c2);
+  EXPECT_THROW_WITH(o2.parse({"--sweep.methods", "llm:gpt:zero-shot", "--lm.base_url", "localhost:8000/v1",
+                              "--data.source", "synth"}),
+                    UsageError, "lm.base_url must start with http:// or https://");
+}
+
 TEST(SweepKinds, AnHttpsModelWithoutItsKeyRefusesToStart) {
   SweepConfig c;
   Options o("t", "");

@@ -194,6 +194,7 @@ class Finetune final : public TaskKind {
         if (p.targets == "self") {
           co.method = "llm:" + p.model + (previous.empty() ? ":zero-shot+verify" : ":fine-tuned+verify");
           co.llm.model_dir = model_dir;
+          co.llm.remote.base_url.clear();  // the local model being tuned
           co.llm.adapter = previous;
           co.llm.quant = p.quant;
           co.llm.device = env.device;

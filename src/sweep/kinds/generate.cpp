@@ -218,6 +218,7 @@ class Generate final : public TaskKind {
     o.threads = env.threads;
     if (is_llm_method(p.method)) {
       const auto m = llm_model_of(p.method, env.config->sweep.llm_models);
+      o.llm.remote.base_url.clear();  // per model, from its sweep.llm_models entry
       if (m.remote()) {
         // A server: every answer goes through the run's response cache, so a
         // resumed or repeated sweep re-pays nothing.
