@@ -4,7 +4,9 @@
 // answer text) through HDF5 and through the journal's JSON.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <limits>
 
 #include "sensecf/core/error.h"
@@ -260,6 +262,71 @@ TEST(Store, UsageRowsRoundTripAndOldFilesGainTheTable) {
   const Results again = read_results(path);
   ASSERT_EQ(again.usage.size(), 1u);
   EXPECT_EQ(again.tasks.size(), 2u);
+}
+
+}  // namespace
+}  // namespace sensecf::store
+
+namespace sensecf::store {
+namespace {
+
+// `sensecf export` (the binary) writes tables that Python's own csv and json
+// modules read back: strings decoded, NaN as an empty field / null, an LLM
+// answer with a line break, quotes and a comma intact, CFs in long form.
+TEST(Store, ExportedTablesReadBackInPython) {
+  test::TempDir dir;
+  const auto path = dir.file("results.h5");
+  TaskOutput out = llm_output();
+  out.counterfactuals[0].answer[0] = "deep_pct: 18.0, \"as asked\"";
+  {
+    auto w = ResultsWriter::create(path, {});
+    TaskRecord t;
+    t.key = "00000000000000aa";
+    t.kind = "generate";
+    t.status = "done";
+    w.append(t, out);
+    w.flush();
+  }
+  const std::string bin = SENSECF_BIN_PATH;
+  for (const char* args : {"--table metrics/cf --format csv --out cf.csv", "--table metrics/cf --format json --out cf.json",
+                           "--table counterfactuals --format csv --out cfs.csv", "--table tasks --format json --out tasks.json"}) {
+    const auto run = test::run_command("cd " + dir.file("") + " && " + bin + " export --results " + path + " " + args +
+                                       " --log.level warn 2>&1");
+    ASSERT_EQ(run.exit_code, 0) << args << "\n" << run.output;
+  }
+  const std::string script = R"(
+import csv, json, math, sys
+d = sys.argv[1]
+cf = list(csv.DictReader(open(d + "/cf.csv", newline="")))
+assert [r["method"] for r in cf] == ["llm:tiny:zero-shot+constrained", "nice"], cf
+assert abs(float(cf[0]["validity"]) - 1 / 3) < 1e-15 and cf[0]["parse_rate"] == "0.75", cf[0]
+assert cf[1]["parse_rate"] == "", cf[1]
+js = json.load(open(d + "/cf.json"))
+assert js[1]["parse_rate"] is None and js[0]["seed"] == 3 and js[0]["factual_class"] == -1, js
+assert list(js[0])[:3] == ["key", "method", "scenario"], list(js[0])
+rows = list(csv.DictReader(open(d + "/cfs.csv", newline="")))
+assert len(rows) == 3, rows
+assert rows[0]["answer"] == 'deep_pct: 18.0, "as asked"', rows[0]["answer"]
+assert rows[2]["answer"] == "deep_pct = 35 %\nage: 70 \u2014 unchanged \u2713", rows[2]["answer"]
+assert rows[1]["cf_deep_pct"] == "" and rows[1]["found"] == "0" and rows[1]["probability"] == "", rows[1]
+assert rows[0]["factual_deep_pct"] == "12.5" and rows[0]["cf_deep_pct"] == "18" and rows[2]["query_row"] == "12", rows
+tasks = json.load(open(d + "/tasks.json"))
+assert tasks[0]["kind"] == "generate" and tasks[0]["status"] == "done", tasks
+print("python read", len(cf), "metric rows,", len(rows), "CF rows")
+)";
+  std::ofstream(dir.file("check.py")) << script;
+  const auto check = test::run_command("/usr/bin/python3 " + dir.file("check.py") + " " + dir.file("") + " 2>&1");
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_NE(check.output.find("python read 2 metric rows, 3 CF rows"), std::string::npos) << check.output;
+
+  // An empty table (no remote LLM ran): the header alone.
+  const auto empty = test::run_command(bin + " export --results " + path + " --table metrics/usage --log.level warn");
+  EXPECT_EQ(empty.exit_code, 0);
+  EXPECT_EQ(empty.output.rfind("key,method,scenario,purpose,seed,requests,", 0), 0u) << empty.output;
+  EXPECT_EQ(std::count(empty.output.begin(), empty.output.end(), '\n'), 1) << empty.output;
+  const auto none = test::run_command(bin + " export --results " + dir.file("none.h5") + " 2>&1");
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_NE(none.output.find("none.h5"), std::string::npos) << none.output;
 }
 
 }  // namespace
