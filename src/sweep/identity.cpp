@@ -4,10 +4,18 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cstdlib>
+#include <map>
+#include <set>
+#include <sstream>
+#include <vector>
 
 #include "sensecf/core/error.h"
 #include "sensecf/core/options.h"
+#include "sensecf/core/strings.h"
 #include "sensecf/sweep/journal.h"
 
 namespace sensecf::sweep {
@@ -20,12 +28,67 @@ SweepIdentity sweep_identity(const Options& options) {
   return id;
 }
 
-void check_same_config(const std::string& stored_canonical, const SweepIdentity& current, const std::string& results) {
-  if (stored_canonical == current.config_canonical) return;
+namespace {
+
+std::map<std::string, std::string> canonical_values(const std::string& text) {
+  std::map<std::string, std::string> kv;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto eq = line.find(" = ");
+    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  return kv;
+}
+
+bool growable(const std::string& key) {
+  return std::find(std::begin(kGrowableKeys), std::end(kGrowableKeys), key) != std::end(kGrowableKeys);
+}
+
+// Does list `after` hold every element of `before`? An empty sweep.llm_seeds
+// means every seed, so it only grows into itself.
+bool grows(const std::string& key, const std::string& before, const std::string& after) {
+  if (key == "sweep.llm_seeds" && before.empty()) return after.empty();
+  const auto a = split_list(before, ','), b = split_list(after, ',');
+  return std::all_of(a.begin(), a.end(), [&b](const std::string& x) {
+    return std::find(b.begin(), b.end(), x) != b.end();
+  });
+}
+
+}  // namespace
+
+ConfigChange check_same_config(const std::string& stored_canonical, const SweepIdentity& current,
+                               const std::string& results) {
+  if (stored_canonical == current.config_canonical) return ConfigChange::kSame;
+  const auto before = canonical_values(stored_canonical), after = canonical_values(current.config_canonical);
+  std::vector<std::string> grown, refused;
+  std::set<std::string> keys;
+  for (const auto& [k, v] : before) keys.insert(k);
+  for (const auto& [k, v] : after) keys.insert(k);
+  for (const auto& k : keys) {
+    const auto b = before.find(k), a = after.find(k);
+    const std::string old_value = b == before.end() ? "(not set)" : b->second;
+    const std::string new_value = a == after.end() ? "(not set)" : a->second;
+    if (old_value == new_value) continue;
+    const std::string line = fmt::format("{}: {} -> {}", k, old_value, new_value);
+    if (growable(k) && b != before.end() && a != after.end() && grows(k, old_value, new_value)) {
+      grown.push_back(line);
+    } else {
+      refused.push_back(line + (growable(k) ? " (a list may only grow: keep every old entry)" : ""));
+    }
+  }
+  if (!refused.empty()) {
+    std::string list;
+    for (const auto& d : refused) list += "\n    " + d;
+    throw UsageError("'" + results + "' holds a sweep with a different configuration; differing keys:" + list,
+                     "rerun with the original configuration to resume, grow only the lists that add tasks (" +
+                         join(std::vector<std::string>(std::begin(kGrowableKeys), std::end(kGrowableKeys)), ", ") +
+                         "), or pass a new --results file");
+  }
   std::string list;
-  for (const auto& d : config_differences(stored_canonical, current.config_canonical)) list += "\n    " + d;
-  throw UsageError("'" + results + "' holds a sweep with a different configuration; differing keys:" + list,
-                   "rerun with the original configuration to resume, or pass a new --results file");
+  for (const auto& d : grown) list += "\n    " + d;
+  spdlog::info("growing the study in '{}': the finished tasks stay, the new ones run:{}", results, list);
+  return ConfigChange::kGrown;
 }
 
 void check_launch(int world_size) {

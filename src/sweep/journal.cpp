@@ -143,6 +143,34 @@ void Journal::read(const std::string& path, JournalHeader* header, std::vector<J
   parse(path, header, entries);
 }
 
+void Journal::replace_header(const JournalHeader& header) {
+  std::ifstream in(path_, std::ios::binary);
+  if (!in) throw Error(fmt::format("cannot read the journal '{}'", path_));
+  std::string first;
+  std::getline(in, first);
+  std::stringstream rest;
+  rest << in.rdbuf();
+  const std::string tmp = path_ + ".grow";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(fmt::format("cannot create '{}': {}", tmp, std::strerror(errno)));
+  try {
+    lock_or_refuse(fd, tmp);
+    write_all(fd, header_json(header).dump() + "\n" + rest.str(), tmp);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw Error(fmt::format("cannot replace the journal '{}': {}", path_, std::strerror(err)));
+  }
+  ::close(fd_);
+  fd_ = fd;
+}
+
 void Journal::append(const std::vector<JournalEntry>& entries) {
   if (entries.empty()) return;
   std::string text;

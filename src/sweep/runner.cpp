@@ -218,7 +218,8 @@ std::pair<Journal, store::ResultsWriter> open_outputs(const RunOptions& options,
   }
   JournalHeader stored;
   Journal journal = Journal::open(journal_path, &stored, entries);
-  check_same_config(stored.config, options.identity, options.results);
+  if (check_same_config(stored.config, options.identity, options.results) == ConfigChange::kGrown)
+    journal.replace_header(header);  // the grown configuration is the study's from now on
   const std::string tmp = options.results + ".rebuild";
   {
     auto writer = store::ResultsWriter::create(tmp, prov);

@@ -11,6 +11,7 @@
 #include "sensecf/core/error.h"
 #include "sensecf/core/options.h"
 #include "sensecf/store/results.h"
+#include "sensecf/sweep/identity.h"
 #include "sensecf/sweep/journal.h"
 #include "sensecf/sweep/plan.h"
 #include "sweep_fixtures.h"
@@ -161,6 +162,44 @@ TEST(ResultsFile, WriterAndReaderAgreeOnEveryTable) {
   EXPECT_EQ(res.clf[0].n_added, 12);
   EXPECT_TRUE(res.cf.empty());
   EXPECT_THROW_WITH(store::read_results(dir.file("missing.h5")), Error, "missing or not an HDF5 file");
+}
+
+}  // namespace
+}  // namespace sensecf::sweep
+
+namespace sensecf::sweep {
+namespace {
+
+// Growing a study (identity.h): lists that add tasks may grow; anything else,
+// or a list that loses an entry, is refused naming the keys.
+TEST(SweepIdentity, OnlyListsThatAddTasksMayGrow) {
+  auto id = [](const std::string& canonical) {
+    SweepIdentity i;
+    i.config_canonical = canonical;
+    return i;
+  };
+  const std::string base = "clf.model = nn\nsweep.llm_seeds = \nsweep.methods = nice\nsweep.seeds = 1\n";
+  EXPECT_EQ(check_same_config(base, id(base), "r.h5"), ConfigChange::kSame);
+  EXPECT_EQ(check_same_config(base,
+                              id("clf.model = nn\nsweep.llm_seeds = \nsweep.methods = nice,dice-random\n"
+                                 "sweep.seeds = 1,2\n"),
+                              "r.h5"),
+            ConfigChange::kGrown);
+  EXPECT_THROW_WITH(check_same_config(base, id("clf.model = xgb\nsweep.llm_seeds = \nsweep.methods = nice\nsweep.seeds = 1,2\n"),
+                                      "r.h5"),
+                    UsageError, "clf.model: nn -> xgb");
+  EXPECT_THROW_WITH(check_same_config(base, id("clf.model = nn\nsweep.llm_seeds = \nsweep.methods = dice-random\n"
+                                               "sweep.seeds = 1\n"),
+                                      "r.h5"),
+                    UsageError, "sweep.methods: nice -> dice-random (a list may only grow");
+  // An empty sweep.llm_seeds means every seed: naming some would shrink it.
+  EXPECT_THROW_WITH(check_same_config(base, id("clf.model = nn\nsweep.llm_seeds = 1\nsweep.methods = nice\n"
+                                               "sweep.seeds = 1\n"),
+                                      "r.h5"),
+                    UsageError, "sweep.llm_seeds");
+  // A key the stored configuration lacks is no growth.
+  EXPECT_THROW_WITH(check_same_config(base, id(base + "sweep.scenarios = positive\n"), "r.h5"), UsageError,
+                    "sweep.scenarios: (not set) -> positive");
 }
 
 }  // namespace

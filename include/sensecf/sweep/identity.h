@@ -22,9 +22,22 @@ struct SweepIdentity {
 // The identity of the sweep that the parsed `options` describe.
 SweepIdentity sweep_identity(const Options& options);
 
-// Refuses to resume `results` when its journal holds another configuration
-// (`stored_canonical`), naming every key that differs.
-void check_same_config(const std::string& stored_canonical, const SweepIdentity& current, const std::string& results);
+// Whether `results` may go on under the `current` configuration, given the
+// one its journal holds (`stored_canonical`):
+//   kSame   the same configuration: a resume
+//   kGrown  only lists that add tasks grew, each a superset of what it was
+//           (kGrowableKeys: more seeds, scenarios, methods, augment methods,
+//           LLM models and seeds, Fig. 1 classifiers and reductions): the
+//           finished tasks keep their keys, the new ones run
+// Anything else (a classifier setting, the data, a shrunk list, sweep.ratios
+// or sweep.queries, which change what finished generate tasks would hold)
+// throws a UsageError naming every key that differs.
+enum class ConfigChange { kSame, kGrown };
+ConfigChange check_same_config(const std::string& stored_canonical, const SweepIdentity& current,
+                               const std::string& results);
+inline constexpr const char* kGrowableKeys[] = {"sweep.seeds",        "sweep.scenarios",   "sweep.methods",
+                                                "sweep.augment_methods", "sweep.llm_models", "sweep.llm_seeds",
+                                                "sweep.fig1_models",  "sweep.fig1_reductions"};
 
 // Open MPI 5 + a wrong `srun --mpi` starts N singletons: each believes it is
 // alone. Throws instead of running the sweep N times (`world_size`: this
