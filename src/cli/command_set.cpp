@@ -21,6 +21,7 @@ const std::map<std::string, Command>& commands() {
       {"info", {cmd_info, "print versions, MPI ranks and GPU binding of this build"}},
       {"explain", {cmd_explain, "counterfactuals (NICE, DiCE, CFNOW, an LLM) for test rows of a trained classifier, as CSV"}},
       {"lm", {cmd_lm, kLmSummary}},
+      {"status", {cmd_status, "where a sweep stands (done, running on which rank, failed, pending; ETA), while it runs"}},
       {"export", {cmd_export, "one table of a results file (metrics, tasks, counterfactuals) as CSV or JSON"}},
       {"report", {cmd_report, "Tables III/IV and Figs. 1, 6, 7, 8 (markdown, CSV, LaTeX, PNG/SVG) from a results file"}},
       {"sweep", {cmd_sweep, "run or resume a sweep (the paper's study or a variation) under MPI into an HDF5 file"}},

@@ -58,6 +58,7 @@ int cmd_evaluate_cf(const std::vector<std::string>& args);  // cmd_explain.cpp
 int cmd_sweep(const std::vector<std::string>& args);    // cmd_sweep.cpp
 int cmd_report(const std::vector<std::string>& args);   // cmd_report.cpp
 int cmd_export(const std::vector<std::string>& args);   // cmd_export.cpp
+int cmd_status(const std::vector<std::string>& args);   // cmd_status.cpp
 int cmd_lm(const std::vector<std::string>& args);       // cmd_lm.cpp: tokenize, init-tiny, init-adapter, logits, generate
 int cmd_lm_tokenize(const std::vector<std::string>& args);  // cmd_lm_tokenize.cpp
 int cmd_lm_bench(const std::vector<std::string>& args);     // cmd_lm_bench.cpp

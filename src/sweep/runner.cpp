@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -82,6 +83,7 @@ class Coordinator {
     }
     commit();
     const int code = scheduler_.exit_code(stopping);
+    write_status(code == kExitInterrupted ? "interrupted" : "finished", /*force=*/true);
     for (auto& [rank, waiting] : workers_) {
       // every worker is either waiting already or will ask once more
       if (!waiting) wait_for_request(rank);
@@ -166,7 +168,26 @@ class Coordinator {
     pending_.clear();
   }
 
+  // <results>.status.json for `sensecf status`, every 2 s and at the end,
+  // written to a temporary file and renamed (a reader sees a whole one).
+  void write_status(const std::string& state, bool force = false) {
+    if (!force && since(last_status_) < 2.0) return;
+    last_status_ = Clock::now();
+    const std::string path = results_ + ".status.json", tmp = path + ".tmp";
+    try {
+      {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << scheduler_.status_json(state).dump(1) << "\n";
+        if (!out) throw Error("cannot write " + tmp);
+      }
+      fs::rename(tmp, path);
+    } catch (const std::exception& e) {
+      spdlog::warn("status file: {} (the sweep goes on; `sensecf status` falls back to the journal)", e.what());
+    }
+  }
+
   void maybe_progress() {
+    write_status("running");
     if (since(last_progress_) < sweep_.progress) return;
     last_progress_ = Clock::now();
     spdlog::info("{}", scheduler_.progress_line());
@@ -181,7 +202,7 @@ class Coordinator {
   std::string results_;
   std::map<int, bool> workers_;  // rank -> waiting for a task
   std::vector<JournalEntry> pending_;
-  Clock::time_point last_progress_, last_commit_ = Clock::now();
+  Clock::time_point last_progress_, last_commit_ = Clock::now(), last_status_;
   int gang_counter_ = 0;
 };
 

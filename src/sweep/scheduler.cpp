@@ -235,6 +235,49 @@ void Scheduler::print_plan(std::ostream& out) const {
                      format_duration(remaining_cost()));
 }
 
+nlohmann::json Scheduler::status_json(const std::string& state) const {
+  auto counts = [] {
+    return nlohmann::json{{"tasks", 0}, {"done", 0}, {"failed", 0}, {"blocked", 0}, {"running", 0}, {"pending", 0}};
+  };
+  auto bump = [](nlohmann::json& c, TaskState s) {
+    c["tasks"] = c["tasks"].get<int>() + 1;
+    const char* k = s == TaskState::kDone      ? "done"
+                    : s == TaskState::kFailed  ? "failed"
+                    : s == TaskState::kBlocked ? "blocked"
+                    : s == TaskState::kRunning ? "running"
+                                               : "pending";
+    c[k] = c[k].get<int>() + 1;
+  };
+  nlohmann::json total = counts(), by_kind = nlohmann::json::object(), by_method = nlohmann::json::object();
+  nlohmann::json running = nlohmann::json::array(), failed = nlohmann::json::array();
+  for (const auto& n : nodes_) {
+    bump(total, n.state);
+    if (!by_kind.contains(n.task->kind)) by_kind[n.task->kind] = counts();
+    bump(by_kind[n.task->kind], n.state);
+    const std::string method = n.task->param("method");
+    if (!method.empty()) {
+      if (!by_method.contains(method)) by_method[method] = counts();
+      bump(by_method[method], n.state);
+    }
+    if (n.state == TaskState::kRunning)
+      running.push_back({{"ranks", n.ranks}, {"label", n.task->label()}, {"key", n.task->key},
+                         {"seconds", since(n.started)}});
+    if (n.state == TaskState::kFailed)
+      failed.push_back({{"label", n.task->label()}, {"key", n.task->key}, {"attempts", n.attempts},
+                        {"message", n.last_message}});
+  }
+  const auto eta = eta_seconds();
+  return {{"state", state},
+          {"updated", std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()},
+          {"elapsed", since(start_)},
+          {"eta_seconds", eta ? nlohmann::json(*eta) : nlohmann::json(nullptr)},
+          {"total", total},
+          {"by_kind", by_kind},
+          {"by_method", by_method},
+          {"running", running},
+          {"failed", failed}};
+}
+
 std::string Scheduler::progress_line() const {
   std::string running;
   for (const auto& n : nodes_) {

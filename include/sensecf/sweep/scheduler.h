@@ -91,6 +91,13 @@ class Scheduler {
   void print_plan(std::ostream& out) const;
   // "progress: 12/60 done, ... ETA 1m05s [r1 probe #12 3s] ..."
   std::string progress_line() const;
+  // What `sensecf status` shows (the coordinator writes it next to the results
+  // file as <results>.status.json): state (running | finished | interrupted),
+  // updated (Unix time), elapsed and ETA seconds, totals and counts per kind
+  // and per CF method (tasks, done, failed, blocked, running, pending), every
+  // running task (ranks, label, key, seconds) and every failed one (label,
+  // key, attempts, message).
+  nlohmann::json status_json(const std::string& state) const;
   // The closing lines (counts, rate, every failed task, what to rerun) on the log.
   void log_summary(int code, const std::string& results) const;
 
