@@ -30,17 +30,6 @@ SweepIdentity sweep_identity(const Options& options) {
 
 namespace {
 
-std::map<std::string, std::string> canonical_values(const std::string& text) {
-  std::map<std::string, std::string> kv;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto eq = line.find(" = ");
-    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 3);
-  }
-  return kv;
-}
-
 bool growable(const std::string& key) {
   return std::find(std::begin(kGrowableKeys), std::end(kGrowableKeys), key) != std::end(kGrowableKeys);
 }
@@ -60,7 +49,7 @@ bool grows(const std::string& key, const std::string& before, const std::string&
 ConfigChange check_same_config(const std::string& stored_canonical, const SweepIdentity& current,
                                const std::string& results) {
   if (stored_canonical == current.config_canonical) return ConfigChange::kSame;
-  const auto before = canonical_values(stored_canonical), after = canonical_values(current.config_canonical);
+  const auto before = config_values(stored_canonical), after = config_values(current.config_canonical);
   std::vector<std::string> grown, refused;
   std::set<std::string> keys;
   for (const auto& [k, v] : before) keys.insert(k);

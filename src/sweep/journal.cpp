@@ -181,18 +181,19 @@ void Journal::append(const std::vector<JournalEntry>& entries) {
   write_all(fd_, text, path_);
 }
 
+std::map<std::string, std::string> config_values(const std::string& canonical) {
+  std::map<std::string, std::string> kv;
+  std::istringstream in(canonical);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto eq = line.find(" = ");
+    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  return kv;
+}
+
 std::vector<std::string> config_differences(const std::string& stored, const std::string& current) {
-  auto parse_lines = [](const std::string& text) {
-    std::map<std::string, std::string> kv;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-      const auto eq = line.find(" = ");
-      if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 3);
-    }
-    return kv;
-  };
-  const auto a = parse_lines(stored), b = parse_lines(current);
+  const auto a = config_values(stored), b = config_values(current);
   std::vector<std::string> diffs;
   for (const auto& [k, v] : a) {
     const auto it = b.find(k);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,8 @@ class Journal {
   std::string path_;
 };
 
+// The key -> value map of a canonical config ("key = value" lines).
+std::map<std::string, std::string> config_values(const std::string& canonical);
 // Keys whose values differ between two canonical configs ("key = value" lines),
 // formatted as "key: old -> new"; empty when they are equal.
 std::vector<std::string> config_differences(const std::string& stored, const std::string& current);
