@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "commands.h"
+#include "sensecf/core/strings.h"
 
 namespace sensecf::cli {
 
@@ -31,7 +32,21 @@ bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::s
   if (!options.parse(args)) return false;
   const auto [rank, size] = launcher_rank_and_size();
   init_logging(log, rank, size);
-  spdlog::info("effective configuration of `sensecf {}`:\n{}", options.command(), options.effective_ini());
+  // One line at info (what differs from the defaults, and where it came
+  // from); the whole configuration, every value with its source, at debug.
+  std::vector<std::string> from_cli;
+  std::size_t n_from_files = 0;
+  for (const auto& e : options.entries()) {
+    if (e.source == OptionSource::kCommandLine) from_cli.push_back(e.key + "=" + e.get());
+    if (e.source == OptionSource::kConfigFile) ++n_from_files;
+  }
+  const auto& files = options.config_files();
+  spdlog::info("sensecf {}: config hash {}; {} key(s) from {}; command line: {} (the whole configuration: "
+               "--log.level debug)",
+               options.command(), options.config_hash(), n_from_files,
+               files.empty() ? std::string("no config file") : join(files, ", "),
+               from_cli.empty() ? std::string("nothing") : join(from_cli, " "));
+  spdlog::debug("effective configuration of `sensecf {}`:\n{}", options.command(), options.effective_ini());
   return true;
 }
 
