@@ -20,7 +20,7 @@ void declare_options(Options& options, CfOptions& cf) {
               "counterfactual method ('nice' = nice-sparsity, NICEx's default; llm:<model>:<mode> for an LLM)",
               "method");
   options.add("cf.n_cfs", &cf.n_cfs, "counterfactuals wanted per query", "n-cfs");
-  options.add("cf.seed", &cf.seed, "random seed (per query: derived from seed and query index)");
+  options.add("cf.seed", &cf.seed, "random seed (per query: derived from seed and query index)", "seed");
   options.add("cf.threads", &cf.threads, "threads over queries (0: all cores)", "threads").not_hashed();
   options.add("cf.time_limit", &cf.time_limit, "seconds per query", "time-limit");
   options.add("cf.dice_sample_size", &cf.dice.sample_size, "DiCE random: sampled candidates");

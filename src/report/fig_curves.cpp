@@ -184,8 +184,8 @@ void write_fig7(ReportContext& context) {
   const std::string body = fmt::format(
       "set multiplot layout 1,{} title 'Test F1 vs augmentation ratio ({:g}% removed; mean ± sd over seeds)'\n"
       "set xlabel 'Augmentation ratio (% of the removed rows)'\nset ylabel 'F1'\n"
-      "set grid\nset key below horizontal maxrows {} font ',8' samplen 2\nset bmargin {}\n"
-      "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1\nset xrange [0:*]\n"
+      "set grid\nset key below horizontal maxrows {} font ',10' samplen 2\nset bmargin {}\n"
+      "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1\nset xrange [0:100]\nset xtics 0,20,100\n"
       "{}unset multiplot\n",
       n_panels, 100 * fraction, key_rows, 5 + key_rows, panels);
   context.write("fig7.csv", to_csv(csv), "Fig. 7 data: F1 per scenario, method and augmentation ratio, with the reference lines");

@@ -203,7 +203,8 @@ void write_table4(ReportContext& context) {
         row.cells.push_back(Cell::number(s[k], 2, /*percent=*/true, /*sign_arrow=*/true));
       }
       const double n_added = summarise(added[method].first).mean, n_wanted = summarise(added[method].second).mean;
-      row.cells.push_back(Cell::label(fmt::format("{:g} / {:g}", n_added, n_wanted)));
+      // CF counts, rounded (means over seeds; table4.csv keeps them exact).
+      row.cells.push_back(Cell::label(fmt::format("{:.0f} / {:.0f}", n_added, n_wanted)));
       t.rows.push_back(row);
       csv.rows.push_back(csv_line("augmented", sc.name, method, fraction, ratio, s, "percent_change", n_added, n_wanted));
     }

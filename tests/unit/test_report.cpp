@@ -581,6 +581,7 @@ TEST_F(LlmReportFixture, Table4AndFig7ShowLlmCurves) {
   EXPECT_LT(md.find("| nice |"), md.find("| tiny (zero-shot) |"));
 
   const std::string gp = read_file(out / "fig7.gp");
+  EXPECT_NE(gp.find("set xrange [0:100]"), std::string::npos) << gp;  // ratios in %, not autoscaled to 120
   auto clause = [&](const std::string& title) {
     const auto at = gp.find("title '" + title + "'");
     EXPECT_NE(at, std::string::npos) << title << "\n" << gp;
