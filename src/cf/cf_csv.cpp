@@ -22,13 +22,6 @@ std::string format_feature(const data::Feature& f, double v) {
   return fmt::format("{}", v);
 }
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 }  // namespace
 
 void write_cfs_csv(const std::string& path, const data::Schema& schema,

@@ -22,6 +22,7 @@
 
 #include "commands.h"
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 #include "sensecf/store/h5file.h"
 
 namespace sensecf::cli {
@@ -95,16 +96,6 @@ Sheet counterfactuals(store::H5File& file) {
 }
 
 std::string number(double v) { return std::isnan(v) ? "" : fmt::format("{}", v); }
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
 
 void write_csv(std::ostream& out, const Sheet& s) {
   for (std::size_t c = 0; c < s.columns.size(); ++c) out << (c ? "," : "") << csv_field(s.columns[c]);

@@ -19,17 +19,11 @@
 
 #include "commands.h"
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 #include "sensecf/sweep/journal.h"
 
 namespace sensecf::cli {
 namespace {
-
-std::string duration(double s) {
-  const long t = static_cast<long>(s + 0.5);
-  if (t < 60) return fmt::format("{}s", t);
-  if (t < 3600) return fmt::format("{}m{:02}s", t / 60, t % 60);
-  return fmt::format("{}h{:02}m", t / 3600, (t % 3600) / 60);
-}
 
 std::string counts_row(const std::string& name, const nlohmann::json& c) {
   return fmt::format("  {:<34} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}\n", name, c.value("tasks", 0), c.value("done", 0),
@@ -40,12 +34,12 @@ void print_status(const nlohmann::json& s, double age, std::ostream& out) {
   const std::string state = s.value("state", "?");
   const auto& t = s["total"];
   out << fmt::format("state: {} (updated {} ago), {}/{} tasks done, {} running, {} failed, {} blocked, {} pending\n",
-                     state, duration(age), t.value("done", 0), t.value("tasks", 0), t.value("running", 0),
+                     state, format_duration(age), t.value("done", 0), t.value("tasks", 0), t.value("running", 0),
                      t.value("failed", 0), t.value("blocked", 0), t.value("pending", 0));
   if (state == "running") {
     const auto& eta = s["eta_seconds"];
-    out << fmt::format("elapsed {}, ETA {}\n", duration(s.value("elapsed", 0.0)),
-                       eta.is_number() ? duration(eta.get<double>()) : std::string("? (no task of this run done yet)"));
+    out << fmt::format("elapsed {}, ETA {}\n", format_duration(s.value("elapsed", 0.0)),
+                       eta.is_number() ? format_duration(eta.get<double>()) : std::string("? (no task of this run done yet)"));
   }
   out << "\n" << fmt::format("  {:<34} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}\n", "kind", "tasks", "done", "run",
                              "failed", "blocked", "pending");
@@ -61,7 +55,7 @@ void print_status(const nlohmann::json& s, double age, std::ostream& out) {
       std::string ranks;
       for (const auto& k : r["ranks"]) ranks += (ranks.empty() ? "r" : ",r") + std::to_string(k.get<int>());
       out << fmt::format("  {:<8} {} [{}] for {}\n", ranks, r.value("label", ""), r.value("key", ""),
-                         duration(r.value("seconds", 0.0)));
+                         format_duration(r.value("seconds", 0.0)));
     }
   }
   if (!s["failed"].empty()) {
@@ -115,7 +109,7 @@ int cmd_status(const std::vector<std::string>& args) {
         std::cout << fmt::format(
             "\nno update for {}: the sweep is not running any more (killed, or its node lost); the tasks shown as "
             "running will run again when you rerun the same sweep command, which resumes\n",
-            duration(age));
+            format_duration(age));
     }
     return 0;
   }

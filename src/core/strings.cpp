@@ -127,6 +127,17 @@ std::string format_duration(double s) {
   return fmt::format("{}h{:02d}m", static_cast<int>(s / 3600), static_cast<int>(s / 60) % 60);
 }
 
+std::string csv_field(std::string_view s, bool keep_padding) {
+  const bool padded = keep_padding && trim(s).size() != s.size();
+  if (!padded && s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
 std::string fnv1a_hex(std::string_view data) {
   std::uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : data) {

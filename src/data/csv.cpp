@@ -292,12 +292,8 @@ Dataset read_csv(const DataOptions& options) {
 }
 
 namespace {
-std::string csv_escape(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos && trim(s).size() == s.size()) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
+// The reader trims unquoted fields, so padded ones are quoted.
+std::string csv_escape(const std::string& s) { return csv_field(s, /*keep_padding=*/true); }
 }  // namespace
 
 void write_csv(const Dataset& data, const std::string& path) {

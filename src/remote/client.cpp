@@ -475,13 +475,7 @@ void Client::complete(std::vector<ChatRequest>& requests) {
   delta.seconds = seconds_since(began);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    usage_.answers += delta.answers;
-    usage_.cache_hits += delta.cache_hits;
-    usage_.failures += delta.failures;
-    usage_.prompt_tokens += delta.prompt_tokens;
-    usage_.completion_tokens += delta.completion_tokens;
-    usage_.cost_usd += delta.cost_usd;
-    usage_.seconds += delta.seconds;
+    usage_ += delta;  // requests and retries went into usage_ as they were sent (delta's are 0)
   }
   if (fatal && fatal->permanent) throw PermanentError(fatal->message, fatal->hint);
   if (fatal) throw Error(fatal->message, fatal->hint);

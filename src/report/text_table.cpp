@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 
 namespace sensecf::report {
 namespace {
@@ -196,13 +197,9 @@ std::string csv_number(double v) {
 }
 
 std::string to_csv(const CsvTable& t) {
-  auto field = [](const std::string& s) {
-    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-    return "\"" + replace_all(s, "\"", "\"\"") + "\"";
-  };
-  auto line = [&](const std::vector<std::string>& cells) {
+  auto line = [](const std::vector<std::string>& cells) {
     std::string out;
-    for (std::size_t c = 0; c < cells.size(); ++c) out += (c ? "," : "") + field(cells[c]);
+    for (std::size_t c = 0; c < cells.size(); ++c) out += (c ? "," : "") + csv_field(cells[c]);
     return out + "\n";
   };
   std::string out = line(t.header);

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <exception>
-#include <fstream>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -26,6 +25,7 @@
 #include "sensecf/store/results.h"
 #include "sensecf/sweep/journal.h"
 #include "sensecf/sweep/protocol.h"
+#include "sensecf/sweep/task_io.h"
 #include "sensecf/sweep/scheduler.h"
 #include "sensecf/sweep/signals.h"
 #include "sensecf/sweep/tasks.h"
@@ -173,14 +173,8 @@ class Coordinator {
   void write_status(const std::string& state, bool force = false) {
     if (!force && since(last_status_) < 2.0) return;
     last_status_ = Clock::now();
-    const std::string path = results_ + ".status.json", tmp = path + ".tmp";
     try {
-      {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << scheduler_.status_json(state).dump(1) << "\n";
-        if (!out) throw Error("cannot write " + tmp);
-      }
-      fs::rename(tmp, path);
+      write_text_atomically(results_ + ".status.json", scheduler_.status_json(state).dump(1) + "\n");
     } catch (const std::exception& e) {
       spdlog::warn("status file: {} (the sweep goes on; `sensecf status` falls back to the journal)", e.what());
     }

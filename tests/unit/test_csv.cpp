@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 #include "sensecf/data/csv.h"
 #include "test_util.h"
 
@@ -42,6 +43,20 @@ TEST(Csv, ReadsSchemaValuesAndCategories) {
   EXPECT_EQ(d.group, (std::vector<std::string>{"p1", "p1", "p2", "p3"}));
   EXPECT_DOUBLE_EQ(d.schema.features[0].lower, 3.5);
   EXPECT_DOUBLE_EQ(d.schema.features[0].upper, 100.5);
+}
+
+// The one CSV field writer every CSV of sensecf uses (data, CFs, report, export).
+TEST(Csv, FieldsAreQuotedOnlyWhenTheyMustBe) {
+  EXPECT_EQ(csv_field("plain"), "plain");
+  EXPECT_EQ(csv_field(""), "");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(csv_field("cr\r"), "\"cr\r\"");
+  EXPECT_EQ(csv_field(" padded "), " padded ");
+  EXPECT_EQ(csv_field(" padded ", /*keep_padding=*/true), "\" padded \"");
+  EXPECT_EQ(csv_field(" ", true), "\" \"");
+  EXPECT_EQ(csv_field("", true), "");
 }
 
 TEST(Csv, WriteThenReadRoundTrips) {

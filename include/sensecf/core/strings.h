@@ -34,4 +34,10 @@ std::string fnv1a_file_hex(const std::string& path);
 // Seconds as "42s", "3m07s" or "2h05m" (progress lines, ETAs).
 std::string format_duration(double seconds);
 
+// One CSV field (RFC 4180): in double quotes, inner quotes doubled, when it
+// holds a comma, a quote or a line break; with `keep_padding`, also when it
+// begins or ends with whitespace (for readers that trim unquoted fields, as
+// data/csv.h's does). Else as it is.
+std::string csv_field(std::string_view s, bool keep_padding = false);
+
 }  // namespace sensecf
