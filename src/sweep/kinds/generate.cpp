@@ -80,14 +80,22 @@ Queries augment_queries(const SplitParams& p, const TaskEnv& env, const SplitRow
   return q;
 }
 
+// The columns that name the task in each of its rows: key, method, scenario,
+// purpose, seed (CfArrays, CfMetricRow, UsageRow).
+template <class Row>
+Row task_row(const Task& task, const GenerateParams& p) {
+  Row r;
+  r.key = task.key;
+  r.method = p.method;
+  r.scenario = p.split.scenario;
+  r.purpose = p.purpose;
+  r.seed = p.split.seed;
+  return r;
+}
+
 store::CfArrays cf_arrays(const Task& task, const GenerateParams& p, const data::Dataset& d, const Queries& q,
                           const std::vector<cf::QueryResult>& results) {
-  store::CfArrays a;
-  a.key = task.key;
-  a.method = p.method;
-  a.scenario = p.split.scenario;
-  a.purpose = p.purpose;
-  a.seed = p.split.seed;
+  auto a = task_row<store::CfArrays>(task, p);
   a.features = d.schema.names();
   a.n = q.rows.size();
   a.d = d.schema.size();
@@ -116,12 +124,7 @@ store::CfArrays cf_arrays(const Task& task, const GenerateParams& p, const data:
 }
 
 store::UsageRow usage_row(const Task& task, const GenerateParams& p, const std::map<std::string, double>& u) {
-  store::UsageRow r;
-  r.key = task.key;
-  r.method = p.method;
-  r.scenario = p.split.scenario;
-  r.purpose = p.purpose;
-  r.seed = p.split.seed;
+  auto r = task_row<store::UsageRow>(task, p);
   auto count = [&u](const char* name) {
     const auto it = u.find(name);
     return it == u.end() ? 0LL : static_cast<long long>(std::llround(it->second));
@@ -142,12 +145,7 @@ store::UsageRow usage_row(const Task& task, const GenerateParams& p, const std::
 }
 
 store::CfMetricRow cf_row(const Task& task, const GenerateParams& p, int cls, const cf::CfMetrics& m) {
-  store::CfMetricRow r;
-  r.key = task.key;
-  r.method = p.method;
-  r.scenario = p.split.scenario;
-  r.purpose = p.purpose;
-  r.seed = p.split.seed;
+  auto r = task_row<store::CfMetricRow>(task, p);
   r.factual_class = cls;
   r.n_queries = static_cast<long long>(m.n_queries);
   r.n_cfs = static_cast<long long>(m.n_cfs);
