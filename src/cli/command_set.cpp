@@ -16,6 +16,7 @@ namespace sensecf::cli {
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
       {"synth", {cmd_synth, "write a synthetic AI-READI-like cohort (12 features per 2-h window) as CSV"}},
+      {"ingest", {cmd_ingest, "an AI-READI release (CGM, Garmin sleep/stress/steps) -> the feature table, one row per 2-h window"}},
       {"train-clf", {cmd_train_clf, "train a classifier (nn|xgb|rf|svm) on a CSV, save it, print test metrics"}},
       {"score", {cmd_score, "compute ACC/PRE/REC/F1/AUC of a predictions CSV (columns y_true, score)"}},
       {"info", {cmd_info, "print versions, MPI ranks and GPU binding of this build"}},

@@ -50,6 +50,7 @@ bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::s
 void declare_model_options(Options& options, llm::ModelOptions& model);
 
 int cmd_synth(const std::vector<std::string>& args);      // cmd_synth.cpp
+int cmd_ingest(const std::vector<std::string>& args);     // cmd_ingest.cpp
 int cmd_train_clf(const std::vector<std::string>& args);  // cmd_train_clf.cpp
 int cmd_score(const std::vector<std::string>& args);      // cmd_score.cpp
 int cmd_info(const std::vector<std::string>& args);       // cmd_info.cpp
