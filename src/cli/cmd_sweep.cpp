@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "sensecf/dist/mpi_env.h"
+#include "sensecf/ingest/aireadi.h"
 #include "sensecf/store/h5file.h"
 #include "sensecf/sweep/embedded_config.h"
 #include "sensecf/sweep/identity.h"
@@ -59,7 +60,10 @@ int cmd_sweep(const std::vector<std::string>& args) {
   run.workdir = workdir.empty() ? std::filesystem::path(results).replace_extension("").string() + ".work" : workdir;
   run.dry_run = dry_run;
   run.retry_failed = retry_failed;
-  run.identity = sweep::sweep_identity(options);
+  // An AI-READI release is part of the sweep's identity: changed files are
+  // refused on resume like a changed option.
+  const bool aireadi = config.sweep.plan == "study" && config.data.source == "aireadi";
+  run.identity = sweep::sweep_identity(options, aireadi ? ingest::release_fingerprint(config.ingest) : std::string());
   if (mpi.rank() == 0) {
     const auto dir = std::filesystem::path(results).parent_path();
     if (!dir.empty() && !std::filesystem::exists(dir)) std::filesystem::create_directories(dir);

@@ -25,9 +25,9 @@ namespace sensecf::data {
 void declare_options(Options& options, DataOptions& data) {
   options.add("data.source", &data.source,
               "where the rows come from: csv (data.path), synth (the synthetic cohort of [synth]; sweeps only), "
-              "aireadi (reserved for AI-READI ingest)")
+              "aireadi (an AI-READI release, data.path = its folder; sweeps only: see `sensecf ingest`)")
       .choices(source_names());
-  options.add("data.path", &data.path, "CSV file with one row per sample (data.source = csv)", "data");
+  options.add("data.path", &data.path, "CSV file with one row per sample (data.source = csv), or the AI-READI release's folder (aireadi)", "data");
   options.add("data.label", &data.label, "binary (0/1) label column", "label");
   options.add("data.group", &data.group,
               "patient/participant id column; rows of one patient never straddle the split "

@@ -36,8 +36,16 @@ void check_source(const DataOptions& options, const std::string& command) {
       }
       return;
     case Source::kAiReadi:
-      throw UsageError("data.source = aireadi is not available yet: AI-READI ingest has not landed",
-                       "turn the released files into a feature CSV and use data.source = csv");
+      if (command != "sweep") {
+        throw UsageError("data.source = aireadi is read by `sensecf sweep` (its first tasks ingest the release)",
+                         "turn the release into a table with `sensecf ingest --aireadi ROOT --out features.csv` and "
+                         "pass --data features.csv");
+      }
+      if (options.path.empty()) {
+        throw UsageError("data.source = aireadi needs the release: data.path is empty",
+                         "set [data] path = ROOT, the folder that holds participants.tsv (or <uuid>/dataset/)");
+      }
+      return;
   }
 }
 

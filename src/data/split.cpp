@@ -15,6 +15,24 @@
 
 namespace sensecf::data {
 
+Split assigned_split(const Dataset& data, const std::map<std::string, std::string>& split_of) {
+  Split s;
+  for (std::size_t r = 0; r < data.size(); ++r) {
+    const auto it = split_of.find(data.group[r]);
+    if (it == split_of.end()) {
+      throw Error(fmt::format("{}: patient '{}' has no recommended split", data.source, data.group[r]),
+                  "ingest the release again (its .windows.csv lists every patient's split), or use data.split = random");
+    }
+    (it->second == "test" ? s.test : s.train).push_back(r);
+  }
+  if (s.test.empty() || s.train.empty()) {
+    throw Error(fmt::format("{}: the recommended split leaves {} training and {} test rows", data.source,
+                            s.train.size(), s.test.size()),
+                "use data.split = random");
+  }
+  return s;
+}
+
 Split patient_split(const Dataset& data, double test_fraction, std::uint64_t seed) {
   if (!(test_fraction > 0.0 && test_fraction < 1.0)) {
     throw Error(fmt::format("test fraction must be in (0, 1), got {}", test_fraction));

@@ -92,6 +92,7 @@
 #include "sensecf/core/error.h"
 #include "sensecf/core/options.h"
 #include "sensecf/core/random.h"
+#include "synth_model.h"
 
 namespace sensecf::data {
 
@@ -125,81 +126,12 @@ void declare_options(Options& options, SynthOptions& synth) {
   });
 }
 
+namespace synth_model {
+
 namespace {
-
-// Column order of the 12 features.
-enum Col : std::size_t {
-  kAwake, kLight, kDeep, kRem, kSteps, kGlucose, kHyper, kTir, kAge, kGender, kMedication,
-  kSubgroup, kNumCols
-};
-
-// Category lists, sorted: code i is categories[i].
-const std::vector<std::string> kGenders = {"female", "male"};
-const std::vector<std::string> kMedications = {"insulin", "no_medication", "oral"};
-const std::vector<std::string> kSubgroups = {
-    "healthy", "insulin_dependent",
-    "oral_medication_and_or_non_insulin_injectable_medication_controlled",
-    "pre_diabetes_lifestyle_controlled"};
-
-// Per study group: share of participants, subgroup/medication codes, CGM and
-// activity parameters.
-struct GroupProfile {
-  double share;
-  int subgroup_code;
-  int medication_code;
-  double glucose_mean;   // mg/dL, participant-level mean (aireadi.md §4)
-  double glucose_sd;     // mg/dL, between participants
-  double log_sd_slow;    // slow (hours) glucose variation, log units
-  double log_sd_fast;    // fast (minutes) glucose variation, log units
-  double meal_amp;       // peak meal response, log units
-  double age_shift;      // years relative to 61
-  double daily_steps;    // median steps/day
-  double sleep_shift;    // extra awake (+) and less deep (-) sleep, log units
-};
-
-// Order: healthy, pre-diabetes, oral/non-insulin, insulin (the glucose order).
-const std::array<GroupProfile, 4> kGroups = {{
-    {0.33, 0, 1, 119.2, 13.7, 0.07, 0.025, 0.16, -0.6, 7500.0, 0.00},
-    {0.26, 3, 1, 125.6, 17.7, 0.09, 0.030, 0.20, -0.1, 6800.0, 0.05},
-    {0.29, 2, 2, 144.2, 25.7, 0.14, 0.035, 0.27, 1.7, 5800.0, 0.10},
-    {0.12, 1, 0, 157.9, 27.7, 0.19, 0.045, 0.30, 1.1, 5000.0, 0.15},
-}};
-
-constexpr int kWindowsPerDay = 12;     // window starts 08:00 ... 19:00
-constexpr int kHoursPerDay = 13;       // 08:00 - 21:00
-constexpr int kReadingsPerHour = 12;   // CGM every 5 minutes
-constexpr int kReadingsPerWindow = 24;
-constexpr int kBurnInReadings = 24;    // two hours before 08:00 for the AR processes
-constexpr double kDayStartHour = 8.0;
-
-// Ground-truth constants (see the formula at the top).
-constexpr double kScale = 0.7;
-constexpr double kTrigger = 2.5;
-constexpr double kCentre = 2.2;
-constexpr double kTraitSd = 0.25;
-
-constexpr double kSaturation = 0.45;
-constexpr std::size_t kNumTriggers = 11;
-// Trigger terms that act in each study group (kGroups order), weight 0 or 1.
-constexpr std::array<std::array<double, kNumTriggers>, 4> kTriggers = {{
-    //T1 T2 T3 T4 T5 T6 T7 T8 T9 T10 T11
-    {0, 1, 0, 1, 0, 0, 0, 1, 0, 0, 1},   // healthy: sleep and activity
-    {1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0},   // pre-diabetes: glucose with inactivity or poor sleep
-    {0, 0, 0, 1, 0, 1, 0, 0, 1, 1, 0},   // oral / non-insulin: excursions and glucose load
-    {1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0}}};  // insulin: glucose control
-
-// Relative activity by hour of day (08:00 ... 20:00).
-constexpr std::array<double, kHoursPerDay> kStepProfile = {0.9, 1.0, 0.9, 1.0, 1.2, 1.0, 0.9,
-                                                           0.9, 1.0, 1.2, 1.3, 1.0, 0.7};
-
 double softplus(double z) { return z > 30.0 ? z : std::log1p(std::exp(z)); }
 double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }  // logistic
-// Rounds to `decimals` places (dividing by 10^k gives the nearest double, so the
-// CSV shows 16.6, not 16.600000000000001).
-double round_to(double v, int decimals) {
-  const double scale = std::pow(10.0, decimals);
-  return std::round(v * scale) / scale;
-}
+}  // namespace
 
 // The noiseless ground-truth score from feature values (formula at the top).
 double stress_score(double awake, double deep, double rem, double steps, double glucose,
@@ -243,22 +175,27 @@ double stress_score(double awake, double deep, double rem, double steps, double 
          kTrigger * triggers - kCentre;
 }
 
-struct Participant {
-  std::string id;
-  const GroupProfile* group = nullptr;
-  int gender_code = 0;
-  double age = 61.0;
-  double glucose_mean = 120.0;    // mg/dL
-  double variability = 1.0;       // multiplies the group's log sds
-  double meal_amp = 0.2;          // log units
-  double steps_rate = 8.0;        // steps/min, typical daytime rate
-  std::array<double, 4> sleep_log{};  // log propensities: awake, light, deep, rem
-  double trait = 0.0;             // unobserved stress trait (label only)
-};
-
 std::string participant_id(int site_digit, int number) {
   // 4-digit AI-READI style (1001, 4038, 7060); numbers past 999 get more digits.
   return fmt::format("{}{:03d}", site_digit, number);
+}
+
+std::vector<std::string> participant_ids(std::uint64_t seed, std::size_t n) {
+  // Sites in turn (UW, UCSD, UAB), ids numbered per site from 1.
+  constexpr std::array<int, 3> kSiteDigits = {1, 4, 7};
+  std::array<int, 3> next_number = {1, 1, 1};
+  Rng site_rng(derive_seed(seed, "synth.sites"));
+  std::vector<std::string> ids;
+  ids.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t site = site_rng.below(3);
+    ids.push_back(participant_id(kSiteDigits[site], next_number[site]++));
+  }
+  return ids;
+}
+
+std::uint64_t participant_seed(std::uint64_t seed, std::size_t i) {
+  return derive_seed(seed, "synth.participant." + std::to_string(i));
 }
 
 Participant draw_participant(Rng& rng, const std::string& id) {
@@ -310,17 +247,14 @@ std::array<double, 4> draw_night(Rng& rng, const Participant& p) {
   return pct;
 }
 
+namespace {
 // Meal response in log units, t_min minutes after the meal (peak at 50 min).
 double meal_response(double t_min) {
   if (t_min <= 0.0) return 0.0;
   const double x = t_min / 50.0;
   return x * std::exp(1.0 - x);
 }
-
-struct Day {
-  std::array<double, kHoursPerDay> steps{};                      // steps/min per hour
-  std::vector<double> glucose;  // [kHoursPerDay * 12] readings from 08:00, mg/dL
-};
+}  // namespace
 
 Day simulate_day(Rng& rng, const Participant& p) {
   Day day;
@@ -404,6 +338,7 @@ Schema make_schema() {
   return schema;
 }
 
+namespace {
 // Fills the glucose features of one window from its 24 readings.
 void window_glucose(const std::vector<double>& g, int first, double* row) {
   double sum = 0.0;
@@ -423,8 +358,11 @@ void window_glucose(const std::vector<double>& g, int first, double* row) {
   row[kHyper] = hyper;
   row[kTir] = round_to(100.0 * in_range / kReadingsPerWindow, 2);
 }
-
 }  // namespace
+
+}  // namespace synth_model
+
+using namespace synth_model;
 
 Dataset make_synthetic_cohort(const SynthOptions& options) {
   if (options.n_participants < 1 || options.windows_per_participant < 1 ||
@@ -448,16 +386,12 @@ Dataset make_synthetic_cohort(const SynthOptions& options) {
   data.group.reserve(n_rows);
   std::vector<double> trait(n_rows, 0.0);
 
-  // Sites in turn (UW, UCSD, UAB), ids numbered per site from 1.
-  constexpr std::array<int, 3> kSiteDigits = {1, 4, 7};
-  std::array<int, 3> next_number = {1, 1, 1};
-  Rng site_rng(derive_seed(options.seed, "synth.sites"));
+  const std::vector<std::string> ids = participant_ids(options.seed, n_participants);
 
   std::size_t r = 0;
   for (std::size_t i = 0; i < n_participants; ++i) {
-    const std::size_t site = site_rng.below(3);
-    const std::string id = participant_id(kSiteDigits[site], next_number[site]++);
-    Rng rng(derive_seed(options.seed, "synth.participant." + std::to_string(i)));
+    const std::string& id = ids[i];
+    Rng rng(participant_seed(options.seed, i));
     const Participant p = draw_participant(rng, id);
 
     std::array<double, 4> night{};

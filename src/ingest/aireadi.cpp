@@ -243,6 +243,7 @@ struct Reading {
 struct Interval {
   std::int64_t start, end;  // seconds, UTC then local
   double value;             // steps (NaN: unknown) or the stage index
+  std::int64_t seconds;     // end - start in UTC: the real length, also across a DST change
 };
 
 // The participant's series and what went wrong reading them.
@@ -499,7 +500,7 @@ class ParticipantReader {
              fmt::format("sleep interval of {} s (expected 0 < length <= 4 h); left out", *end - *start));
       return;
     }
-    s.sleep.push_back({*start, *end, static_cast<double>(stage)});
+    s.sleep.push_back({*start, *end, static_cast<double>(stage), *end - *start});
   }
 
   void stress(const Record& r, const std::string& file, Series& s, Reporter& report) {
@@ -541,7 +542,7 @@ class ParticipantReader {
              fmt::format("base_movement_quantity.value is {}: expected a step count or \"\"", describe(v)));
       return;
     }
-    s.steps.push_back({*start, *end, value});
+    s.steps.push_back({*start, *end, value, *end - *start});
   }
 
   UsZone zone_of(const Series& s, Reporter& report) {
@@ -594,7 +595,7 @@ class ParticipantReader {
     std::map<std::int64_t, std::array<std::int64_t, kNumStages>> nights;
     for (const auto& r : s.sleep) {
       const std::int64_t night = floor_div(r.start - 12 * 3600, 86400) + 1;
-      nights[night][static_cast<std::size_t>(r.value)] += r.end - r.start;
+      nights[night][static_cast<std::size_t>(r.value)] += r.seconds;
     }
     std::set<std::int64_t> days;
     for (const auto& r : s.cgm) days.insert(floor_div(r.t, 86400));
@@ -644,7 +645,7 @@ class ParticipantReader {
         for (; it != s.steps.end() && it->end <= end; ++it) {
           if (std::isnan(it->value)) continue;
           steps += it->value;
-          covered += it->end - it->start;
+          covered += it->seconds;
         }
         // The night before.
         std::array<std::int64_t, kNumStages> night{};
@@ -980,6 +981,151 @@ void write_ingest_outputs(const IngestResult& result, const IngestOptions& optio
   write_atomically(summary_path(out), j.dump(1) + "\n");
 }
 
+std::string release_fingerprint(const IngestOptions& o) {
+  const std::string root = find_dataset_root(o.root);
+  std::string text = fmt::format("aireadi-ingest 1\n{} {} {} {} {} {} {} {} {} {} {}\n", o.first_hour, o.last_hour,
+                                 o.cgm_low, o.cgm_high, o.hyper_threshold, o.hyper_minutes, o.stress_threshold,
+                                 o.min_cgm_readings, o.min_stress_readings, o.min_activity_minutes,
+                                 o.min_sleep_minutes);
+  auto add_bytes = [&](const fs::path& p) {
+    if (fs::exists(p)) text += p.filename().string() + " " + fnv1a_file_hex(p.string()) + "\n";
+  };
+  add_bytes(fs::path(root) / "participants.tsv");
+  add_bytes(fs::path(root) / "wearable_blood_glucose" / "manifest.tsv");
+  add_bytes(fs::path(root) / kGarminDir / "manifest.tsv");
+  if (!o.demographics.empty()) add_bytes(o.demographics);
+  // Every file under the folders ingest reads, in path order.
+  std::vector<std::string> entries;
+  for (const char* dir : {"wearable_blood_glucose/continuous_glucose_monitoring", "wearable_activity_monitor/sleep",
+                          "wearable_activity_monitor/stress", "wearable_activity_monitor/physical_activity"}) {
+    const fs::path base = fs::path(root) / dir;
+    if (!fs::exists(base)) continue;
+    for (const auto& e : fs::recursive_directory_iterator(base)) {
+      if (!e.is_regular_file()) continue;
+      const auto mtime = e.last_write_time().time_since_epoch().count();
+      entries.push_back(fmt::format("{} {} {}", fs::relative(e.path(), root).string(), e.file_size(), mtime));
+    }
+  }
+  std::sort(entries.begin(), entries.end());
+  for (const auto& e : entries) text += e + "\n";
+  return fnv1a_hex(text);
+}
+
+void save_result(const IngestResult& r, const std::string& path) {
+  nlohmann::json j;
+  j["dataset_root"] = r.dataset_root;
+  j["genders"] = r.features.schema.features.at(kCGender).categories;
+  j["x"] = r.features.x.values;
+  j["y"] = r.features.y;
+  j["group"] = r.features.group;
+  auto& windows = j["windows"] = nlohmann::json::array();
+  for (const auto& w : r.windows) {
+    windows.push_back({w.participant, w.local_start, w.utc_offset, w.cgm_readings, w.stress_readings,
+                       w.activity_minutes, w.split});
+  }
+  auto& participants = j["participants"] = nlohmann::json::array();
+  for (const auto& p : r.participants) {
+    participants.push_back({{"id", p.id}, {"zone", p.zone}, {"windows", p.windows}, {"dropped", p.dropped},
+                            {"records", p.records}, {"bytes", p.bytes}, {"problems", p.problems}});
+  }
+  auto& problems = j["problems"] = nlohmann::json::array();
+  for (const auto& p : r.problems) problems.push_back({p.participant, p.file, p.record, p.what});
+  j["problem_count"] = r.problem_count;
+  j["dropped"] = r.dropped;
+  j["candidate_windows"] = r.candidate_windows;
+  j["records"] = r.records;
+  j["bytes"] = r.bytes;
+  j["seconds"] = r.seconds;
+  write_atomically(path, j.dump());
+}
+
+IngestResult load_result(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot open " + path, "the ingest task that writes it has to run first");
+  try {
+    const nlohmann::json j = nlohmann::json::parse(in);
+    IngestResult r;
+    r.dataset_root = j.at("dataset_root").get<std::string>();
+    const auto genders = j.at("genders").get<std::vector<std::string>>();
+    r.features.schema = make_schema(genders);
+    r.features.x.values = j.at("x").get<std::vector<double>>();
+    r.features.x.n_cols = kNumCols;
+    r.features.x.n_rows = r.features.x.values.size() / kNumCols;
+    r.features.y = j.at("y").get<std::vector<int>>();
+    r.features.group = j.at("group").get<std::vector<std::string>>();
+    r.features.source = r.dataset_root;
+    for (const auto& w : j.at("windows")) {
+      r.windows.push_back({w.at(0).get<std::string>(), w.at(1).get<std::int64_t>(), w.at(2).get<int>(),
+                           w.at(3).get<int>(), w.at(4).get<int>(), w.at(5).get<double>(), w.at(6).get<std::string>()});
+    }
+    for (const auto& p : j.at("participants")) {
+      ParticipantSummary s;
+      s.id = p.at("id");
+      s.zone = p.at("zone");
+      s.windows = p.at("windows");
+      s.dropped = p.at("dropped").get<std::map<std::string, std::size_t>>();
+      s.records = p.at("records");
+      s.bytes = p.at("bytes");
+      s.problems = p.at("problems");
+      r.participants.push_back(std::move(s));
+    }
+    for (const auto& p : j.at("problems")) {
+      r.problems.push_back({p.at(0).get<std::string>(), p.at(1).get<std::string>(), p.at(2).get<long>(),
+                            p.at(3).get<std::string>()});
+    }
+    r.problem_count = j.at("problem_count");
+    r.dropped = j.at("dropped").get<std::map<std::string, std::size_t>>();
+    r.candidate_windows = j.at("candidate_windows");
+    r.records = j.at("records");
+    r.bytes = j.at("bytes");
+    r.seconds = j.at("seconds");
+    r.gender_provided = !genders.empty() && std::find(genders.begin(), genders.end(), kGenderNotProvided) == genders.end();
+    if (r.features.y.size() != r.features.x.n_rows || r.features.group.size() != r.features.x.n_rows ||
+        r.windows.size() != r.features.x.n_rows) {
+      throw Error(fmt::format("{}: {} rows of features, {} labels, {} groups, {} windows", path, r.features.x.n_rows,
+                              r.features.y.size(), r.features.group.size(), r.windows.size()));
+    }
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{} is not an ingest shard: {}", path, e.what()),
+                "delete the task's folder so that it runs again");
+  }
+}
+
+bool table_has_gender(const std::string& features_csv) {
+  std::ifstream in(summary_path(features_csv));
+  if (!in) return false;
+  try {
+    return nlohmann::json::parse(in).value("gender_provided", false);
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+}
+
+std::map<std::string, std::string> read_recommended_splits(const std::string& features_csv) {
+  const std::string path = windows_path(features_csv);
+  std::ifstream in(path);
+  if (!in) {
+    throw UsageError("data.split = recommended needs " + path + " (written by `sensecf ingest` beside " +
+                         features_csv + ")",
+                     "ingest the release again, or use data.split = random");
+  }
+  std::string line;
+  std::getline(in, line);
+  const auto header = split_list(line);
+  const auto id = std::find(header.begin(), header.end(), "participant_id") - header.begin();
+  const auto split = std::find(header.begin(), header.end(), "recommended_split") - header.begin();
+  if (static_cast<std::size_t>(id) == header.size() || static_cast<std::size_t>(split) == header.size()) {
+    throw Error(path + ": no participant_id and recommended_split columns");
+  }
+  std::map<std::string, std::string> out;
+  while (std::getline(in, line)) {
+    const auto cells = split_list(line);
+    if (cells.size() == header.size()) out[cells[static_cast<std::size_t>(id)]] = cells[static_cast<std::size_t>(split)];
+  }
+  return out;
+}
+
 std::vector<std::string> summary_lines(const IngestResult& r) {
   std::vector<std::string> lines;
   std::size_t with_rows = 0;
@@ -1001,7 +1147,7 @@ std::vector<std::string> summary_lines(const IngestResult& r) {
                                 kGenderNotProvided));
   }
   if (r.problem_count) {
-    lines.push_back(fmt::format("{} problems in the files (each below; all in the .ingest.json file)", r.problem_count));
+    lines.push_back(fmt::format("{} problems in the files (listed above; all counted in the .ingest.json file)", r.problem_count));
   }
   return lines;
 }

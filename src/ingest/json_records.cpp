@@ -2,8 +2,11 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <cstddef>
 #include <cstdio>
+#include <iterator>
 #include <memory>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "sensecf/core/error.h"
@@ -155,20 +158,64 @@ struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
+// The file's bytes in 1 MB blocks, as the input iterator nlohmann's parser
+// reads: no per-character stdio call, and never more than a block in memory.
+class BlockReader {
+ public:
+  explicit BlockReader(std::FILE* file) : file_(file), block_(1 << 20) { refill(); }
+  bool at_end() const { return pos_ == size_; }
+  char get() const { return block_[pos_]; }
+  void next() {
+    if (++pos_ == size_) refill();
+  }
+
+ private:
+  void refill() {
+    size_ = std::fread(block_.data(), 1, block_.size(), file_);
+    pos_ = 0;
+  }
+  std::FILE* file_;
+  std::vector<char> block_;
+  std::size_t pos_ = 0, size_ = 0;
+};
+
+class BlockIterator {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = char;
+
+  BlockIterator() = default;  // the end
+  explicit BlockIterator(BlockReader* reader) : reader_(reader->at_end() ? nullptr : reader) {}
+  char operator*() const { return reader_->get(); }
+  BlockIterator& operator++() {
+    reader_->next();
+    if (reader_->at_end()) reader_ = nullptr;
+    return *this;
+  }
+  bool operator==(const BlockIterator& o) const { return reader_ == o.reader_; }
+  bool operator!=(const BlockIterator& o) const { return reader_ != o.reader_; }
+
+ private:
+  BlockReader* reader_ = nullptr;
+};
+
 }  // namespace
 
 ReadResult read_records(const std::string& path, const std::string& body_key,
                         const std::function<void(const Record&)>& on_record) {
   std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
   if (!file) throw Error(fmt::format("cannot open {}", path), "check that the file exists and is readable");
-  std::setvbuf(file.get(), nullptr, _IOFBF, 1 << 20);
   ReadResult result;
   if (std::fseek(file.get(), 0, SEEK_END) == 0) {
     result.bytes = static_cast<std::size_t>(std::ftell(file.get()));
     std::rewind(file.get());
   }
   Handler handler(body_key, on_record, result);
-  nlohmann::json::sax_parse(file.get(), &handler);
+  BlockReader reader(file.get());
+  nlohmann::json::sax_parse(BlockIterator(&reader), BlockIterator(), &handler);
   return result;
 }
 

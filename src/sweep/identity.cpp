@@ -20,11 +20,22 @@
 
 namespace sensecf::sweep {
 
-SweepIdentity sweep_identity(const Options& options) {
+SweepIdentity sweep_identity(const Options& options, const std::string& data_fingerprint) {
   SweepIdentity id;
   id.config_text = options.effective_ini();
-  for (const auto& [key, value] : options.hashed_values()) id.config_canonical += key + " = " + value + "\n";
-  id.config_hash = options.config_hash();
+  const auto values = options.hashed_values();
+  const auto source = values.find("data.source");
+  const bool aireadi = source != values.end() && source->second == "aireadi";
+  for (const auto& [key, value] : values) {
+    // Keys of a data source the sweep does not read, and data.split at its
+    // historical value, do not tell sweeps apart (so results files written
+    // before those keys existed resume).
+    if (!aireadi && starts_with(key, "ingest.")) continue;
+    if (key == "data.split" && value == "random") continue;
+    id.config_canonical += key + " = " + value + "\n";
+  }
+  if (!data_fingerprint.empty()) id.config_canonical += "data.fingerprint = " + data_fingerprint + "\n";
+  id.config_hash = data_fingerprint.empty() ? options.config_hash() : fnv1a_hex(id.config_canonical);
   return id;
 }
 
@@ -63,7 +74,10 @@ ConfigChange check_same_config(const std::string& stored_canonical, const SweepI
     if (growable(k) && b != before.end() && a != after.end() && grows(k, old_value, new_value)) {
       grown.push_back(line);
     } else {
-      refused.push_back(line + (growable(k) ? " (a list may only grow: keep every old entry)" : ""));
+      std::string why;
+      if (growable(k)) why = " (a list may only grow: keep every old entry)";
+      if (k == "data.fingerprint") why = " (the AI-READI files or ingest options changed since this study started)";
+      refused.push_back(line + why);
     }
   }
   if (!refused.empty()) {

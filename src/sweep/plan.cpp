@@ -95,6 +95,18 @@ void declare_options(Options& options, SweepConfig& c) {
   options.add("sweep.progress", &s.progress, "seconds between progress lines on rank 0").not_hashed();
   data::declare_options(options, c.data);
   data::declare_options(options, c.synth);
+  options.add("data.split", &c.split,
+              "patient split: random (stratified, per seed) or recommended (participants.tsv's recommended_split: "
+              "test vs train+val; needs the table's .windows.csv, which ingest writes)")
+      .choices({"random", "recommended"});
+  ingest::declare_options(options, c.ingest);
+  options.add("ingest.participants_per_task", &c.ingest_participants_per_task,
+              "data.source = aireadi: participants per ingest task (the tasks run on all workers at once)")
+      .not_hashed();
+  options.add("ingest.cache", &c.ingest_cache,
+              "data.source = aireadi: folder of finished feature tables by fingerprint, shared across sweeps "
+              "(empty: none)")
+      .not_hashed();
   clf::declare_options(options, c.clf);
   cf::declare_options(options, c.cf);
   // lm.base_url / lm.model_name: a remote model for the LLM methods whose
@@ -134,6 +146,10 @@ void declare_options(Options& options, SweepConfig& c) {
         throw UsageError("sweep.scenarios: unknown scenario '" + sc + "'", "use positive, negative and/or dual");
     }
     if (sw.plan == "study") data::check_source(c.data, "sweep");
+    if (data::parse_source(c.data.source) == data::Source::kAiReadi) c.ingest.root = c.data.path;
+    if (c.ingest_participants_per_task < 1) {
+      throw UsageError(fmt::format("ingest.participants_per_task must be >= 1, got {}", c.ingest_participants_per_task));
+    }
     for (const auto& m : sw.fig1_models) {
       if (m != "nn" && m != "xgb" && m != "rf" && m != "svm")
         throw UsageError("sweep.fig1_models: unknown classifier '" + m + "'", "use nn, xgb, rf and/or svm");
@@ -207,6 +223,7 @@ std::string Task::label() const {
   if (params.contains("reduction")) out += fmt::format(" reduction={}", params["reduction"].get<double>());
   if (params.contains("seed")) out += " seed=" + param("seed");
   if (params.contains("index")) out += " #" + param("index");
+  if (params.contains("first") && params.contains("last")) out += " participants " + param("first") + "-" + param("last");
   return out;
 }
 

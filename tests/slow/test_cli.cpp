@@ -196,7 +196,8 @@ TEST_F(Cli, BadInputGivesClearErrorsAndExitCodes) {
       {"train-clf --data " + cohort() + " --test-fraction 1.5", 2, "data.test_fraction must be in (0, 1)"},
       {"train-clf", 2, "data.source = csv needs a file: data.path is empty"},
       {"train-clf --data.source synth", 2, "data.source = synth is only for `sensecf sweep`"},
-      {"train-clf --data.source aireadi", 2, "AI-READI ingest has not landed"},
+      {"train-clf --data.source aireadi", 2, "is read by `sensecf sweep`"},
+      {"ingest --aireadi " + dir_->file("no-release"), 2, "does not exist or is not a folder"},
       {"train-clf --data.source parquet", 2, "must be one of csv|synth|aireadi"},
       {"synth --participants 3", 2, "participants"},
   };

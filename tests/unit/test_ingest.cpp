@@ -18,6 +18,7 @@
 #include "sensecf/core/error.h"
 #include "sensecf/core/strings.h"
 #include "sensecf/data/csv.h"
+#include "sensecf/data/synth_raw.h"
 #include "sensecf/ingest/aireadi.h"
 #include "test_util.h"
 
@@ -416,6 +417,57 @@ TEST(Ingest, MergingShardsEqualsOneRun) {
   EXPECT_EQ(merged.features.y, whole.features.y);
   EXPECT_EQ(merged.features.group, whole.features.group);
 }
+
+// The synthetic raw release (`sensecf synth --raw`, both formats, a DST change
+// in autumn and in spring, every quirk) read back: the ground truth the
+// generator computed from its own local-time arrays, row for row.
+class IngestSyntheticRelease : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(IngestSyntheticRelease, RecoversTheGroundTruthExactly) {
+  test::TempDir dir;
+  data::RawSynthOptions raw;
+  raw.synth.n_participants = 12;
+  raw.synth.seed = 3;
+  raw.days = 6;
+  raw.format = GetParam();
+  const auto written = data::write_raw_cohort(raw, dir.path().string());
+  IngestOptions o;
+  o.root = dir.path().string();
+  o.threads = 2;
+  const IngestResult res = ingest_aireadi(o);
+  EXPECT_EQ(res.dataset_root, written.dataset_root);
+  data::DataOptions d;
+  d.path = dir.file("ground_truth.csv");
+  d.drop = {"gender"};
+  const data::Dataset truth = data::read_csv(d);
+  ASSERT_EQ(res.features.size(), truth.size());
+  EXPECT_EQ(res.features.size(), written.windows_kept);
+  EXPECT_EQ(res.candidate_windows - res.features.size(), written.windows_dropped);
+  std::size_t mismatches = 0;
+  for (std::size_t r = 0; r < truth.size(); ++r) {
+    ASSERT_EQ(res.features.group[r], truth.group[r]) << "row " << r;
+    EXPECT_EQ(res.features.y[r], truth.y[r]) << "row " << r << " of " << truth.group[r];
+    for (const auto& f : truth.schema.features) {
+      const double want = truth.x.at(r, truth.schema.index_of(f.name));
+      double got = value(res, r, f.name.c_str());
+      if (f.is_categorical()) {
+        const auto& mine = res.features.schema.features[res.features.schema.index_of(f.name)];
+        EXPECT_EQ(mine.categories[static_cast<std::size_t>(got)], f.categories[static_cast<std::size_t>(want)]);
+        continue;
+      }
+      if (std::abs(got - want) > 1e-9 && ++mismatches < 10) {
+        ADD_FAILURE() << truth.group[r] << " " << format_minutes(res.windows[r].local_start) << " " << f.name
+                      << ": ingest " << got << ", ground truth " << want;
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0u);
+  // The participant without a watch is reported, and nothing else is wrong.
+  ASSERT_EQ(res.problem_count, 1u);
+  EXPECT_NE(res.problems[0].what.find("wearable_activity_monitor is FALSE"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(V2V3, IngestSyntheticRelease, ::testing::Values("v2", "v3"));
 
 TEST(Ingest, LayoutErrorsSayWhatWasLookedFor) {
   test::TempDir dir;

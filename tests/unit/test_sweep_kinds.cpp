@@ -27,7 +27,7 @@ using test::small_study;
 
 TEST(SweepKinds, EveryPlannedKindIsRegisteredAndUnknownKindsNameTheKnownOnes) {
   for (const auto& t : build_plan(small_study())) EXPECT_EQ(task_kind(t.kind).name(), t.kind);
-  EXPECT_THROW_WITH(task_kind("pretrain"), Error, "unknown task kind 'pretrain' (this sensecf knows prepare, train_clf");
+  EXPECT_THROW_WITH(task_kind("pretrain"), Error, "unknown task kind 'pretrain' (this sensecf knows ingest, features, prepare, train_clf");
 }
 
 // The keys of the refactored plan equal the keys the pre-kinds builder gave
@@ -173,7 +173,11 @@ TEST(DataSource, IsAnExplicitChoiceWithErrorsThatSayWhatToPass) {
   o.path = "cohort.csv";
   EXPECT_THROW_WITH(data::check_source(o, "sweep"), UsageError, "data.source = synth does not read it");
   o.source = "aireadi";
-  EXPECT_THROW_WITH(data::check_source(o, "sweep"), UsageError, "not available yet");
+  EXPECT_NO_THROW(data::check_source(o, "sweep"));  // data.path = the release's folder
+  EXPECT_THROW_WITH(data::check_source(o, "train-clf"), UsageError, "is read by `sensecf sweep`");
+  o.path.clear();
+  EXPECT_THROW_WITH(data::check_source(o, "sweep"), UsageError, "data.source = aireadi needs the release");
+  o.path = "cohort.csv";
   o.source = "csv";
   EXPECT_NO_THROW(data::check_source(o, "sweep"));
 }

@@ -11,6 +11,8 @@ namespace sensecf::vocab {
 
 // Task kinds (/tasks/kind, /metrics/clf/kind, /metrics/train/kind). One file
 // each under src/sweep/kinds/ (docs/architecture.md).
+inline constexpr const char* kIngest = "ingest";        // AI-READI files of some participants -> their windows
+inline constexpr const char* kFeatures = "features";    // the ingest tasks' windows -> the sweep's feature table
 inline constexpr const char* kPrepare = "prepare";      // split + scenario rows of one (seed, scenario)
 inline constexpr const char* kTrainClf = "train_clf";   // the black-box NN f_s of one (seed, scenario)
 inline constexpr const char* kFig1 = "fig1";            // one classifier on a reduced training set

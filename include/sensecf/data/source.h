@@ -5,8 +5,10 @@
 //   synth    the synthetic AI-READI-like cohort of [synth]. A sweep writes it
 //            to its work directory (cohort.csv) and then reads it like any CSV,
 //            so every data option applies to it unchanged.
-//   aireadi  the slot for AI-READI's released files: reserved until ingest
-//            exists; choosing it says so.
+//   aireadi  an AI-READI release (data.path = its folder). A sweep ingests it
+//            in its first tasks (ingest/aireadi.h, docs/aireadi.md) into
+//            features.csv in its work directory and reads that like any CSV;
+//            other commands read the table `sensecf ingest` writes.
 //
 // Nothing is inferred from an empty data.path: csv without a path is an error
 // that says what to pass.
@@ -26,8 +28,8 @@ std::vector<std::string> source_names();
 Source parse_source(const std::string& name);
 
 // Throws a UsageError when data.source and data.path disagree (csv without a
-// path, synth or aireadi with one) or the source cannot serve `command`
-// ("sweep" serves synth; other commands read CSV files).
+// path, synth with one, aireadi without one) or the source cannot serve
+// `command` ("sweep" serves synth and aireadi; other commands read CSV files).
 void check_source(const DataOptions& options, const std::string& command);
 
 // The data set of a csv source (after check_source). Sources that are not

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,11 @@ struct Split {
 };
 
 Split patient_split(const Dataset& data, double test_fraction, std::uint64_t seed);
+
+// The split a data set's provider chose (AI-READI's recommended_split):
+// patients whose entry in `split_of` is "test" are the test set, every other
+// entry ("train", "val") trains. Throws naming a patient without an entry.
+Split assigned_split(const Dataset& data, const std::map<std::string, std::string>& split_of);
 
 enum class Scarcity { kFull, kPositive, kNegative, kDual };
 Scarcity parse_scarcity(const std::string& name);  // full|positive|negative|dual

@@ -129,6 +129,25 @@ void write_ingest_outputs(const IngestResult& result, const IngestOptions& optio
 std::string windows_path(const std::string& out);
 std::string summary_path(const std::string& out);
 
+// A fingerprint of what an ingest reads: the options that change its rows,
+// the bytes of participants.tsv and the manifests, and the path, size and
+// modification time of every wearable file (hashing tens of GB would cost as
+// much as the ingest). Equal fingerprints, equal tables: the sweep's cache key
+// and resume check.
+std::string release_fingerprint(const IngestOptions& options);
+
+// A shard's result as one JSON file and back (the sweep's ingest tasks hand
+// them to the task that merges them); exact doubles.
+void save_result(const IngestResult& result, const std::string& path);
+IngestResult load_result(const std::string& path);
+
+// Whether the table at `features_csv` has real genders (its .ingest.json
+// says so); false also when there is no such file yet.
+bool table_has_gender(const std::string& features_csv);
+
+// participant id -> recommended_split, from a table's <stem>.windows.csv.
+std::map<std::string, std::string> read_recommended_splits(const std::string& features_csv);
+
 // A few lines for the log: rows, participants, dropped windows by reason, problems.
 std::vector<std::string> summary_lines(const IngestResult& result);
 

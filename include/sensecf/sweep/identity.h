@@ -19,8 +19,11 @@ struct SweepIdentity {
   std::string config_hash;       // Options::config_hash()
 };
 
-// The identity of the sweep that the parsed `options` describe.
-SweepIdentity sweep_identity(const Options& options);
+// The identity of the sweep that the parsed `options` describe. A data
+// fingerprint (data.source = aireadi: ingest::release_fingerprint) joins the
+// canonical config as `data.fingerprint`, so a release whose files changed
+// is refused on resume like a changed option.
+SweepIdentity sweep_identity(const Options& options, const std::string& data_fingerprint = {});
 
 // Whether `results` may go on under the `current` configuration, given the
 // one its journal holds (`stored_canonical`):

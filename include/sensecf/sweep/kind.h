@@ -27,6 +27,13 @@ class PlanBuilder {
   const Task& add(const std::string& kind, nlohmann::json params,
                   std::vector<std::pair<std::string, std::string>> inputs, double cost, int ranks = 1);
   bool contains(const std::string& key) const { return index_.count(key) > 0; }
+  // The keys of the tasks of one kind added so far, in plan order.
+  std::vector<std::string> keys_of(const std::string& kind) const {
+    std::vector<std::string> keys;
+    for (const auto& t : tasks_)
+      if (t.kind == kind) keys.push_back(t.key);
+    return keys;
+  }
   std::vector<Task> take() { return std::move(tasks_); }
 
  private:

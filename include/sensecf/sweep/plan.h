@@ -30,6 +30,7 @@
 #include "sensecf/clf/classifier.h"
 #include "sensecf/data/csv.h"
 #include "sensecf/data/synth.h"
+#include "sensecf/ingest/aireadi.h"
 #include "sensecf/llm/train/pretrain.h"
 #include "sensecf/llm/train/trainer.h"
 
@@ -92,6 +93,14 @@ struct SweepConfig {
   cf::CfOptions cf;
   llm::FinetuneOptions finetune;  // [finetune] and lm.dtype / lm.attention: every finetune task
   llm::PretrainOptions pretrain;  // [pretrain]: the @tiny models' pretrain_lm tasks
+  // data.source = aireadi: [ingest] (root = data.path), run as ingest tasks of
+  // this many participants each, merged by one features task (docs/aireadi.md).
+  ingest::IngestOptions ingest;
+  int ingest_participants_per_task = 100;
+  std::string ingest_cache;           // ingest.cache: finished tables by fingerprint ("" = none)
+  // data.split: random (patient-level, stratified, seeded) or recommended
+  // (participants.tsv's recommended_split: test vs train + val).
+  std::string split = "random";
 };
 
 // One entry of sweep.llm_models: a local model (name=DIR[:quant], name=@tiny)

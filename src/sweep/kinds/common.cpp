@@ -1,9 +1,11 @@
 // Helpers shared by the study kinds (see common.h).
 #include "common.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "sensecf/data/source.h"
+#include "sensecf/ingest/aireadi.h"
 
 namespace sensecf::sweep::kinds {
 
@@ -12,6 +14,14 @@ data::DataOptions sweep_data_options(const SweepConfig& config, const std::strin
   if (data::parse_source(o.source) == data::Source::kSynth) {
     o.source = "csv";
     o.path = workdir + "/cohort.csv";
+  } else if (data::parse_source(o.source) == data::Source::kAiReadi) {
+    // The features task's table. Without controlled-access demographics its
+    // gender column is one placeholder value: left out.
+    o.source = "csv";
+    o.path = workdir + "/features.csv";
+    if (!ingest::table_has_gender(o.path) && std::find(o.drop.begin(), o.drop.end(), "gender") == o.drop.end()) {
+      o.drop.push_back("gender");
+    }
   }
   return o;
 }

@@ -6,6 +6,8 @@
 
 namespace sensecf::sweep::kinds {
 
+const TaskKind& ingest_kind();     // ingest.cpp
+const TaskKind& features_kind();   // ingest.cpp
 const TaskKind& prepare_kind();    // prepare.cpp
 const TaskKind& train_clf_kind();  // train_clf.cpp
 const TaskKind& fig1_kind();       // fig1.cpp

@@ -29,6 +29,10 @@ T field(const Task& task, const char* name) {
   }
 }
 
+// The features task (data.source = aireadi): one per sweep.
+nlohmann::json features_params();
+inline std::string features_key() { return task_key(vocab::kFeatures, features_params()); }
+
 // One (seed, scenario) of the study: prepare and train_clf tasks.
 struct SplitParams {
   int seed = 0;

@@ -5,6 +5,7 @@
 #include "common.h"
 #include "kinds.h"
 #include "sensecf/data/split.h"
+#include "sensecf/ingest/aireadi.h"
 #include "sensecf/sweep/kind.h"
 
 namespace sensecf::sweep::kinds {
@@ -15,14 +16,20 @@ class Prepare final : public TaskKind {
   const char* name() const override { return vocab::kPrepare; }
 
   void expand(const SweepConfig& config, PlanBuilder& plan) const override {
-    for (const auto& split : study_splits(config)) plan.add(name(), split.to_json(), {}, 0.1);
+    // data.source = aireadi: the table comes from the features task.
+    std::vector<std::pair<std::string, std::string>> inputs;
+    if (plan.contains(features_key())) inputs.emplace_back("features", features_key());
+    for (const auto& split : study_splits(config)) plan.add(name(), split.to_json(), inputs, 0.1);
   }
 
   store::TaskOutput run(const Task& task, const TaskEnv& env) const override {
     const auto p = SplitParams::from(task);
     const auto& d = sweep_dataset(env);
     const auto seed = static_cast<std::uint64_t>(p.seed);
-    const auto split = data::patient_split(d, env.config->data.test_fraction, seed);
+    const auto split =
+        env.config->split == "recommended"
+            ? data::assigned_split(d, ingest::read_recommended_splits(sweep_data_options(*env.config, env.workdir).path))
+            : data::patient_split(d, env.config->data.test_fraction, seed);
     const auto sc = data::make_scenario(d, split.train, data::parse_scarcity(p.scenario), p.fraction, seed);
     const std::string dir = task_dir(env.workdir, task.key);
     write_split_rows(dir, {split.train, sc.kept, sc.removed, split.test});

@@ -12,7 +12,9 @@ namespace sensecf::sweep {
 
 const std::vector<const TaskKind*>& task_kinds() {
   static const std::vector<const TaskKind*> kinds = {
-      &kinds::prepare_kind(),   // rows of one (seed, scenario)
+      &kinds::ingest_kind(),    // data.source = aireadi: windows of some participants
+      &kinds::features_kind(),  // reads every ingest: the feature table
+      &kinds::prepare_kind(),   // rows of one (seed, scenario) [, reads features]
       &kinds::train_clf_kind(), // reads rows
       &kinds::fig1_kind(),      // reads rows
       &kinds::pretrain_lm_kind(),  // reads rows (of the first LLM seed's full split)

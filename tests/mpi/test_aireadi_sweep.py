@@ -1,0 +1,146 @@
+"""A study that starts from AI-READI's released files: `sensecf synth --raw` writes a v3 release (nested
+<uuid>/dataset/, timezone headers, every quirk) with its ground truth; `sensecf ingest` recovers the ground truth
+exactly (read back here with Python's csv module, an independent reader); an mpirun sweep with
+data.source = aireadi ingests it in parallel tasks on both workers, merges them into the same table, splits by
+participants.tsv's recommended_split and runs the study; a second sweep takes the table from the cache; a
+resume after the release changed is refused, naming the fingerprint. Read back with h5py.
+"""
+import csv
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import h5py
+
+BIN = os.environ.get("SENSECF_BIN", "build/cpu-release/bin/sensecf")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
+EXIT_USAGE = 2
+
+CONFIG = """[sweep]
+methods = nice
+scenarios = positive
+ratios = 0.5
+seeds = 1
+queries = 10
+fig1_reductions =
+[data]
+source = aireadi
+path = {root}
+split = recommended
+[ingest]
+participants_per_task = 7
+cache = {cache}
+[clf]
+nn_max_epochs = 30
+"""
+
+
+def run(*args, timeout=300):
+    p = subprocess.run(list(args), env=ENV, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
+
+
+def sweep(config, results):
+    return run("mpirun", "-np", "3", "--oversubscribe", BIN, "sweep", "--config", config, "--results", results,
+               "--log.level", "info")
+
+
+def read_table(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows
+
+
+def same_table(test, got_path, want_path):
+    got, want = read_table(got_path), read_table(want_path)
+    test.assertEqual(len(got), len(want), f"{got_path} vs {want_path}")
+    test.assertEqual(list(got[0].keys()), list(want[0].keys()))
+    for i, (g, w) in enumerate(zip(got, want)):
+        for k in w:
+            if k in ("participant_id", "gender", "medication", "subgroup"):
+                test.assertEqual(g[k], w[k], f"row {i} column {k}")
+            else:
+                test.assertAlmostEqual(float(g[k]), float(w[k]), places=9, msg=f"row {i} column {k}: {g} vs {w}")
+
+
+def tasks(results):
+    with h5py.File(results, "r") as f:
+        rows = f["tasks"][()]
+    return [{n: (r[n].decode() if isinstance(r[n], bytes) else r[n].item()) for n in rows.dtype.names} for r in rows]
+
+
+class AiReadiSweep(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="sensecf-aireadi-")
+        cls.raw = os.path.join(cls.dir, "release")
+        rc, log = run(BIN, "synth", "--synth.raw", cls.raw, "--synth.format", "v3", "--synth.participants", "20",
+                      "--synth.days", "4", "--synth.seed", "5", "--log.level", "warn")
+        assert rc == 0, log
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_ingest_recovers_the_ground_truth_exactly(self):
+        out = os.path.join(self.dir, "cli", "features.csv")
+        rc, log = run(BIN, "ingest", "--aireadi", self.raw, "--out", out)
+        self.assertEqual(rc, 0, log)
+        same_table(self, out, os.path.join(self.raw, "ground_truth.csv"))
+        # The participant without Garmin data (FALSE in participants.tsv, None in the manifest) is reported.
+        self.assertIn("wearable_activity_monitor is FALSE", log)
+        self.assertIn("dropped", log)
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "cli", "features.ingest.json")))
+
+    def test_a_sweep_from_the_release_then_the_cache_then_a_changed_release(self):
+        config = os.path.join(self.dir, "study.ini")
+        cache = os.path.join(self.dir, "cache")
+        with open(config, "w") as f:
+            f.write(CONFIG.format(root=self.raw, cache=cache))
+        results = os.path.join(self.dir, "study.h5")
+        rc, log = sweep(config, results)
+        self.assertEqual(rc, 0, log)
+        done = tasks(results)
+        ingest = [t for t in done if t["kind"] == "ingest"]
+        self.assertEqual(len(ingest), 3, done)  # 20 participants, 7 per task
+        self.assertEqual({t["rank"] for t in ingest} <= {1, 2}, True)
+        self.assertEqual(len([t for t in done if t["kind"] == "features"]), 1)
+        self.assertTrue(all(t["status"] == "done" for t in done), [t for t in done if t["status"] != "done"])
+        self.assertIn("augment", {t["kind"] for t in done})
+        # The merged table is the ground truth (gender left out: a placeholder without controlled access).
+        work = os.path.join(self.dir, "study.work")
+        same_table(self, os.path.join(work, "features.csv"), os.path.join(self.raw, "ground_truth.csv"))
+        with h5py.File(results, "r") as f:
+            clf = f["metrics/clf"][()]
+            self.assertGreater(len(clf), 0)
+
+        # A second study over the same release and options: the table comes from the cache.
+        rc, log = sweep(config, os.path.join(self.dir, "again.h5"))
+        self.assertEqual(rc, 0, log)
+        # Its ingest tasks found the table cached and read nothing (the first study's wrote their shards).
+        shards = lambda work: [f for _, _, files in os.walk(os.path.join(self.dir, work)) for f in files
+                               if f == "shard.json"]
+        self.assertEqual(len(shards("study.work")), 3)
+        self.assertEqual(shards("again.work"), [])
+        self.assertEqual(len(os.listdir(cache)), 1)  # one entry: this release's fingerprint
+        same_table(self, os.path.join(self.dir, "again.work", "features.csv"),
+                   os.path.join(self.raw, "ground_truth.csv"))
+
+        # The release changes under the first results file: resuming it is refused.
+        for dirpath, _, files in os.walk(self.raw):
+            stress = [f for f in files if f.endswith("_stress.json")]
+            if stress:
+                with open(os.path.join(dirpath, stress[0]), "a") as f:
+                    f.write(" ")
+                break
+        rc, log = sweep(config, results)
+        self.assertEqual(rc, EXIT_USAGE, log)
+        self.assertIn("data.fingerprint", log)
+        self.assertIn("AI-READI files or ingest options changed", log)
+
+
+if __name__ == "__main__":
+    unittest.main()
