@@ -95,6 +95,31 @@ class AiReadiSweep(unittest.TestCase):
         self.assertIn("dropped", log)
         self.assertTrue(os.path.exists(os.path.join(self.dir, "cli", "features.ingest.json")))
 
+    def test_ingest_reports_a_truncated_file_and_strict_stops_at_it(self):
+        raw = os.path.join(self.dir, "small")
+        rc, log = run(BIN, "synth", "--raw", raw, "--format", "v2", "--participants", "10", "--days", "3",
+                      "--log.level", "warn")
+        self.assertEqual(rc, 0, log)
+        ids = sorted(os.listdir(os.path.join(raw, "wearable_blood_glucose", "continuous_glucose_monitoring",
+                                             "dexcom_g6")))
+        cgm = os.path.join(raw, "wearable_blood_glucose", "continuous_glucose_monitoring", "dexcom_g6", ids[-1],
+                           f"{ids[-1]}_DEX.json")
+        with open(cgm, "rb") as f:
+            data = f.read()
+        with open(cgm, "wb") as f:
+            f.write(data[: len(data) // 2])
+        out = os.path.join(self.dir, "small-out", "features.csv")
+        rc, log = run(BIN, "ingest", "--aireadi", raw, "--out", out)
+        self.assertEqual(rc, 0, log)
+        self.assertIn(f"participant {ids[-1]}, wearable_blood_glucose/continuous_glucose_monitoring/dexcom_g6/"
+                      f"{ids[-1]}/{ids[-1]}_DEX.json, record ", log)
+        self.assertIn("truncated?", log)
+        rc, log = run(BIN, "ingest", "--aireadi", raw, "--out", out, "--ingest.strict")
+        self.assertEqual(rc, 1, log)
+        # The first problem stops it (here the participant without a watch, or the cut file).
+        self.assertIn("sensecf ingest: error: participant ", log)
+        self.assertIn("--ingest.strict", log)
+
     def test_a_sweep_from_the_release_then_the_cache_then_a_changed_release(self):
         config = os.path.join(self.dir, "study.ini")
         cache = os.path.join(self.dir, "cache")
@@ -113,9 +138,15 @@ class AiReadiSweep(unittest.TestCase):
         # The merged table is the ground truth (gender left out: a placeholder without controlled access).
         work = os.path.join(self.dir, "study.work")
         same_table(self, os.path.join(work, "features.csv"), os.path.join(self.raw, "ground_truth.csv"))
+        features_key = [t["key"] for t in done if t["kind"] == "features"][0]
         with h5py.File(results, "r") as f:
             clf = f["metrics/clf"][()]
             self.assertGreater(len(clf), 0)
+            facts = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f["artifacts"][features_key].attrs.items()}
+        self.assertEqual(int(facts["rows"]), len(read_table(os.path.join(self.raw, "ground_truth.csv"))), facts)
+        self.assertEqual(int(facts["participants"]), 20)
+        self.assertEqual(facts["from_cache"], "false")
+        self.assertIn("stress", facts["dropped"])
 
         # A second study over the same release and options: the table comes from the cache.
         rc, log = sweep(config, os.path.join(self.dir, "again.h5"))

@@ -469,6 +469,56 @@ TEST_P(IngestSyntheticRelease, RecoversTheGroundTruthExactly) {
 
 INSTANTIATE_TEST_SUITE_P(V2V3, IngestSyntheticRelease, ::testing::Values("v2", "v3"));
 
+// Every file cut at many points, or with bytes overwritten, or replaced by
+// binary garbage: the ingest never throws and never crashes; it reports the
+// file by participant and name, and the clean participant keeps every window.
+TEST(Ingest, DamagedFilesAreReportedWhereverTheDamageIs) {
+  Release r;
+  write_participants(r, {{"1001", "UW", "healthy", "51", "2024-01-09", "train", "TRUE", "TRUE"},
+                         {"4002", "UCSD", "healthy", "47", "2024-01-09", "val", "TRUE", "TRUE"}});
+  write_participant(r, "1001", "pst", UsZone::kPacific);
+  write_participant(r, "4002", "pst", UsZone::kPacific);
+  const std::vector<std::string> files = {std::string(kCgmDir) + "/4002/4002_DEX.json",
+                                          r.garmin("4002", "sleep", "sleep"), r.garmin("4002", "stress", "stress"),
+                                          r.garmin("4002", "physical_activity", "activity")};
+  std::uint64_t state = 12345;
+  auto next = [&state] {  // a fixed pseudo-random sequence (LCG)
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return state >> 33;
+  };
+  for (const auto& rel : files) {
+    const fs::path path = fs::path(r.root()) / rel;
+    std::string original;
+    {
+      std::ifstream in(path, std::ios::binary);
+      original.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    for (int trial = 0; trial < 12; ++trial) {
+      std::string damaged = original;
+      if (trial < 5) {
+        damaged.resize(next() % original.size());                       // cut anywhere (also at 0)
+      } else if (trial < 10) {
+        for (int k = 0; k < 4; ++k) damaged[next() % damaged.size()] = static_cast<char>(next() % 256);  // flip bytes
+      } else if (trial == 10) {
+        damaged = std::string("\x89PNG\r\n\x1a\n") + std::string(300, '\0');  // not JSON at all
+      } else {
+        damaged = "[1, 2, 3]";  // JSON, but not a release file
+      }
+      std::ofstream(path, std::ios::binary | std::ios::trunc) << damaged;
+      IngestResult res;
+      ASSERT_NO_THROW(res = ingest_aireadi(options_for(r))) << rel << " trial " << trial;
+      EXPECT_EQ(res.participants[0].windows, 24u) << rel << " trial " << trial;  // 1001 is untouched
+      EXPECT_EQ(res.participants[0].problems, 0u);
+      if (trial < 5 || trial >= 10) {
+        ASSERT_GE(res.problem_count, 1u) << rel << " trial " << trial;
+        EXPECT_EQ(res.problems[0].participant, "4002");
+        EXPECT_EQ(res.problems[0].file, rel);
+      }
+    }
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << original;
+  }
+}
+
 TEST(Ingest, LayoutErrorsSayWhatWasLookedFor) {
   test::TempDir dir;
   IngestOptions o;

@@ -20,6 +20,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "common.h"
 #include "kinds.h"
@@ -138,6 +139,7 @@ class Features final : public TaskKind {
         fs::rename(env.workdir + "/" + f + ".tmp", env.workdir + "/" + f);
       }
       spdlog::info("{}: the table of release {} from the cache ({})", task.label(), fingerprint, hit);
+      describe(env.workdir, fingerprint, true, out);
       return out;
     }
     std::vector<ingest::IngestResult> parts;
@@ -151,10 +153,28 @@ class Features final : public TaskKind {
     ingest::write_ingest_outputs(result, c.ingest, out_csv);
     for (const auto& line : ingest::summary_lines(result)) spdlog::info("{}: {}", task.label(), line);
     if (const std::string dir = cache_dir(c); !dir.empty()) store_in_cache(dir, fingerprint, env.workdir);
+    describe(env.workdir, fingerprint, false, out);
     return out;
   }
 
  private:
+  // The table's facts for /artifacts/<key> in the results file: where it came
+  // from and what the ingest kept, dropped and reported.
+  static void describe(const std::string& workdir, const std::string& fingerprint, bool from_cache,
+                       store::TaskOutput& out) {
+    const std::string path = workdir + "/features.ingest.json";
+    std::ifstream in(path);
+    const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    out.artifacts["summary"] = path;
+    out.artifacts["fingerprint"] = fingerprint;
+    out.artifacts["from_cache"] = from_cache;
+    if (j.is_discarded()) return;
+    for (const char* k : {"rows", "positive", "candidate_windows", "problem_count", "gender_provided"})
+      if (j.contains(k)) out.artifacts[k] = j[k];
+    if (j.contains("dropped")) out.artifacts["dropped"] = j["dropped"].dump();
+    if (j.contains("participants")) out.artifacts["participants"] = j["participants"].size();
+  }
+
   // Copies the table into <cache>/<fingerprint>/ (a temporary folder renamed
   // into place, so a reader never sees half of it). A cache that cannot be
   // written is a warning, not a failed task.
