@@ -8,13 +8,15 @@
 // Tables: the compound tables (tasks, metrics/cf, metrics/clf, metrics/train,
 // metrics/usage; docs/results-format.md) as they are, and `counterfactuals`:
 // every generate task's CFs in long form, one row per query (key, method,
-// scenario, purpose, seed, query_row, target, found, valid, probability, then
-// factual_<feature> and cf_<feature> per feature, then the LLM's answer).
+// scenario, purpose, seed, query_row, patient, target, found, valid,
+// probability, then factual_<feature> and cf_<feature> per feature, categorical
+// ones as their category names, then the LLM's answer).
 // CSV: RFC 4180 (fields with a comma, quote or line break quoted); NaN as an
 // empty field. JSON: an array of objects, NaN as null.
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -58,7 +60,7 @@ Sheet counterfactuals(store::H5File& file) {
     const auto names = nlohmann::json::parse(file.attribute(base, "features")).get<std::vector<std::string>>();
     if (s.columns.empty()) {
       features = names;
-      s.columns = {"key", "method", "scenario", "purpose", "seed", "query_row", "target", "found", "valid",
+      s.columns = {"key", "method", "scenario", "purpose", "seed", "query_row", "patient", "target", "found", "valid",
                    "probability"};
       for (const auto& f : features) s.columns.push_back("factual_" + f);
       for (const auto& f : features) s.columns.push_back("cf_" + f);
@@ -84,10 +86,32 @@ Sheet counterfactuals(store::H5File& file) {
     const std::string method = file.attribute(base, "method"), scenario = file.attribute(base, "scenario"),
                       purpose = file.attribute(base, "purpose");
     const long long seed = std::stoll(file.attribute(base, "seed"));
+    // Patient ids and category names: in files written since they were stored.
+    const auto patient = file.exists(base + "/patient") ? file.read_strings(base + "/patient")
+                                                        : std::vector<std::string>(n);
+    if (patient.size() != n) {
+      throw Error(fmt::format("'{}': {}/patient has {} entries for {} queries", file.path(), base, patient.size(), n),
+                  "the file is damaged; rerun that generate task");
+    }
+    std::vector<std::vector<std::string>> categories(d);  // empty: a number
+    if (file.has_attribute(base, "schema")) {
+      const auto schema = nlohmann::json::parse(file.attribute(base, "schema"));
+      for (const auto& f : schema.at("features")) {
+        const auto j = std::find(features.begin(), features.end(), f.at("name").get<std::string>()) - features.begin();
+        if (static_cast<std::size_t>(j) < d && f.value("kind", "") == "categorical")
+          categories[static_cast<std::size_t>(j)] = f.at("categories").get<std::vector<std::string>>();
+      }
+    }
+    auto value = [&](std::size_t j, double v) -> store::Value {
+      const auto& cats = categories[j];
+      if (cats.empty() || std::isnan(v) || v < 0 || v >= static_cast<double>(cats.size())) return v;
+      return cats[static_cast<std::size_t>(v)];
+    };
     for (std::size_t i = 0; i < n; ++i) {
-      store::Row r{key, method, scenario, purpose, seed, query_row[i], target[i], found[i], valid[i], probability[i]};
-      for (std::size_t j = 0; j < d; ++j) r.emplace_back(factual[i * d + j]);
-      for (std::size_t j = 0; j < d; ++j) r.emplace_back(cf[i * d + j]);
+      store::Row r{key, method, scenario, purpose, seed, query_row[i], patient[i], target[i], found[i], valid[i],
+                   probability[i]};
+      for (std::size_t j = 0; j < d; ++j) r.push_back(value(j, factual[i * d + j]));
+      for (std::size_t j = 0; j < d; ++j) r.push_back(value(j, cf[i * d + j]));
       r.emplace_back(answer[i]);
       s.rows.push_back(std::move(r));
     }

@@ -65,6 +65,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 int lm_bench(const std::vector<std::string>& args) {
   LogOptions log;
   std::string shape = "tiny-llama", json_out;
+  bool json = false;
   llm::ModelOptions model_options;
   std::vector<std::string> batches = {"1"};
   long layers = 0, prompt_len = 128, new_tokens = 64, repeat = 3;
@@ -85,7 +86,8 @@ int lm_bench(const std::vector<std::string>& args) {
               "the device's peak memory bandwidth in GB/s for the roofline (H100 SXM 3350, H200 4800; 0: skip)",
               "peak-gbs");
   options.add("bench.seed", &seed, "seed of the random weights and prompts", "seed");
-  options.add("bench.json", &json_out, "also write the results as JSON lines to this file", "json");
+  options.add("bench.json", &json, "print one JSON line per batch size instead of the table", "json").not_hashed();
+  options.add("bench.out", &json_out, "also write the JSON lines to this file", "out").not_hashed();
   llm::declare_options(options, model_options);
   options.add_check([&] {
     if (prompt_len < 1 || new_tokens < 3 || repeat < 1)
@@ -114,8 +116,10 @@ int lm_bench(const std::vector<std::string>& args) {
     json_file.open(json_out);
     if (!json_file) throw Error("cannot write '" + json_out + "'");
   }
-  std::cout << fmt::format("{:>6} {:>14} {:>14} {:>12} {:>10} {:>10}\n", "batch", "prefill tok/s", "decode tok/s",
-                           "step ms", "GB/s", "roofline");
+  if (!json) {
+    std::cout << fmt::format("{:>6} {:>14} {:>14} {:>12} {:>10} {:>10}\n", "batch", "prefill tok/s", "decode tok/s",
+                             "step ms", "GB/s", "roofline");
+  }
   for (long batch : batch_sizes) {
     std::vector<std::vector<int>> prompts(static_cast<std::size_t>(batch));
     for (auto& p : prompts)
@@ -155,10 +159,12 @@ int lm_bench(const std::vector<std::string>& args) {
     const double roofline = peak_gbs > 0 ? gbs / peak_gbs : 0;
     const double prefill_tps = static_cast<double>(batch * prompt_len) / prefill;
     const double decode_tps = static_cast<double>(batch) / step;  // every sequence gains a token per step
-    std::cout << fmt::format("{:>6} {:>14.0f} {:>14.1f} {:>12.2f} {:>10.1f} {:>10}\n", batch, prefill_tps, decode_tps,
-                             step * 1e3, gbs, peak_gbs > 0 ? fmt::format("{:.0f}%", 100 * roofline) : "-");
-    if (json_file) {
-      json_file << nlohmann::json({{"shape", shape},
+    if (!json) {
+      std::cout << fmt::format("{:>6} {:>14.0f} {:>14.1f} {:>12.2f} {:>10.1f} {:>10}\n", batch, prefill_tps,
+                               decode_tps, step * 1e3, gbs, peak_gbs > 0 ? fmt::format("{:.0f}%", 100 * roofline) : "-");
+    }
+    if (json_file || json) {
+      const std::string line = nlohmann::json({{"shape", shape},
                                    {"layers", config.num_hidden_layers},
                                    {"device", model_options.device},
                                    {"dtype", model_options.dtype},
@@ -176,8 +182,10 @@ int lm_bench(const std::vector<std::string>& args) {
                                    {"decode_gb_per_s", gbs},
                                    {"peak_gb_per_s", peak_gbs},
                                    {"roofline_fraction", roofline}})
-                       .dump()
-                << "\n";
+                                   .dump() +
+                               "\n";
+      if (json_file) json_file << line;
+      if (json) std::cout << line;
     }
   }
   rusage usage{};

@@ -60,9 +60,12 @@ void print_status(const nlohmann::json& s, double age, std::ostream& out) {
   }
   if (!s["failed"].empty()) {
     out << "\nfailed:\n";
-    for (const auto& f : s["failed"])
+    const std::string workdir = s.value("workdir", "");
+    for (const auto& f : s["failed"]) {
       out << fmt::format("  {} [{}] after {} attempt(s): {}\n", f.value("label", ""), f.value("key", ""),
                          f.value("attempts", 0), f.value("message", ""));
+      if (!workdir.empty()) out << fmt::format("    log: {}/tasks/{}/log.txt\n", workdir, f.value("key", ""));
+    }
   }
 }
 

@@ -11,7 +11,7 @@
 namespace sensecf::cli {
 
 void declare_common_options(Options& options, LogOptions& log) {
-  options.add("log.level", &log.level, "log level on stderr").choices({"trace", "debug", "info", "warn", "error", "off"}).not_hashed();
+  options.add("log.level", &log.level, "log level on stderr (-v: debug, -q: warn)").choices({"trace", "debug", "info", "warn", "error", "off"}).not_hashed();
   options.add("log.all_ranks", &log.all_ranks, "log at full level on every MPI rank, not only rank 0").not_hashed();
 }
 

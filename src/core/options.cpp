@@ -60,6 +60,17 @@ void Options::erase(const std::string& key) {
                  entries_.end());
 }
 
+void Options::set_alias(const std::string& key, const std::string& alias) {
+  Entry* entry = find(key);
+  if (!entry) throw Error("set_alias: no option '" + key + "' (internal error)");
+  for (const auto& e : entries_) {
+    if (e.key != entry->key && canonical(e.alias) == canonical(alias)) {
+      throw Error("set_alias: '" + alias + "' is already the alias of " + e.key + " (internal error)");
+    }
+  }
+  entry->alias = alias;
+}
+
 bool Options::set_if_default(const std::string& key, const std::string& value, const std::string& where) {
   Entry* entry = find(key);
   if (!entry || entry->source != OptionSource::kDefault) return false;
@@ -170,8 +181,14 @@ void Options::read_config(std::istream& in, const std::string& path) {
 
 std::vector<std::string> Options::normalise_args(const std::vector<std::string>& args) const {
   std::vector<std::string> out;
+  const bool has_log_level = std::any_of(entries_.begin(), entries_.end(), [](const Entry& e) { return e.key == "log.level"; });
   for (const auto& a : args) {
-    if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
+    // -v / --verbose and -q / --quiet: the log level of every command.
+    if (has_log_level && (a == "-v" || a == "--verbose")) {
+      out.push_back("--log.level=debug");
+    } else if (has_log_level && (a == "-q" || a == "--quiet")) {
+      out.push_back("--log.level=warn");
+    } else if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
       const auto eq = a.find('=');
       const std::string name = canonical(a.substr(2, eq == std::string::npos ? eq : eq - 2));
       std::string key = name;

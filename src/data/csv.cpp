@@ -43,7 +43,15 @@ void declare_options(Options& options, DataOptions& data) {
       .choices({"error", "drop"});
   options.add("data.test_fraction", &data.test_fraction, "share of patients held out for testing",
               "test-fraction");
-  options.add_check([&data] {
+  options.add_check([&data, &options] {
+    auto at_default = [&options](const char* key) {
+      for (const auto& e : options.entries())
+        if (e.key == key) return e.source == OptionSource::kDefault;
+      return false;
+    };
+    data.infer_categorical = at_default("data.categorical");
+    data.infer_immutable = at_default("data.immutable");
+    data.infer_group = at_default("data.group");
     for (const auto& u : data.units) {
       if (u.find('=') == std::string::npos || u.front() == '=')
         throw UsageError("data.units: '" + u + "' is not name=unit", "e.g. units = glucose_mean=mg/dL, age=years");
@@ -158,10 +166,63 @@ Dataset read_csv(const DataOptions& options) {
   }
 
   need_column(index, options.label, "label", path, header);
-  if (!options.group.empty()) need_column(index, options.group, "group", path, header);
-  for (const auto& n : options.categorical) need_column(index, n, "categorical", path, header);
-  for (const auto& n : options.immutable) need_column(index, n, "immutable", path, header);
   for (const auto& n : options.drop) need_column(index, n, "drop", path, header);
+  // The lists a user left at their defaults keep only the columns the file
+  // has (DataOptions::infer_*); what a user named must be there.
+  std::vector<std::string> inferred;  // what the reader decided, for one info line
+  std::string group = options.group;
+  if (!group.empty() && options.infer_group && !index.count(group)) {
+    inferred.push_back(fmt::format("no group column (no '{}'; every row is its own patient; name one with --group)", group));
+    group.clear();
+  }
+  if (!group.empty()) need_column(index, group, "group", path, header);
+  auto present = [&](const std::vector<std::string>& names, bool infer, const char* what) {
+    std::vector<std::string> out;
+    for (const auto& n : names) {
+      if (infer && !index.count(n)) continue;
+      out.push_back(need_column(index, n, what, path, header));
+    }
+    return out;
+  };
+  std::vector<std::string> categorical = present(options.categorical, options.infer_categorical, "categorical");
+  std::vector<std::string> immutable = present(options.immutable, options.infer_immutable, "immutable");
+  if (options.infer_immutable && immutable.size() != options.immutable.size()) {
+    // Not the synthetic cohort's layout: nothing is immutable unless named.
+    immutable.clear();
+    inferred.push_back("no immutable features (name them with --immutable)");
+  }
+  const auto listed = [](const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+  };
+  if (options.infer_categorical) {
+    // Columns with a cell that is not a number (nor missing) hold categories.
+    std::vector<bool> text(header.size(), false);
+    std::string row;
+    long row_no = 1;
+    while (std::getline(in, row)) {
+      ++row_no;
+      if (trim(row).empty()) continue;
+      const auto cells = split_csv_line(row, path, row_no);
+      for (std::size_t c = 0; c < cells.size() && c < header.size(); ++c) {
+        if (!text[c] && !is_missing(cells[c].text) && !parse_double(cells[c].text)) text[c] = true;
+      }
+    }
+    for (std::size_t c = 0; c < header.size(); ++c) {
+      const std::string& name = header[c];
+      if (!text[c] || name == options.label || name == group || listed(options.drop, name) || listed(categorical, name))
+        continue;
+      categorical.push_back(name);
+      inferred.push_back("'" + name + "' categorical (it holds text)");
+    }
+    in.clear();
+    in.seekg(0);
+    std::getline(in, line);  // the header again
+  }
+  if (!inferred.empty() || (options.infer_categorical && categorical != options.categorical) ||
+      (options.infer_immutable && immutable != options.immutable)) {
+    spdlog::info("{}: schema inferred: categorical [{}], immutable [{}]{}{}", path, join(categorical, ", "),
+                 join(immutable, ", "), inferred.empty() ? "" : "; ", join(inferred, "; "));
+  }
 
   const auto contains = [](const std::vector<std::string>& v, const std::string& s) {
     return std::find(v.begin(), v.end(), s) != v.end();
@@ -169,27 +230,27 @@ Dataset read_csv(const DataOptions& options) {
   Dataset data;
   data.source = path;
   data.schema.label = options.label;
-  data.schema.group = options.group;
+  data.schema.group = group;
   std::vector<std::size_t> feature_cols;
   for (std::size_t c = 0; c < header.size(); ++c) {
     const std::string& name = header[c];
-    if (name == options.label || name == options.group || contains(options.drop, name)) continue;
+    if (name == options.label || name == group || contains(options.drop, name)) continue;
     Feature f;
     f.name = name;
-    f.kind = contains(options.categorical, name) ? FeatureKind::kCategorical : FeatureKind::kContinuous;
-    f.immutable = contains(options.immutable, name);
+    f.kind = contains(categorical, name) ? FeatureKind::kCategorical : FeatureKind::kContinuous;
+    f.immutable = contains(immutable, name);
     for (const auto& u : options.units)
       if (u.compare(0, name.size() + 1, name + "=") == 0) f.unit = u.substr(name.size() + 1);
     data.schema.features.push_back(f);
     feature_cols.push_back(c);
   }
   if (feature_cols.empty()) throw Error(path + ": no feature columns left after label, group and --drop");
-  for (const auto& n : options.immutable) {
-    if (n == options.label || n == options.group) throw UsageError("'" + n + "' is the label or group column, not a feature");
+  for (const auto& n : immutable) {
+    if (n == options.label || n == group) throw UsageError("'" + n + "' is the label or group column, not a feature");
   }
   const std::size_t d = feature_cols.size();
   const std::size_t label_col = index.at(options.label);
-  const long group_col = options.group.empty() ? -1 : static_cast<long>(index.at(options.group));
+  const long group_col = group.empty() ? -1 : static_cast<long>(index.at(group));
 
   std::vector<std::vector<std::string>> cat_text(d);  // raw categorical text per row
   std::vector<double> values;

@@ -28,7 +28,10 @@
 namespace sensecf::report {
 
 void declare_options(Options& options, ReportOptions& r) {
-  options.add("report.results", &r.results, "results file written by `sensecf sweep` (HDF5)", "results");
+  options.add("report.results", &r.results,
+              "results file(s) written by `sensecf sweep` (HDF5); several (A.h5,B.h5) are merged, a task in more "
+              "than one counted once",
+              "results");
   options.add("report.out", &r.out, "directory for the tables, figures and index.md (created)", "out");
   options.add("report.ratio", &r.ratio, "augmentation ratio of Table IV's CF-added rows (0: the largest present)",
               "ratio");
@@ -269,11 +272,18 @@ std::string contents_section(const ReportContext& context) {
   return out;
 }
 
-std::string index_text(const ReportContext& context, const std::string& results_path) {
+std::string index_text(const ReportContext& context, const std::vector<Source>& sources) {
   const auto& r = context.results();
-  const auto& p = r.provenance;
   std::string out = "# sensecf report\n\n";
-  if (!results_path.empty()) out += "Results file: `" + results_path + "`\n\n";
+  if (sources.size() == 1 && !sources[0].path.empty()) out += "Results file: `" + sources[0].path + "`\n\n";
+  if (sources.size() > 1) {
+    out += "Results files (merged; a task in several counts once, from the first):\n\n";
+    for (const auto& src : sources) {
+      out += fmt::format("- `{}`: {} task rows{}\n", src.path, src.tasks,
+                         src.duplicates ? fmt::format(", {} tasks also in an earlier file", src.duplicates) : "");
+    }
+    out += "\n";
+  }
   out += contents_section(context);
   out += "## Outputs\n\n";
   for (const auto& a : context.artifacts()) out += fmt::format("- [{0}]({0}): {1}\n", a.name, a.what);
@@ -285,15 +295,21 @@ std::string index_text(const ReportContext& context, const std::string& results_
     for (const auto& n : context.notes()) out += "- " + n + "\n";
     out += "\n";
   }
-  out += "## Provenance\n\n| | |\n|---|---|\n";
-  const std::pair<const char*, std::string> rows[] = {
-      {"results format version", r.format_version}, {"sensecf version", p.sensecf_version},
-      {"git SHA", p.git_sha},                        {"config hash", p.config_hash},
-      {"started", p.started},                        {"MPI ranks", std::to_string(p.mpi_size)},
-      {"hosts", p.hosts},                            {"Slurm job", p.slurm_job_id},
-  };
-  for (const auto& [name, value] : rows) out += fmt::format("| {} | {} |\n", name, or_dash(value));
-  out += "\n" + tasks_section(r.tasks);
+  out += "## Provenance\n\n";
+  for (const auto& src : sources) {
+    const auto& p = src.provenance;
+    if (sources.size() > 1) out += "`" + src.path + "`\n\n";
+    out += "| | |\n|---|---|\n";
+    const std::pair<const char*, std::string> rows[] = {
+        {"results format version", src.format_version}, {"sensecf version", p.sensecf_version},
+        {"git SHA", p.git_sha},                          {"config hash", p.config_hash},
+        {"started", p.started},                          {"MPI ranks", std::to_string(p.mpi_size)},
+        {"hosts", p.hosts},                              {"Slurm job", p.slurm_job_id},
+    };
+    for (const auto& [name, value] : rows) out += fmt::format("| {} | {} |\n", name, or_dash(value));
+    out += "\n";
+  }
+  out += tasks_section(r.tasks);
   return out;
 }
 
@@ -350,14 +366,52 @@ void ReportContext::note(const std::string& line) {
   notes_.push_back(line);
 }
 
-std::vector<std::string> write_report(const ReportOptions& options) {
-  const store::Results results = store::read_results(options.results);
-  spdlog::info("read {}: {} tasks, {} CF metric rows, {} classifier metric rows, {} CF arrays", options.results,
-               results.tasks.size(), results.cf.size(), results.clf.size(), results.counterfactuals.size());
-  return write_report(results, options);
+store::Results merge_results(const std::vector<std::string>& paths, std::vector<Source>* sources) {
+  store::Results merged;
+  std::set<std::string> seen;  // task keys taken from an earlier file
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    store::Results r = store::read_results(paths[i]);
+    spdlog::info("read {}: {} tasks, {} CF metric rows, {} classifier metric rows, {} CF arrays", paths[i],
+                 r.tasks.size(), r.cf.size(), r.clf.size(), r.counterfactuals.size());
+    Source source{paths[i], r.provenance, r.format_version, r.tasks.size(), 0};
+    std::set<std::string> mine;
+    for (const auto& t : r.tasks) mine.insert(t.key);
+    std::set<std::string> skip;
+    for (const auto& k : mine)
+      if (seen.count(k)) skip.insert(k);
+    source.duplicates = skip.size();
+    auto keep = [&](auto& from, auto& to) {
+      for (auto& row : from)
+        if (!skip.count(row.key)) to.push_back(std::move(row));
+    };
+    if (i == 0) {
+      merged.provenance = r.provenance;
+      merged.format_version = r.format_version;
+    }
+    keep(r.tasks, merged.tasks);
+    keep(r.cf, merged.cf);
+    keep(r.clf, merged.clf);
+    keep(r.train, merged.train);
+    keep(r.usage, merged.usage);
+    keep(r.counterfactuals, merged.counterfactuals);
+    seen.insert(mine.begin(), mine.end());
+    if (skip.size()) {
+      spdlog::info("{}: {} of its {} tasks are in an earlier file too; their rows come from that file", paths[i],
+                   skip.size(), mine.size());
+    }
+    if (sources) sources->push_back(std::move(source));
+  }
+  return merged;
 }
 
-std::vector<std::string> write_report(const store::Results& results, const ReportOptions& options) {
+std::vector<std::string> write_report(const ReportOptions& options) {
+  std::vector<Source> sources;
+  const store::Results results = merge_results(options.results, &sources);
+  return write_report(results, options, sources);
+}
+
+std::vector<std::string> write_report(const store::Results& results, const ReportOptions& options,
+                                      const std::vector<Source>& sources) {
   const std::filesystem::path dir = options.out;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -403,7 +457,30 @@ std::vector<std::string> write_report(const store::Results& results, const Repor
   write_fig7(context);
   write_fig8(context);
   write_finetune_curves(context);
-  write_text_file(dir / "index.md", index_text(context, options.results));
+  if (sources.size() > 1) {
+    std::size_t duplicates = 0;
+    for (const auto& src : sources) duplicates += src.duplicates;
+    const std::string first_hash = sources[0].provenance.config_hash;
+    std::vector<std::string> other_configs;
+    for (const auto& src : sources)
+      if (src.provenance.config_hash != first_hash) other_configs.push_back(markdown_escape(src.path));
+    if (!other_configs.empty()) {
+      context.note(fmt::format("{} of the {} files ran another configuration ({}); method order, immutables and the "
+                               "scarcity fraction follow the first file's.",
+                               other_configs.size(), sources.size(), join(other_configs, ", ")));
+    }
+    if (duplicates) {
+      context.note(fmt::format("{} tasks appear in more than one file; each counts once, with the rows of the "
+                               "first file that has it.",
+                               duplicates));
+    }
+  }
+  // Results read by the caller: one source, the file options name (if any).
+  const std::vector<Source> listed =
+      sources.empty() ? std::vector<Source>{Source{join(options.results, ", "), results.provenance,
+                                                   results.format_version, results.tasks.size(), 0}}
+                      : sources;
+  write_text_file(dir / "index.md", index_text(context, listed));
 
   std::vector<std::string> paths;
   for (const auto& a : context.artifacts()) paths.push_back((dir / a.name).string());

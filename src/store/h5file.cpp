@@ -151,6 +151,13 @@ void H5File::set_attribute(const std::string& object, const std::string& name, c
   write_string_attribute(obj.get(), name, value);
 }
 
+bool H5File::has_attribute(const std::string& object, const std::string& name) const {
+  if (object == "/") return has_attribute(name);
+  if (!exists(object)) return false;
+  Handle obj(SENSECF_H5_CHECK(H5Oopen(id(), object.c_str(), H5P_DEFAULT)), H5Oclose);
+  return H5Aexists(obj.get(), name.c_str()) > 0;
+}
+
 std::string H5File::attribute(const std::string& object, const std::string& name) const {
   if (object == "/") return attribute(name);
   if (!exists(object)) throw Error("'" + path_ + "' has no object '" + object + "'");

@@ -230,7 +230,9 @@ nlohmann::json arrays_to_json(const CfArrays& c) {
           {"probability", doubles_to_json(c.probability)},
           {"valid", c.valid},
           {"found", c.found},
-          {"answer", c.answer.empty() ? std::vector<std::string>(c.n) : c.answer}};
+          {"answer", c.answer.empty() ? std::vector<std::string>(c.n) : c.answer},
+          {"patient", c.patient},
+          {"schema", c.schema}};
 }
 
 CfArrays arrays_from_json(const nlohmann::json& j) {
@@ -252,6 +254,12 @@ CfArrays arrays_from_json(const nlohmann::json& j) {
   c.found = j.at("found").get<std::vector<long long>>();
   // A journal written before the answer column: no answers.
   c.answer = j.contains("answer") ? j.at("answer").get<std::vector<std::string>>() : std::vector<std::string>(c.n);
+  // Journals written before these existed have neither.
+  if (j.contains("patient")) c.patient = j.at("patient").get<std::vector<std::string>>();
+  if (j.contains("schema")) c.schema = j.at("schema").get<std::string>();
+  if (!c.patient.empty() && c.patient.size() != c.n) {
+    throw Error(fmt::format("counterfactual arrays of task {}: {} patient ids for n={}", c.key, c.patient.size(), c.n));
+  }
   if (c.factual.size() != c.n * c.d || c.counterfactual.size() != c.n * c.d || c.query_row.size() != c.n ||
       c.target.size() != c.n || c.probability.size() != c.n || c.valid.size() != c.n || c.found.size() != c.n ||
       c.answer.size() != c.n) {
@@ -284,6 +292,8 @@ void write_arrays(H5File& file, const CfArrays& c) {
   file.set_attribute(base, "scenario", c.scenario);
   file.set_attribute(base, "purpose", c.purpose);
   file.set_attribute(base, "seed", std::to_string(c.seed));
+  if (c.patient.size() == c.n) file.write_strings(base + "/patient", c.patient);
+  if (!c.schema.empty()) file.set_attribute(base, "schema", c.schema);
 }
 
 CfArrays read_arrays(const H5File& file, const std::string& key) {
@@ -310,6 +320,14 @@ CfArrays read_arrays(const H5File& file, const std::string& key) {
     throw Error(fmt::format("'{}': {}/answer has {} entries for {} queries", file.path(), base, c.answer.size(), c.n),
                 "the file is damaged; rerun the generate task");
   }
+  if (file.exists(base + "/patient")) {
+    c.patient = file.read_strings(base + "/patient");
+    if (c.patient.size() != c.n) {
+      throw Error(fmt::format("'{}': {}/patient has {} entries for {} queries", file.path(), base, c.patient.size(), c.n),
+                  "the file is damaged; rerun the generate task");
+    }
+  }
+  if (file.has_attribute(base, "schema")) c.schema = file.attribute(base, "schema");
   return c;
 }
 

@@ -125,6 +125,10 @@ void declare_options(Options& options, SweepConfig& c) {
                           "lm.device", "lm.quant", "lm.cuda_graph"})
     options.erase(key);
   options.enable_aliases();
+  // The short forms a sweep shares with the other commands: --data FILE (or
+  // the AI-READI folder), --seed 1,2,3 (the list of seeds).
+  options.set_alias("data.path", "data");
+  options.set_alias("sweep.seeds", "seed");
   llmcf::register_methods();  // sweep.methods may name llm:<model>:<mode>
   options.add_check([&c] {
     add_endpoint_models(c);

@@ -60,8 +60,17 @@ void Scheduler::replay(const std::vector<JournalEntry>& entries, bool retry_fail
     if (it == index_.end()) continue;  // not part of this plan (cannot happen with an equal config)
     auto& n = nodes_[it->second];
     n.attempts = std::max(n.attempts, static_cast<int>(e.record.attempt));
-    if (e.record.status == "done") n.state = TaskState::kDone;
-    else if (n.state != TaskState::kDone) n.last_message = e.record.message;
+    if (e.record.status == "done") {
+      // Measured times of earlier runs calibrate the estimate from the start
+      // (--dry-run of a resume, the first ETA).
+      if (n.state != TaskState::kDone) {
+        observed_ += e.record.seconds;
+        estimated_ += n.task->cost;
+      }
+      n.state = TaskState::kDone;
+    } else if (n.state != TaskState::kDone) {
+      n.last_message = e.record.message;
+    }
   }
   for (auto& n : nodes_) {
     if (n.state == TaskState::kDone || n.attempts < max_attempts_) continue;
@@ -172,10 +181,11 @@ double Scheduler::remaining_cost() const {
   return c;
 }
 
+double Scheduler::cost_scale() const { return estimated_ > 0 && observed_ > 0 ? observed_ / estimated_ : 1.0; }
+
 std::optional<double> Scheduler::eta_seconds() const {
-  if (count(TaskState::kDone) <= done_at_start_) return std::nullopt;
-  const double scale = estimated_ > 0 ? observed_ / estimated_ : 1.0;
-  return remaining_cost() * scale / n_workers_;
+  if (count(TaskState::kDone) <= done_at_start_ && estimated_ <= 0) return std::nullopt;
+  return remaining_cost() * cost_scale() / n_workers_;
 }
 
 int Scheduler::exit_code(bool interrupted) const {
@@ -231,8 +241,16 @@ void Scheduler::print_plan(std::ostream& out) const {
     out << fmt::format("  {:<10} {:>7} {:>7} {:>7} {:>9} {:>7}\n", k, n, c[TaskState::kDone], c[TaskState::kFailed],
                        c[TaskState::kBlocked], to_run);
   }
-  out << fmt::format("would run {} tasks on {} worker rank(s); estimated {} of work\n", total_run, n_workers_,
-                     format_duration(remaining_cost()));
+  // The same model as the progress ETA and `sensecf status`: the tasks' cost
+  // estimates, scaled by measured/estimated time of the tasks done so far
+  // (earlier runs of this results file), over the worker ranks.
+  const double work = remaining_cost() * cost_scale();
+  out << fmt::format("would run {} tasks on {} worker rank(s): estimated {} of work, about {} wall time{}\n", total_run,
+                     n_workers_, format_duration(work), format_duration(work / n_workers_),
+                     estimated_ > 0 ? fmt::format(" (scaled by the {:.2f}x measured on the tasks already done)",
+                                                  cost_scale())
+                                    : std::string(" (from the tasks' cost estimates; the progress ETA refines it "
+                                                  "with measured times)"));
 }
 
 nlohmann::json Scheduler::status_json(const std::string& state) const {

@@ -6,6 +6,7 @@ participants.tsv's recommended_split and runs the study; a second sweep takes th
 resume after the release changed is refused, naming the fingerprint. Read back with h5py.
 """
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -133,6 +134,9 @@ class AiReadiSweep(unittest.TestCase):
         self.assertEqual(len(ingest), 3, done)  # 20 participants, 7 per task
         self.assertEqual({t["rank"] for t in ingest} <= {1, 2}, True)
         self.assertEqual(len([t for t in done if t["kind"] == "features"]), 1)
+        # Each ingest task's own log says what it read (workers print only warnings on stderr).
+        with open(os.path.join(self.dir, "study.work", "tasks", ingest[0]["key"], "log.txt")) as f:
+            self.assertRegex(f.read(), r"windows of [67] participants")
         self.assertTrue(all(t["status"] == "done" for t in done), [t for t in done if t["status"] != "done"])
         self.assertIn("augment", {t["kind"] for t in done})
         # The merged table is the ground truth (gender left out: a placeholder without controlled access).
@@ -142,11 +146,44 @@ class AiReadiSweep(unittest.TestCase):
         with h5py.File(results, "r") as f:
             clf = f["metrics/clf"][()]
             self.assertGreater(len(clf), 0)
+            short = [r for r in clf if r["kind"] == b"augment" and r["n_added"] < r["n_wanted"]]
             facts = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f["artifacts"][features_key].attrs.items()}
+        # Too few valid CFs for a ratio: one summary line from rank 0, no warning per task.
+        self.assertNotRegex(log, r"\[warning\] augment [^\n]*only \d+ valid")
+        if short:
+            self.assertIn(f"{len(short)} augment task(s) found fewer valid CFs than their ratio asks", log)
         self.assertEqual(int(facts["rows"]), len(read_table(os.path.join(self.raw, "ground_truth.csv"))), facts)
         self.assertEqual(int(facts["participants"]), 20)
         self.assertEqual(facts["from_cache"], "false")
         self.assertIn("stress", facts["dropped"])
+
+        # `sensecf export`: the CFs in long form with each query's participant and categories by name, read
+        # back by Python's csv and json modules; the same rows as h5py sees.
+        rc, out = run(BIN, "export", "--results", results, "--table", "counterfactuals", "--log.level", "warn")
+        self.assertEqual(rc, 0, out)
+        rows = list(csv.DictReader(out.splitlines()))
+        with h5py.File(results, "r") as f:
+            n = sum(f[f"counterfactuals/{k}/query_row"].shape[0] for k in f["counterfactuals"])
+            schema = json.loads(f[f"counterfactuals/{sorted(f['counterfactuals'])[0]}"].attrs["schema"])
+        self.assertEqual(len(rows), n)
+        truth = read_table(os.path.join(self.raw, "ground_truth.csv"))
+        ids = {r["participant_id"] for r in truth}
+        self.assertTrue(all(r["patient"] in ids for r in rows), rows[0])
+        self.assertTrue({r["factual_subgroup"] for r in rows} <= {
+            "healthy", "insulin_dependent", "oral_medication_and_or_non_insulin_injectable_medication_controlled",
+            "pre_diabetes_lifestyle_controlled"}, rows[0])
+        # The factual rows are the table's: each query's participant and subgroup agree with the ground truth.
+        subgroup = {r["participant_id"]: r["subgroup"] for r in truth}
+        self.assertTrue(all(subgroup[r["patient"]] == r["factual_subgroup"] for r in rows))
+        glucose = [f for f in schema["features"] if f["name"] == "glucose_mean"][0]
+        self.assertLess(glucose["lower"], glucose["upper"])
+        self.assertNotIn("gender", [f["name"] for f in schema["features"]])  # the placeholder column is dropped
+        rc, out = run(BIN, "export", "--results", results, "--table", "metrics/cf", "--format", "json",
+                      "--log.level", "warn")
+        self.assertEqual(rc, 0, out)
+        cf = json.loads(out)
+        self.assertTrue(cf and all(isinstance(r["method"], str) for r in cf))
+        self.assertIn("nice", {r["method"] for r in cf})
 
         # A second study over the same release and options: the table comes from the cache.
         rc, log = sweep(config, os.path.join(self.dir, "again.h5"))

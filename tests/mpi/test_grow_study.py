@@ -112,6 +112,35 @@ class GrowStudy(unittest.TestCase):
         self.assertIn("clf.nn_max_epochs: 30 -> 31", log)
         self.assertEqual(len(tasks(self.results)), len(after), "a refused run ran nothing")
 
+        # An ablation in a file of its own (seed 3), reported together with the study: `report` merges them.
+        other = os.path.join(self.dir, "seed3.h5")
+        rc, log = sweep(other, self.config, "--sweep.seeds", "3")
+        self.assertEqual(rc, 0, log)
+        single = self.report([self.results], "single")
+        merged = self.report([self.results, other], "merged")
+        twice = self.report([self.results, self.results], "twice")
+        with open(os.path.join(merged, "index.md")) as f:
+            index = f.read()
+        self.assertIn("Results files (merged", index)
+        self.assertIn(f"`{other}`", index)
+        self.assertEqual(index.count("| config hash |"), 2, index)  # each file's provenance
+        # The same study given twice counts each task once: the tables are the single file's.
+        for name in ("table3.csv", "table4.csv", "fig6.csv"):
+            with open(os.path.join(single, name)) as a, open(os.path.join(twice, name)) as b:
+                self.assertEqual(a.read(), b.read(), name)
+        with open(os.path.join(twice, "index.md")) as f:
+            self.assertIn("appear in more than one file; each counts once", f.read())
+        # Seed 3's rows join the merged tables.
+        with open(os.path.join(single, "table4.csv")) as a, open(os.path.join(merged, "table4.csv")) as b:
+            self.assertNotEqual(a.read(), b.read())
+
+    def report(self, files, name):
+        out = os.path.join(self.dir, name)
+        p = subprocess.run([BIN, "report", "--results", ",".join(files), "--out", out, "--log.level", "warn"],
+                           env=ENV, capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return out
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -65,6 +65,18 @@ class Status(unittest.TestCase):
             self.assertEqual(len(s["failed"]), 1, s)
             self.assertIn("fails by request", s["failed"][0]["message"])
             self.assertFalse(s["stopped"])
+            # Its log: every attempt under a header, with what it said, though workers print only warnings.
+            log = os.path.join(d, "probe.work", "tasks", s["failed"][0]["key"], "log.txt")
+            rc, text = status(results)
+            self.assertIn("log: " + log, text)
+            with open(log) as f:
+                content = f.read()
+            self.assertEqual(content.count("== probe #3"), 3, content)
+            self.assertIn("fails by request", content)
+            done = [k for k in os.listdir(os.path.join(d, "probe.work", "tasks")) if k != s["failed"][0]["key"]]
+            self.assertTrue(done)
+            with open(os.path.join(d, "probe.work", "tasks", done[0], "log.txt")) as f:
+                self.assertIn("attempt 1 on rank", f.read())
 
     def test_a_killed_sweep_is_reported_as_stopped(self):
         with tempfile.TemporaryDirectory() as d:

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sensecf/core/error.h"
+#include "sensecf/core/options.h"
 #include "sensecf/core/strings.h"
 #include "sensecf/data/csv.h"
 #include "test_util.h"
@@ -111,6 +112,42 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"empty_file", "", "the file is empty"},
         BadCase{"header_only", "pid,steps,age,sex,y\n", "no data rows"}),
     [](const auto& test_info) { return std::string(test_info.param.name); });
+
+// A user's own CSV with only --label: the synthetic cohort's default columns
+// that the file lacks are not required, text columns become categorical, no
+// feature is immutable unless named, and without the default group column
+// every row is its own patient. What a user names must exist.
+TEST(Csv, AUserCsvNeedsOnlyTheLabel) {
+  test::TempDir dir;
+  const auto path = dir.write("mine.csv",
+                              "age,sex,bmi,smoker,y\n"
+                              "50,f,22.5,no,0\n61,m,30.1,yes,1\n45,f,27.0,no,1\n70,m,24.2,yes,0\n");
+  DataOptions d;
+  Options options("demo", "demo");
+  declare_options(options, d);
+  ASSERT_TRUE(options.parse({"--data", path, "--label", "y"}));
+  const Dataset data = read_csv(d);
+  EXPECT_EQ(data.schema.names(), (std::vector<std::string>{"age", "sex", "bmi", "smoker"}));
+  EXPECT_FALSE(data.schema.features[0].is_categorical());
+  EXPECT_TRUE(data.schema.features[1].is_categorical());
+  EXPECT_EQ(data.schema.features[1].categories, (std::vector<std::string>{"f", "m"}));
+  EXPECT_TRUE(data.schema.features[3].is_categorical());
+  for (const auto& f : data.schema.features) EXPECT_FALSE(f.immutable) << f.name;
+  EXPECT_EQ(data.schema.group, "");
+  EXPECT_EQ(data.group, (std::vector<std::string>{"row1", "row2", "row3", "row4"}));
+
+  // Named lists are checked as before.
+  DataOptions named;
+  Options o2("demo", "demo");
+  declare_options(o2, named);
+  ASSERT_TRUE(o2.parse({"--data", path, "--label", "y", "--immutable", "age,gender"}));
+  EXPECT_THROW_WITH(read_csv(named), Error, "no immutable column 'gender'");
+  DataOptions none;
+  Options o3("demo", "demo");
+  declare_options(o3, none);
+  ASSERT_TRUE(o3.parse({"--data", path, "--label", "y", "--categorical", "smoker"}));
+  EXPECT_THROW_WITH(read_csv(none), Error, "column 'sex' expects a number, found 'f'");
+}
 
 TEST(Csv, MissingDropPolicySkipsRows) {
   test::TempDir dir;

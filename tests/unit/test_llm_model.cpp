@@ -161,7 +161,7 @@ TEST(LmBench, ReportsEveryBatchWithRooflineBytes) {
   const auto json = dir.file("bench.jsonl");
   const auto r = test::run_command(test::sensecf_bin() +
                                    " lm bench --shape tiny-mistral --batch 1,3 --prompt-len 12 --new-tokens 5 "
-                                   "--repeat 1 --peak-gbs 100 --log.level warn --json " + json);
+                                   "--repeat 1 --peak-gbs 100 --log.level warn --out " + json);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::ifstream in(json);
   std::vector<nlohmann::json> rows;
@@ -184,6 +184,13 @@ TEST(LmBench, ReportsEveryBatchWithRooflineBytes) {
     EXPECT_GT(rows[i]["decode_tokens_per_s"].get<double>(), 0);
     EXPECT_NEAR(rows[i]["roofline_fraction"].get<double>(), rows[i]["decode_gb_per_s"].get<double>() / 100, 1e-12);
   }
+  // --json: the same lines on stdout, no table (as --json does for every command).
+  const auto printed = test::run_command(test::sensecf_bin() +
+                                         " lm bench --shape tiny-mistral --batch 2 --prompt-len 8 --new-tokens 4 "
+                                         "--repeat 1 --log.level warn --json");
+  ASSERT_EQ(printed.exit_code, 0) << printed.output;
+  EXPECT_EQ(printed.output.find("prefill tok/s"), std::string::npos) << printed.output;
+  EXPECT_EQ(nlohmann::json::parse(printed.output.substr(0, printed.output.find('\n')))["batch"], 2);
   const auto bad = test::run_command(test::sensecf_bin() + " lm bench --shape llama-3.1-70b");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("unknown model preset 'llama-3.1-70b'"), std::string::npos) << bad.output;

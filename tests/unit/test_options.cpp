@@ -66,6 +66,25 @@ TEST(Options, AliasesDashesAndEqualsForms) {
   EXPECT_EQ(f.ratios, (std::vector<double>{0.2, 0.4, 1.0}));
 }
 
+TEST(Options, VerboseAndQuietSetTheLogLevel) {
+  Fixture f;
+  ASSERT_TRUE(f.options.parse({"-v", "--label", "y"}));
+  EXPECT_EQ(f.level, "debug");
+  Fixture g;
+  ASSERT_TRUE(g.options.parse({"--verbose"}));
+  EXPECT_EQ(g.level, "debug");
+  std::string level = "info";
+  Options o{"demo", "demo"};
+  o.add("log.level", &level, "level").choices({"debug", "info", "warn"});
+  ASSERT_TRUE(o.parse({"-q"}));
+  EXPECT_EQ(level, "warn");
+  // Without a log level, -v is an unknown option like any other.
+  int n = 0;
+  Options bare{"bare", "bare"};
+  bare.add("x.n", &n, "n");
+  EXPECT_THROW(bare.parse({"-v"}), UsageError);
+}
+
 TEST(Options, UnknownCommandLineOptionSuggestsTheClosestKey) {
   Fixture f;
   try {

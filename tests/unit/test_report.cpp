@@ -218,7 +218,7 @@ struct ReportFixture : ::testing::Test {
 
   void SetUp() override {
     write_results(results);
-    options.results = results;
+    options.results = {results};
     options.out = dir.file("report");
     out = options.out;
   }
@@ -525,7 +525,7 @@ struct LlmReportFixture : ::testing::Test {
 
   void SetUp() override {
     write_llm_results(results);
-    options.results = results;
+    options.results = {results};
     options.out = dir.file("report");
     options.gnuplot = dir.file("no-gnuplot");  // the scripts are what these tests read
     out = options.out;
@@ -687,7 +687,7 @@ TEST(Report, OlderResultsFileIsNoted) {
     w.append(task("k1", "generate", "done"), out);
   }
   ReportOptions options;
-  options.results = path;
+  options.results = {path};
   options.out = dir.file("out");
   write_report(options);
   const std::string index = read_file(std::filesystem::path(options.out) / "index.md");
@@ -705,7 +705,7 @@ TEST(Report, MissingPartsAreNotedNotErrors) {
     w.append(task("k1", "generate", "done"), out);
   }
   ReportOptions options;
-  options.results = path;
+  options.results = {path};
   options.out = dir.file("out");
   const auto written = write_report(options);
   const std::string index = read_file(std::filesystem::path(options.out) / "index.md");
@@ -720,13 +720,13 @@ TEST(Report, FilesThatAreNotResultsGiveClearErrors) {
   test::TempDir dir;
   ReportOptions options;
   options.out = dir.file("out");
-  options.results = dir.write("notes.txt", "not hdf5\n");
+  options.results = {dir.write("notes.txt", "not hdf5\n")};
   EXPECT_THROW_WITH(write_report(options), Error, "not an HDF5 file");
-  options.results = dir.file("missing.h5");
+  options.results = {dir.file("missing.h5")};
   EXPECT_THROW_WITH(write_report(options), Error, "missing or not an HDF5 file");
-  options.results = dir.file("other.h5");
+  options.results = {dir.file("other.h5")};
   {
-    auto f = store::H5File::create(options.results);
+    auto f = store::H5File::create(options.results[0]);
     f.set_attribute("something", "else");
   }
   EXPECT_THROW_WITH(write_report(options), Error, "not a sensecf results file");

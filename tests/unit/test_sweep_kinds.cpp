@@ -182,6 +182,15 @@ TEST(DataSource, IsAnExplicitChoiceWithErrorsThatSayWhatToPass) {
   EXPECT_NO_THROW(data::check_source(o, "sweep"));
 }
 
+TEST(DataSource, SweepTakesTheShortDataAndSeedFlags) {
+  SweepConfig c;
+  Options options("sweep", "test");
+  declare_options(options, c);
+  ASSERT_TRUE(options.parse({"--data", "cohort.csv", "--seed", "1,2,3"}));
+  EXPECT_EQ(c.data.path, "cohort.csv");
+  EXPECT_EQ(c.sweep.seeds, (std::vector<int>{1, 2, 3}));
+}
+
 TEST(DataSource, AStudySweepWithoutDataIsRefusedAtParseTime) {
   SweepConfig c;
   Options options("sweep", "test");

@@ -61,6 +61,9 @@ class Options {
   void disable_aliases() { aliases_enabled_ = false; }
   void enable_aliases() { aliases_enabled_ = true; }
   void erase(const std::string& key);
+  // Gives a declared option a short command-line form (a command that
+  // combines modules picks the ones that make sense for it).
+  void set_alias(const std::string& key, const std::string& alias);
   // Sets `key` to `value` only when it still has its default (neither a config
   // file nor the command line set it): saved settings under the user's flags.
   // `where` names the source in errors. Returns whether it was applied; an

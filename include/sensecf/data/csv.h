@@ -33,6 +33,13 @@ struct DataOptions {
                                     "hyper_events=count",   "tir_pct=%",         "age=years"};
   std::string missing = "error";                // error | drop
   double test_fraction = 0.2;                   // patients held out for test
+  // Set by declare_options for the lists a user left at their defaults (the
+  // synthetic cohort's columns): the reader then uses only the default
+  // categorical columns the file has and makes every other non-numeric column
+  // categorical, takes the default immutables only when the file has them all
+  // (else none), takes no group when the default one is absent, and prints the
+  // schema it inferred once. Whatever a user names must exist.
+  bool infer_categorical = false, infer_immutable = false, infer_group = false;
 };
 
 // Declares the [data] options (keys data.*) on `options`.

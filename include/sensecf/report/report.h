@@ -35,7 +35,8 @@ namespace sensecf::report {
 class Gnuplot;
 
 struct ReportOptions {
-  std::string results;                  // results file written by `sensecf sweep`
+  // Results files written by `sensecf sweep`; several are merged (merge_results).
+  std::vector<std::string> results;
   std::string out = "results/report";   // output directory (created)
   double ratio = 0;                     // Table IV augmentation ratio; 0: the largest present
   double fraction = 0;                  // share removed in the scarcity scenarios; 0: [sweep] fraction or 0.5 if present, else the largest
@@ -101,9 +102,28 @@ class ReportContext {
   std::vector<std::string> notes_;
 };
 
-// Reads options.results and writes the report; returns the paths written (index.md last).
+// One results file of a (merged) report, for index.md's provenance.
+struct Source {
+  std::string path;
+  store::Provenance provenance;
+  std::string format_version;
+  std::size_t tasks = 0;          // task rows it holds
+  std::size_t duplicates = 0;     // tasks an earlier file already gave (their rows are not used)
+};
+
+// Several results files as one: every table's rows, in file order. A task
+// (key) that an earlier file holds too contributes only that file's rows, so
+// the same study given twice, or two files that share their first seeds,
+// count each task once. The first file's provenance and config lead (method
+// order, immutables, fraction); `sources` receives every file's. Throws when a
+// file cannot be read, naming it.
+store::Results merge_results(const std::vector<std::string>& paths, std::vector<Source>* sources);
+
+// Reads options.results (merged when several) and writes the report; returns
+// the paths written (index.md last).
 std::vector<std::string> write_report(const ReportOptions& options);
-// The same for results already read.
-std::vector<std::string> write_report(const store::Results& results, const ReportOptions& options);
+// The same for results already read; `sources` lists the files they came from.
+std::vector<std::string> write_report(const store::Results& results, const ReportOptions& options,
+                                      const std::vector<Source>& sources = {});
 
 }  // namespace sensecf::report

@@ -56,6 +56,7 @@ class H5File {
   // Attributes of a group or dataset (`object` is its path, "/" = the file).
   void set_attribute(const std::string& object, const std::string& name, const std::string& value);
   std::string attribute(const std::string& object, const std::string& name) const;  // throws when absent
+  bool has_attribute(const std::string& object, const std::string& name) const;
 
   // Plain n-dimensional arrays (created once, not extendable); intermediate
   // groups are created. dims: the shape, row-major.

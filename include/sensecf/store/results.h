@@ -118,6 +118,10 @@ struct CfArrays {
   std::vector<long long> found;        // [n] 1: the method returned a CF
   std::vector<std::string> answer;     // [n] the LLM's raw answer behind the CF (the first answer when
                                        // none parsed); "" for baselines and queries without an answer
+  std::vector<std::string> patient;    // [n] the factual row's patient (group) id; empty in older files
+  // The split's schema (data::Schema::to_json): category names of the codes,
+  // bounds learned from the training rows, immutables, units; "" in older files.
+  std::string schema;
 };
 
 // Everything a task produces for the results file. Travels rank → rank 0 and

@@ -81,8 +81,12 @@ class Scheduler {
   bool work_left() const { return count(TaskState::kReady) + count(TaskState::kWaiting) > 0; }
   // Estimated seconds (Task::cost) of the tasks not finished yet, running ones included.
   double remaining_cost() const;
-  // Wall time left: remaining cost scaled by observed/estimated seconds of the
-  // tasks done in this run, over the workers; nothing before the first is done.
+  // Measured / estimated seconds of the tasks done so far (this run and the
+  // journal's); 1 before any.
+  double cost_scale() const;
+  // Wall time left: remaining cost x cost_scale() over the workers: the model
+  // --dry-run prints too. Nothing before a first task is done (in this run or
+  // an earlier one).
   std::optional<double> eta_seconds() const;
   // kExitInterrupted, kExitTasksFailed (a task failed or was blocked) or kExitOk.
   int exit_code(bool interrupted) const;
@@ -138,7 +142,7 @@ class Scheduler {
   int n_workers_ = 1;
   Clock::time_point start_ = Clock::now();
   int done_at_start_ = 0;                  // done before this run (journal)
-  double observed_ = 0, estimated_ = 0;   // seconds taken and Task::cost of the tasks done in this run
+  double observed_ = 0, estimated_ = 0;   // seconds taken and Task::cost of the tasks done (this run and the journal's)
 };
 
 }  // namespace sensecf::sweep

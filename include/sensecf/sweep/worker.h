@@ -14,6 +14,13 @@
 
 namespace sensecf::sweep {
 
+// Per-task log files: from now on, what a task logs while execute() runs it
+// (info and above, debug at --log.level debug) is appended to
+// <workdir>/tasks/<key>/log.txt as well, each attempt under a header line,
+// whatever this rank prints on stderr (workers: warnings only). Call once,
+// before any thread logs.
+void install_task_logs();
+
 // Runs attempt `attempt` of `task` on this rank. Every exception becomes a
 // failed record carrying its message (and hint); the record names the rank,
 // host and device that ran it.

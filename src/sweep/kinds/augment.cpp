@@ -25,7 +25,8 @@ class Augment final : public TaskKind {
         const GenerateParams cfs{split, method, vocab::kForAugment};
         for (double ratio : config.sweep.ratios) {
           plan.add(name(), AugmentParams{split, method, ratio}.to_json(),
-                   {{"rows", prepare_key(split)}, {"clf", train_clf_key(split)}, {"cfs", generate_key(cfs)}}, 3.0);
+                   {{"rows", prepare_key(split)}, {"clf", train_clf_key(split)}, {"cfs", generate_key(cfs)}},
+                   0.4);  // measured: ~0.3 s (the NN retrained on ~1,000 rows)
         }
       }
     }
@@ -54,7 +55,8 @@ class Augment final : public TaskKind {
         ++added;
       }
       if (added < wanted) {
-        spdlog::warn("{}: only {} valid class-{} CFs for the {} wanted (ratio {} of {} removed)", task.label(), added,
+        // In the task's log; rank 0 sums these up in one line at the end (runner.cpp).
+        spdlog::info("{}: only {} valid class-{} CFs for the {} wanted (ratio {} of {} removed)", task.label(), added,
                      c, wanted, p.ratio, removed);
       }
       wanted_total += static_cast<long long>(wanted);

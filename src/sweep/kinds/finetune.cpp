@@ -155,7 +155,11 @@ class Finetune final : public TaskKind {
         std::vector<std::pair<std::string, std::string>> inputs{{"rows", prepare_key(split)}};
         add_base_input(config, m, inputs);
         if (config.sweep.llm_targets != "nearest") inputs.emplace_back("clf", train_clf_key(split));
-        plan.add(name(), finetune_params(config, split, m).to_json(), inputs, 600.0, config.sweep.finetune_ranks);
+        // @tiny: ~0.4 s per step on one core (the quickstart's 60 steps: 24 s); a 7-8B model on a GPU: ~10 min.
+        const double cost = m.path == kTinyModelPath
+                                ? 0.4 * static_cast<double>(config.finetune.max_steps > 0 ? config.finetune.max_steps : 200)
+                                : 600.0;
+        plan.add(name(), finetune_params(config, split, m).to_json(), inputs, cost, config.sweep.finetune_ranks);
       }
     }
   }

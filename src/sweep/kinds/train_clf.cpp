@@ -18,7 +18,7 @@ class TrainClf final : public TaskKind {
 
   void expand(const SweepConfig& config, PlanBuilder& plan) const override {
     for (const auto& split : study_splits(config))
-      plan.add(name(), split.to_json(), {{"rows", prepare_key(split)}}, 3.0);
+      plan.add(name(), split.to_json(), {{"rows", prepare_key(split)}}, 0.3);  // measured: ~0.2 s
   }
 
   store::TaskOutput run(const Task& task, const TaskEnv& env) const override {
