@@ -304,7 +304,35 @@ Day simulate_day(Rng& rng, const Participant& p) {
   return day;
 }
 
-Schema make_schema() {
+Schema make_schema() { return cohort_schema(kGenders); }
+
+namespace {
+// Fills the glucose features of one window from its 24 readings.
+void window_glucose(const std::vector<double>& g, int first, double* row) {
+  double sum = 0.0;
+  int in_range = 0;
+  int hyper = 0;
+  int run = 0;
+  for (int t = first; t < first + kReadingsPerWindow; ++t) {
+    sum += g[t];
+    if (g[t] >= 70.0 && g[t] <= 180.0) ++in_range;
+    if (g[t] > 180.0) {
+      if (++run == 3) ++hyper;  // a run counts once it lasts >= 15 min
+    } else {
+      run = 0;
+    }
+  }
+  row[kGlucose] = round_to(sum / kReadingsPerWindow, 1);
+  row[kHyper] = hyper;
+  row[kTir] = round_to(100.0 * in_range / kReadingsPerWindow, 2);
+}
+}  // namespace
+
+}  // namespace synth_model
+
+using namespace synth_model;
+
+Schema cohort_schema(const std::vector<std::string>& genders) {
   Schema schema;
   schema.label = "high_stress";
   schema.group = "participant_id";
@@ -332,37 +360,11 @@ Schema make_schema() {
   continuous("hyper_events", "count", false);
   continuous("tir_pct", "%", false);
   continuous("age", "years", true);
-  categorical("gender", kGenders);
-  categorical("medication", kMedications);
-  categorical("subgroup", kSubgroups);
+  categorical("gender", genders);
+  categorical("medication", synth_model::kMedications);
+  categorical("subgroup", synth_model::kSubgroups);
   return schema;
 }
-
-namespace {
-// Fills the glucose features of one window from its 24 readings.
-void window_glucose(const std::vector<double>& g, int first, double* row) {
-  double sum = 0.0;
-  int in_range = 0;
-  int hyper = 0;
-  int run = 0;
-  for (int t = first; t < first + kReadingsPerWindow; ++t) {
-    sum += g[t];
-    if (g[t] >= 70.0 && g[t] <= 180.0) ++in_range;
-    if (g[t] > 180.0) {
-      if (++run == 3) ++hyper;  // a run counts once it lasts >= 15 min
-    } else {
-      run = 0;
-    }
-  }
-  row[kGlucose] = round_to(sum / kReadingsPerWindow, 1);
-  row[kHyper] = hyper;
-  row[kTir] = round_to(100.0 * in_range / kReadingsPerWindow, 2);
-}
-}  // namespace
-
-}  // namespace synth_model
-
-using namespace synth_model;
 
 Dataset make_synthetic_cohort(const SynthOptions& options) {
   if (options.n_participants < 1 || options.windows_per_participant < 1 ||

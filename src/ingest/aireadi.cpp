@@ -32,6 +32,7 @@
 #include "sensecf/core/options.h"
 #include "sensecf/core/strings.h"
 #include "sensecf/data/csv.h"
+#include "sensecf/data/synth.h"
 
 namespace sensecf::ingest {
 namespace fs = std::filesystem;
@@ -259,10 +260,11 @@ enum Col : std::size_t {
   kCAwake, kCLight, kCDeep, kCRem, kCSteps, kCGlucose, kCHyper, kCTir, kCAge, kCGender, kCMedication,
   kCSubgroup, kNumCols
 };
-const std::vector<std::string> kMedications = {"insulin", "no_medication", "oral"};
-const std::vector<std::string> kSubgroups = {
-    "healthy", "insulin_dependent", "oral_medication_and_or_non_insulin_injectable_medication_controlled",
-    "pre_diabetes_lifestyle_controlled"};
+// The categories of the table's medication and subgroup columns (data/synth.h).
+const std::vector<std::string>& categories_of(const char* feature) {
+  static const data::Schema schema = data::cohort_schema({kGenderNotProvided});
+  return schema.features[schema.index_of(feature)].categories;
+}
 
 std::optional<std::string> medication_of(const std::string& group) {
   if (group == "healthy" || group == "pre_diabetes_lifestyle_controlled") return "no_medication";
@@ -374,7 +376,7 @@ class ParticipantReader {
     if (!medication) {
       report("participants.tsv", -1,
              fmt::format("line {}: study_group '{}' is none of {}; participant skipped", p_.line, p_.study_group,
-                         join(kSubgroups, ", ")));
+                         join(categories_of("subgroup"), ", ")));
     }
     out.gender = p_.gender;
     if (out.gender.empty()) {
@@ -602,9 +604,11 @@ class ParticipantReader {
 
     const int run_needed = std::max(1, static_cast<int>(std::ceil(o_.hyper_minutes / 5.0 - 1e-9)));
     const double medication_code =
-        static_cast<double>(std::find(kMedications.begin(), kMedications.end(), medication) - kMedications.begin());
+        static_cast<double>(std::find(categories_of("medication").begin(), categories_of("medication").end(), medication) -
+                            categories_of("medication").begin());
     const double subgroup_code = static_cast<double>(
-        std::find(kSubgroups.begin(), kSubgroups.end(), p_.study_group) - kSubgroups.begin());
+        std::find(categories_of("subgroup").begin(), categories_of("subgroup").end(), p_.study_group) -
+        categories_of("subgroup").begin());
 
     auto first_at = [](const std::vector<Reading>& v, std::int64_t t) {
       return std::lower_bound(v.begin(), v.end(), t, [](const Reading& r, std::int64_t x) { return r.t < x; });
@@ -701,39 +705,7 @@ class ParticipantReader {
   const std::map<std::string, std::string>& demographics_;
 };
 
-data::Schema make_schema(std::vector<std::string> genders) {
-  data::Schema schema;
-  schema.label = "high_stress";
-  schema.group = "participant_id";
-  auto continuous = [&](const char* name, const char* unit, bool immutable) {
-    data::Feature f;
-    f.name = name;
-    f.unit = unit;
-    f.immutable = immutable;
-    schema.features.push_back(std::move(f));
-  };
-  auto categorical = [&](const char* name, std::vector<std::string> categories) {
-    data::Feature f;
-    f.name = name;
-    f.kind = data::FeatureKind::kCategorical;
-    f.immutable = true;
-    f.categories = std::move(categories);
-    schema.features.push_back(std::move(f));
-  };
-  continuous("awake_pct", "%", false);
-  continuous("light_pct", "%", false);
-  continuous("deep_pct", "%", false);
-  continuous("rem_pct", "%", false);
-  continuous("steps_mean", "steps/min", false);
-  continuous("glucose_mean", "mg/dL", false);
-  continuous("hyper_events", "count", false);
-  continuous("tir_pct", "%", false);
-  continuous("age", "years", true);
-  categorical("gender", std::move(genders));
-  categorical("medication", kMedications);
-  categorical("subgroup", kSubgroups);
-  return schema;
-}
+data::Schema make_schema(const std::vector<std::string>& genders) { return data::cohort_schema(genders); }
 
 std::map<std::string, std::string> read_demographics(const std::string& path) {
   std::map<std::string, std::string> out;
@@ -907,6 +879,12 @@ std::string stem_of(const std::string& out) {
   return (p.parent_path() / p.stem()).string();
 }
 
+// One participant's counts, in the .ingest.json summary and in a shard.
+nlohmann::json summary_json(const ParticipantSummary& p) {
+  return {{"id", p.id},           {"zone", p.zone},   {"windows", p.windows},  {"dropped", p.dropped},
+          {"records", p.records}, {"bytes", p.bytes}, {"problems", p.problems}};
+}
+
 void write_atomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {
@@ -965,13 +943,7 @@ void write_ingest_outputs(const IngestResult& result, const IngestOptions& optio
                   {"min_sleep_minutes", options.min_sleep_minutes}};
   auto& participants = j["participants"] = nlohmann::json::array();
   for (const auto& p : result.participants) {
-    participants.push_back({{"id", p.id},
-                            {"zone", p.zone},
-                            {"windows", p.windows},
-                            {"dropped", p.dropped},
-                            {"records", p.records},
-                            {"bytes", p.bytes},
-                            {"problems", p.problems}});
+    participants.push_back(summary_json(p));
   }
   j["problem_count"] = result.problem_count;
   auto& problems = j["problems"] = nlohmann::json::array();
@@ -1025,8 +997,7 @@ void save_result(const IngestResult& r, const std::string& path) {
   }
   auto& participants = j["participants"] = nlohmann::json::array();
   for (const auto& p : r.participants) {
-    participants.push_back({{"id", p.id}, {"zone", p.zone}, {"windows", p.windows}, {"dropped", p.dropped},
-                            {"records", p.records}, {"bytes", p.bytes}, {"problems", p.problems}});
+    participants.push_back(summary_json(p));
   }
   auto& problems = j["problems"] = nlohmann::json::array();
   for (const auto& p : r.problems) problems.push_back({p.participant, p.file, p.record, p.what});

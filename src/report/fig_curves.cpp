@@ -136,6 +136,9 @@ void write_fig7(ReportContext& context) {
   const MeanSd full_s = summarise(full);
   std::string blocks, panels;
   std::size_t n_panels = 0;
+  std::vector<std::string> key_lines(all_methods.size());  // the key panel's entry of each method drawn
+  std::vector<bool> in_key(all_methods.size(), false);
+  bool any_reduced = false, any_full = false;
   for (const auto& [scenario, title] : kScenarioTitles) {
     const auto it = augmented.find(scenario);
     if (it == augmented.end()) continue;
@@ -152,9 +155,16 @@ void write_fig7(ReportContext& context) {
       }
       const std::string block = fmt::format("{}_{}", scenario, i);
       blocks += datablock(block, rows);
-      plots += fmt::format("{}${} using 1:2:3 with yerrorlines lt {} dt {} pt {} lw 2 title {}",
-                           plots.empty() ? "" : ", \\\n     ", block, colour[i], dash_type(all_methods[i]),
-                           5 + 2 * static_cast<int>(i % 4), gp_quote(method_label(all_methods[i])));
+      const std::string style = fmt::format("with yerrorlines lt {} dt {} pt {} lw 2", colour[i],
+                                            dash_type(all_methods[i]), 5 + 2 * static_cast<int>(i % 4));
+      plots += fmt::format("{}${} using 1:2:3 {} title {}", plots.empty() ? "" : ", \\\n     ", block, style,
+                           gp_quote(method_label(all_methods[i])));
+      if (!in_key[i]) {  // the key's sample: the line with its point (yerrorlines would show the point only)
+        key_lines[i] = fmt::format("NaN with linespoints lt {} dt {} pt {} lw 2 title {}", colour[i],
+                                   dash_type(all_methods[i]), 5 + 2 * static_cast<int>(i % 4),
+                                   gp_quote(method_label(all_methods[i])));
+      }
+      in_key[i] = true;
     }
     if (plots.empty()) continue;  // none of the chosen methods in this scenario
     ++n_panels;
@@ -163,6 +173,7 @@ void write_fig7(ReportContext& context) {
       csv.rows.push_back({scenario, "reduced", "", "", std::to_string(reduced_s.n), csv_number(reduced_s.mean),
                           csv_number(reduced_s.sd)});
       plots += fmt::format(", \\\n     {} with lines dt 4 lw 2 lc rgb 'black' title 'reduced data'", reduced_s.mean);
+      any_reduced = true;
     } else {
       context.note(fmt::format("Fig. 7: panel {} has no reduced-data line (no train_clf rows at fraction {:g}).",
                                scenario, fraction));
@@ -171,6 +182,7 @@ void write_fig7(ReportContext& context) {
       csv.rows.push_back({scenario, vocab::kFull, "", "", std::to_string(full_s.n), csv_number(full_s.mean),
                           csv_number(full_s.sd)});
       plots += fmt::format(", \\\n     {} with lines dt 5 lw 2 lc rgb 'gray40' title 'full data'", full_s.mean);
+      any_full = true;
     }
     panels += "set title " + gp_quote(title) + "\nplot " + plots + "\n";
   }
@@ -178,20 +190,28 @@ void write_fig7(ReportContext& context) {
     context.note("Fig. 7 skipped: augment rows name no scenario among positive, negative, dual.");
     return;
   }
-  // The key goes below each panel in two columns; the bottom margin leaves it room
-  // (gnuplot's automatic margins do not, inside a multiplot).
-  const int key_rows = static_cast<int>(all_methods.size() + 3) / 2;
+  // One key for every panel, in a panel of its own beside them: each method
+  // once (a NaN plot carries its style), then the reference lines.
+  std::string key;
+  for (const auto& line : key_lines)
+    if (!line.empty()) key += (key.empty() ? "" : ", \\\n     ") + line;
+  if (any_reduced) key += ", \\\n     NaN with lines dt 4 lw 2 lc rgb 'black' title 'reduced data'";
+  if (any_full) key += ", \\\n     NaN with lines dt 5 lw 2 lc rgb 'gray40' title 'full data'";
   const std::string body = fmt::format(
       "set multiplot layout 1,{} title 'Test F1 vs augmentation ratio ({:g}% removed; mean ± sd over seeds)'\n"
       "set xlabel 'Augmentation ratio (% of the removed rows)'\nset ylabel 'F1'\n"
-      "set grid\nset key below horizontal maxrows {} font ',10' samplen 2\nset bmargin {}\n"
+      "set grid\nunset key\n"
       "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1\nset xrange [0:100]\nset xtics 0,20,100\n"
-      "{}unset multiplot\n",
-      n_panels, 100 * fraction, key_rows, 5 + key_rows, panels);
+      "{}"
+      "# the key, beside the panels\n"
+      "unset title\nunset xlabel\nunset ylabel\nunset grid\nunset tics\nunset border\nset offsets 0, 0, 0, 0\n"
+      "set xrange [0:1]\nset yrange [0:1]\nset key center center vertical font ',11' samplen 3 spacing 1.3\n"
+      "plot {}\nunset multiplot\n",
+      n_panels + 1, 100 * fraction, panels, key);
   context.write("fig7.csv", to_csv(csv), "Fig. 7 data: F1 per scenario, method and augmentation ratio, with the reference lines");
   context.plot("fig7",
                figure_script("fig7", "test F1 vs augmentation ratio per scarcity scenario", blocks, body,
-                             480 * static_cast<int>(n_panels), 420 + 14 * key_rows),
+                             480 * static_cast<int>(n_panels + 1), 460),
                "Fig. 7: F1 vs augmentation ratio per scenario (baselines and fine-tuned LLMs solid, zero-shot dashed, "
                "few-shot dotted; dash-dot: reduced data, dash-dot-dot: full data)");
 }

@@ -582,6 +582,14 @@ TEST_F(LlmReportFixture, Table4AndFig7ShowLlmCurves) {
 
   const std::string gp = read_file(out / "fig7.gp");
   EXPECT_NE(gp.find("set xrange [0:100]"), std::string::npos) << gp;  // ratios in %, not autoscaled to 120
+  // One key, in its own panel beside the data panels (which have none), each method once.
+  EXPECT_NE(gp.find("unset key\n"), std::string::npos) << gp;
+  const auto key_panel = gp.find("# the key, beside the panels");
+  ASSERT_NE(key_panel, std::string::npos) << gp;
+  const std::string key = gp.substr(key_panel, gp.find("unset multiplot", key_panel) - key_panel);
+  EXPECT_NE(key.find("NaN with linespoints"), std::string::npos) << key;
+  EXPECT_EQ(key.find("title 'nice'"), key.rfind("title 'nice'")) << key;
+  EXPECT_NE(key.find("title 'reduced data'"), std::string::npos) << key;
   auto clause = [&](const std::string& title) {
     const auto at = gp.find("title '" + title + "'");
     EXPECT_NE(at, std::string::npos) << title << "\n" << gp;

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "sensecf/data/dataset.h"
 
@@ -34,6 +35,14 @@ struct SynthOptions {
 void declare_options(Options& options, SynthOptions& synth);
 
 Dataset make_synthetic_cohort(const SynthOptions& options);
+
+// The feature table's schema, shared by the synthetic cohort and AI-READI
+// ingest: the 12 features in column order (units, immutables), the categories
+// of medication (insulin, no_medication, oral) and subgroup (the four
+// AI-READI study groups), group participant_id, label high_stress. `genders`
+// are the gender categories (the cohort's female, male; ingest's what the
+// files hold, or its placeholder).
+Schema cohort_schema(const std::vector<std::string>& genders);
 
 // The ground-truth latent stress score before noise (higher = more stressed);
 // exposed so tests and CF checks know the right direction of a change.
