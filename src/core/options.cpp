@@ -1,6 +1,7 @@
 // Options: declaration table, INI reader, Boost.Program_options command line,
 // precedence (defaults < file < CLI), validation and the effective configuration.
 #include <algorithm>
+#include <filesystem>
 #include "sensecf/core/options.h"
 
 #include <spdlog/fmt/fmt.h>
@@ -130,6 +131,10 @@ void Options::apply(Entry& entry, const std::string& value, OptionSource source,
 
 // INI: "[section]" lines, "key = value" lines, '#' or ';' comment lines.
 void Options::read_config_file(const std::string& path) {
+  if (std::filesystem::is_directory(path)) {
+    throw UsageError("--config '" + path + "' is a directory, not a config file",
+                     "pass the INI file itself, e.g. --config configs/quickstart.ini");
+  }
   std::ifstream in(path);
   if (!in) {
     throw UsageError("cannot open config file '" + path + "'", "check the path given to --config");

@@ -133,6 +133,28 @@ void declare_options(Options& options, SweepConfig& c) {
   options.add_check([&c] {
     add_endpoint_models(c);
     const auto& sw = c.sweep;
+    // A list that names an entry twice would plan the same task twice: say which.
+    auto unique = [](const char* key, const auto& list) {
+      for (std::size_t i = 0; i < list.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+          if (list[i] == list[j]) {
+            throw UsageError(fmt::format("{} lists {} twice", key, fmt::format("{}", list[i])),
+                             fmt::format("each entry of {} once", key));
+          }
+    };
+    unique("sweep.methods", sw.methods);
+    unique("sweep.scenarios", sw.scenarios);
+    unique("sweep.ratios", sw.ratios);
+    unique("sweep.seeds", sw.seeds);
+    unique("sweep.llm_seeds", sw.llm_seeds);
+    unique("sweep.augment_methods", sw.augment_methods);
+    unique("sweep.fig1_models", sw.fig1_models);
+    unique("sweep.fig1_reductions", sw.fig1_reductions);
+    {
+      std::vector<std::string> names;
+      for (const auto& spec : sw.llm_models) names.push_back(parse_llm_model(spec).name);
+      unique("sweep.llm_models (model names)", names);
+    }
     for (const auto& m : sw.methods) {
       try {
         cf::check_method_name(m);

@@ -85,6 +85,12 @@ TEST(Options, VerboseAndQuietSetTheLogLevel) {
   EXPECT_THROW(bare.parse({"-v"}), UsageError);
 }
 
+TEST(Options, AConfigThatIsADirectoryIsRefused) {
+  test::TempDir dir;
+  Fixture f;
+  EXPECT_THROW_WITH(f.options.parse({"--config", dir.path().string()}), UsageError, "is a directory, not a config file");
+}
+
 TEST(Options, UnknownCommandLineOptionSuggestsTheClosestKey) {
   Fixture f;
   try {

@@ -2,6 +2,8 @@
 // artefacts tasks hand each other (task_io.h), the worker cache, data sources.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -189,6 +191,18 @@ TEST(DataSource, SweepTakesTheShortDataAndSeedFlags) {
   ASSERT_TRUE(options.parse({"--data", "cohort.csv", "--seed", "1,2,3"}));
   EXPECT_EQ(c.data.path, "cohort.csv");
   EXPECT_EQ(c.sweep.seeds, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(DataSource, AListThatNamesAnEntryTwiceIsRefusedNamingTheKey) {
+  for (const auto& [flag, value, text] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"--sweep.seeds", "1,1", "sweep.seeds lists 1 twice"},
+           {"--sweep.methods", "nice,dice-random,nice", "sweep.methods lists nice twice"},
+           {"--sweep.ratios", "0.2,0.2", "sweep.ratios lists 0.2 twice"}}) {
+    SweepConfig c;
+    Options options("sweep", "test");
+    declare_options(options, c);
+    EXPECT_THROW_WITH(options.parse({"--data", "cohort.csv", flag, value}), UsageError, text);
+  }
 }
 
 TEST(DataSource, AStudySweepWithoutDataIsRefusedAtParseTime) {
