@@ -111,6 +111,8 @@ std::string read_string_attribute(hid_t obj, const std::string& name) {
     char* text = nullptr;
     Handle mem = Handle(SENSECF_H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
     SENSECF_H5_CHECK(H5Tset_size(mem.get(), H5T_VARIABLE));
+    // The file's character set (h5py writes UTF-8): HDF5 does not convert ASCII <-> UTF-8.
+    SENSECF_H5_CHECK(H5Tset_cset(mem.get(), H5Tget_cset(type.get())));
     SENSECF_H5_CHECK(H5Aread(attr.get(), mem.get(), &text));
     std::string out = text ? text : "";
     H5free_memory(text);

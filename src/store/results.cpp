@@ -13,6 +13,7 @@
 
 #include "sensecf/core/check.h"
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 #include "sensecf/store/h5file.h"
 
 namespace sensecf::store {
@@ -305,16 +306,43 @@ CfArrays read_arrays(const H5File& file, const std::string& key) {
   c.scenario = file.attribute(base, "scenario");
   c.purpose = file.attribute(base, "purpose");
   c.seed = std::stoll(file.attribute(base, "seed"));
-  std::vector<std::size_t> dims;
-  c.counterfactual = file.read_doubles(base + "/counterfactual", &dims);
-  c.n = dims.at(0);
-  c.d = dims.size() > 1 ? dims[1] : 0;
-  c.factual = file.read_doubles(base + "/factual");
-  c.query_row = file.read_ints(base + "/query_row");
-  c.target = file.read_ints(base + "/target");
-  c.probability = file.read_doubles(base + "/probability");
-  c.valid = file.read_ints(base + "/valid");
-  c.found = file.read_ints(base + "/found");
+  // Every array's shape is checked against n queries x d features (the
+  // features attribute): a damaged or hand-edited group is an error naming
+  // it, never an over-read in the report.
+  const std::size_t d = c.features.size();
+  std::size_t n = 0;
+  auto shape_error = [&](const std::string& name, const std::vector<std::size_t>& dims, const std::string& want) {
+    std::vector<std::string> parts;
+    for (auto x : dims) parts.push_back(std::to_string(x));
+    return Error(fmt::format("'{}': {}/{} has shape [{}], expected {}", file.path(), base, name, join(parts, ", "), want),
+                 "the file is damaged or was edited; rerun the generate task (delete its journal lines) or restore "
+                 "the file");
+  };
+  auto matrix = [&](const char* name) {
+    std::vector<std::size_t> dims;
+    auto v = file.read_doubles(base + "/" + name, &dims);
+    if (dims.size() != 2 || dims[1] != d || (n && dims[0] != n))
+      throw shape_error(name, dims, fmt::format("[{}, {}] (queries, features)", n ? std::to_string(n) : "n", d));
+    n = dims[0];
+    return v;
+  };
+  auto vector_of = [&](const char* name, auto read) {
+    std::vector<std::size_t> dims;
+    auto v = read(base + "/" + name, &dims);
+    if (dims.size() != 1 || dims[0] != n) throw shape_error(name, dims, fmt::format("[{}] (one per query)", n));
+    return v;
+  };
+  auto ints = [&](const std::string& path, std::vector<std::size_t>* dims) { return file.read_ints(path, dims); };
+  auto doubles = [&](const std::string& path, std::vector<std::size_t>* dims) { return file.read_doubles(path, dims); };
+  c.counterfactual = matrix("counterfactual");
+  c.factual = matrix("factual");
+  c.n = n;
+  c.d = d;
+  c.query_row = vector_of("query_row", ints);
+  c.target = vector_of("target", ints);
+  c.probability = vector_of("probability", doubles);
+  c.valid = vector_of("valid", ints);
+  c.found = vector_of("found", ints);
   c.answer = file.exists(base + "/answer") ? file.read_strings(base + "/answer") : std::vector<std::string>(c.n);
   if (c.answer.size() != c.n) {
     throw Error(fmt::format("'{}': {}/answer has {} entries for {} queries", file.path(), base, c.answer.size(), c.n),

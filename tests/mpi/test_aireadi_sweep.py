@@ -185,6 +185,36 @@ class AiReadiSweep(unittest.TestCase):
         self.assertTrue(cf and all(isinstance(r["method"], str) for r in cf))
         self.assertIn("nice", {r["method"] for r in cf})
 
+        # A damaged CF group (a hand edit, a bad copy) is an error that names it, never a crash or a wrong figure.
+        def damaged(edit):
+            path = os.path.join(self.dir, "damaged.h5")
+            shutil.copy(results, path)
+            with h5py.File(path, "r+") as f:
+                g = f[f"counterfactuals/{sorted(f['counterfactuals'])[0]}"]
+                edit(g)
+            return run(BIN, "report", "--results", path, "--out", os.path.join(self.dir, "damaged-report"),
+                       "--log.level", "warn")
+
+        def one_factual_row(g):
+            x = g["factual"][()]
+            del g["factual"]
+            g["factual"] = x[:1]
+
+        def flat_found(g):
+            x = g["found"][()]
+            del g["found"]
+            g["found"] = x[:2]
+
+        def many_features(g):
+            g.attrs["features"] = json.dumps([f"f{i}" for i in range(100)])
+
+        for edit, text in ((one_factual_row, "/factual has shape [1, "), (flat_found, "/found has shape [2]"),
+                           (many_features, "/counterfactual has shape [")):
+            rc, out = damaged(edit)
+            self.assertEqual(rc, 1, out)
+            self.assertIn(text, out)
+            self.assertIn("the file is damaged or was edited", out)
+
         # A second study over the same release and options: the table comes from the cache.
         rc, log = sweep(config, os.path.join(self.dir, "again.h5"))
         self.assertEqual(rc, 0, log)
