@@ -4,6 +4,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 
@@ -61,6 +62,15 @@ void write_cfs_csv(const std::string& path, const data::Schema& schema,
 }
 
 CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::size_t n_data_rows) {
+  return read_cfs_csv(path, schema, n_data_rows, nullptr);
+}
+
+CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, const std::vector<std::string>& group_values) {
+  return read_cfs_csv(path, schema, group_values.size(), &group_values);
+}
+
+CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::size_t n_data_rows,
+                    const std::vector<std::string>* group_values) {
   std::ifstream in(path);
   if (!in) throw Error("cannot open '" + path + "'", "write it with `sensecf explain --out`");
   std::string line;
@@ -94,21 +104,45 @@ CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::si
       throw Error(fmt::format("{}: expected {} fields, found {}", SourceLocation{path, line_no, 0}.str(),
                               header.size(), cells.size()));
     }
-    const auto row = static_cast<std::size_t>(number(cells[col["row"]], "row"));
-    if (row >= n_data_rows) {
-      throw Error(fmt::format("{}: row {} is outside the data file ({} rows)",
-                              SourceLocation{path, line_no, 0}.str(), row, n_data_rows));
+    const double row_value = number(cells[col["row"]], "row");
+    if (row_value < 0 || row_value != std::floor(row_value)) {
+      throw Error(fmt::format("{}: row '{}' is not a row index (a whole number >= 0)",
+                              SourceLocation{path, line_no, cells[col["row"]].column}.str(), cells[col["row"]].text),
+                  "the file was edited; write it again with `sensecf explain --out`");
     }
+    if (row_value >= static_cast<double>(n_data_rows)) {
+      throw Error(fmt::format("{}: row {} is outside the data file ({} rows)",
+                              SourceLocation{path, line_no, 0}.str(), cells[col["row"]].text, n_data_rows));
+    }
+    const auto row = static_cast<std::size_t>(row_value);
+    // The second column names the data's group (patient) column: it must agree
+    // with the data row, or the file belongs to another data file or order.
+    if (group_values && header.size() > 1 && cells[1].text != (*group_values)[row]) {
+      throw Error(fmt::format("{}: row {} is patient '{}' in the data file, but '{}' in this file",
+                              SourceLocation{path, line_no, cells[1].column}.str(), row, (*group_values)[row],
+                              cells[1].text),
+                  "the CFs were computed on another data file, or one whose rows were reordered: pass the data "
+                  "file they came from");
+    }
+    auto binary = [&](const char* name) {
+      const double v = number(cells[col[name]], name);
+      if (v != 0 && v != 1) {
+        throw Error(fmt::format("{}: {} must be 0 or 1, found '{}'",
+                                SourceLocation{path, line_no, cells[col[name]].column}.str(), name,
+                                cells[col[name]].text));
+      }
+      return static_cast<int>(v);
+    };
     auto [it, inserted] = query_of_row.try_emplace(row, file.rows.size());
     if (inserted) {
       file.rows.push_back(row);
       QueryResult r;
       r.query = it->second;
-      r.target = static_cast<int>(number(cells[col["target"]], "target"));
+      r.target = binary("target");
       r.seconds = number(cells[col["seconds"]], "seconds");
       file.results.push_back(r);
     }
-    if (number(cells[col["found"]], "found") == 0) continue;
+    if (binary("found") == 0) continue;
     Counterfactual c;
     for (std::size_t j = 0; j < schema.size(); ++j) {
       const auto& f = schema.features[j];
@@ -122,7 +156,12 @@ CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::si
         }
         c.x.push_back(static_cast<double>(pos - f.categories.begin()));
       } else {
-        c.x.push_back(number(cell, f.name.c_str()));
+        const double v = number(cell, f.name.c_str());
+        if (!std::isfinite(v)) {
+          throw Error(fmt::format("{}: {} is '{}', not a finite number",
+                                  SourceLocation{path, line_no, cell.column}.str(), f.name, cell.text));
+        }
+        c.x.push_back(v);
       }
     }
     file.results[it->second].cfs.push_back(std::move(c));

@@ -123,7 +123,7 @@ int cmd_evaluate_cf(const std::vector<std::string>& args) {
   if (!parse_and_start(options, log, args)) return 0;
 
   const clf::ModelAndData md = clf::load_model_and_data(model_dir, options, data_options);
-  const cf::CfsCsv file = cf::read_cfs_csv(cfs_path, md.data.schema, md.data.size());
+  const cf::CfsCsv file = cf::read_cfs_csv(cfs_path, md.data.schema, md.data.group);
   const data::Matrix query_x = md.data.x.rows(file.rows);
   const data::Matrix train_x = md.data.x.rows(md.train_rows);
   cf::BlackBox f(*md.model.model);

@@ -356,6 +356,17 @@ TEST(CfCsv, MalformedFilesNameFileAndLine) {
   EXPECT_THROW_WITH(read("outside.csv", damaged("0,p0,", "7,p0,")), Error,
                     "outside.csv:4: row 7 is outside the data file (3 rows)");
   EXPECT_THROW_WITH(read("empty.csv", ""), Error, "empty.csv: the file is empty");
+  EXPECT_THROW_WITH(read("fraction.csv", damaged("0,p0,", "0.5,p0,")), Error,
+                    "fraction.csv:4:1: row '0.5' is not a row index");
+  EXPECT_THROW_WITH(read("negative.csv", damaged("0,p0,", "-1,p0,")), Error,
+                    "negative.csv:4:1: row '-1' is not a row index");
+  EXPECT_THROW_WITH(read("target.csv", damaged(",x,1,1,0.75", ",x,7,1,0.75")), Error,
+                    "target.csv:2:21: target must be 0 or 1, found '7'");
+  EXPECT_THROW_WITH(read("nan.csv", damaged(",1.5,x,", ",nan,x,")), Error, "nan.csv:2:15: a is 'nan', not a finite number");
+  // With the data's patient ids: a line whose patient is not the data row's is refused.
+  EXPECT_NO_THROW(read_cfs_csv(dir.write("groups.csv", kCsv), schema, kGroups));
+  EXPECT_THROW_WITH(read_cfs_csv(dir.write("other.csv", damaged("0,p0,", "0,p1,")), schema, kGroups), Error,
+                    "other.csv:4:3: row 0 is patient 'p0' in the data file, but 'p1' in this file");
   EXPECT_THROW_WITH(read_cfs_csv(dir.file("missing.csv"), schema, 3), Error, "cannot open");
 }
 

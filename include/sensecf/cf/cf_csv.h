@@ -41,5 +41,12 @@ struct CfsCsv {
 // column, a wrong field count, a non-number, an unknown category or a row
 // outside the data.
 CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::size_t n_data_rows);
+// The same, and each line's group (second column) must be the data row's
+// group id in `group_values` (one per data row): CFs of another data file, or
+// of one whose rows were reordered, are refused. Row indices must be whole
+// numbers, target and found 0 or 1, feature values finite.
+CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, const std::vector<std::string>& group_values);
+CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::size_t n_data_rows,
+                    const std::vector<std::string>* group_values);
 
 }  // namespace sensecf::cf
