@@ -150,6 +150,7 @@ void Options::read_config(std::istream& in, const std::string& path) {
   std::map<std::string, long> seen;
   while (std::getline(in, raw)) {
     ++line_no;
+    if (line_no == 1 && raw.rfind("\xEF\xBB\xBF", 0) == 0) raw.erase(0, 3);  // a UTF-8 byte-order mark (CRLF: trim)
     const std::string where = SourceLocation{path, line_no, 0}.str();
     const std::string_view line = trim(raw);
     if (line.empty() || line[0] == '#' || line[0] == ';') continue;

@@ -85,6 +85,15 @@ TEST(Options, VerboseAndQuietSetTheLogLevel) {
   EXPECT_THROW(bare.parse({"-v"}), UsageError);
 }
 
+TEST(Options, AConfigWithAByteOrderMarkAndCrlfLineEndsIsRead) {
+  test::TempDir dir;
+  const auto path = dir.write("windows.ini", "\xEF\xBB\xBF[data]\r\nlabel = y\r\n[clf]\r\nepochs = 3\r\n");
+  Fixture f;
+  ASSERT_TRUE(f.options.parse({"--config", path}));
+  EXPECT_EQ(f.label, "y");
+  EXPECT_EQ(f.epochs, 3);
+}
+
 TEST(Options, AConfigThatIsADirectoryIsRefused) {
   test::TempDir dir;
   Fixture f;
