@@ -16,6 +16,7 @@
 #include <limits>
 
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 
 #define SENSECF_XGB_CHECK(call)                                                                  \
   do {                                                                                           \
@@ -25,8 +26,20 @@
 namespace sensecf::clf {
 namespace {
 
+// XGBoost's message without its stack trace (and its source-file prefix):
+// what went wrong, not where inside the library.
+std::string xgb_message() {
+  std::string m = XGBGetLastError();
+  if (const auto trace = m.find("Stack trace:"); trace != std::string::npos) m.erase(trace);
+  if (m.rfind('[', 0) == 0) {  // "[12:00:00] /path/src/learner.cc:123: ..."
+    const auto colon = m.find(": ", m.find(']'));
+    if (colon != std::string::npos && m.find(".cc:") < colon) m.erase(0, colon + 2);
+  }
+  return std::string(trim(m));
+}
+
 [[noreturn]] void xgb_check_failed(const char* expr, const char* file, int line) {
-  throw Error(fmt::format("XGBoost call failed at {}:{}: {} -> {}", file, line, expr, XGBGetLastError()));
+  throw Error(fmt::format("XGBoost call failed at {}:{}: {} -> {}", file, line, expr, xgb_message()));
 }
 
 constexpr const char* kModelFile = "model.json";
@@ -142,7 +155,10 @@ class XGBoostClassifier final : public Classifier {
     BoosterHandle h = nullptr;
     SENSECF_XGB_CHECK(XGBoosterCreate(nullptr, 0, &h));
     Booster booster(h);
-    SENSECF_XGB_CHECK(XGBoosterLoadModel(h, path.c_str()));
+    if (XGBoosterLoadModel(h, path.c_str()) != 0) {
+      throw Error(fmt::format("{}: {} is not a model XGBoost can read: {}", kind(), path, xgb_message()),
+                  "the file is truncated or damaged; train the classifier again with `sensecf train-clf`");
+    }
     set_common_params(h);  // runtime parameters are not part of the saved model
     bst_ulong n_features = 0;
     SENSECF_XGB_CHECK(XGBoosterGetNumFeature(h, &n_features));

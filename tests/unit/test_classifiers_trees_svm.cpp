@@ -5,6 +5,8 @@
 // instance must reproduce them bit for bit. The NN has its own tests.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <unistd.h>
 
 #include <cstdint>
@@ -158,6 +160,35 @@ TEST_P(TreesAndSvm, RejectsWrongWidth) {
 
 INSTANTIATE_TEST_SUITE_P(Clf, TreesAndSvm, ::testing::Values("xgb", "rf", "svm"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+// A truncated or empty model.json: a sensecf error naming the file, with
+// XGBoost's reason but not its stack trace.
+TEST(XgBoost, ADamagedModelFileIsAnErrorWithoutABacktrace) {
+  const data::Schema schema = make_schema();
+  const Sample train = make_sample(200, 5);
+  auto clf = make(small_options("xgb"));
+  clf->fit(schema, train.x, train.y);
+  TempDir dir("clf_damaged_xgb");
+  clf->save(dir.path.string());
+  const auto model = dir.path / "model.json";
+  std::string text;
+  {
+    std::ifstream in(model);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  for (const std::string damaged : {text.substr(0, text.size() / 2), std::string()}) {
+    std::ofstream(model, std::ios::trunc) << damaged;
+    try {
+      make(small_options("xgb"))->load(dir.path.string(), schema);
+      ADD_FAILURE() << "a damaged model loaded";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("model.json is not a model XGBoost can read"), std::string::npos) << m;
+      EXPECT_EQ(m.find("Stack trace"), std::string::npos) << m;
+      EXPECT_NE(e.hint().find("train the classifier again"), std::string::npos);
+    }
+  }
+}
 
 TEST(RandomForest, SeedChangesTheForest) {
   const data::Schema schema = make_schema();
