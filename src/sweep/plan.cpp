@@ -105,7 +105,7 @@ void declare_options(Options& options, SweepConfig& c) {
       .not_hashed();
   options.add("ingest.cache", &c.ingest_cache,
               "data.source = aireadi: folder of finished feature tables by fingerprint, shared across sweeps "
-              "(empty: none)")
+              "(auto: $XDG_CACHE_HOME/sensecf/aireadi or ~/.cache/sensecf/aireadi; none: no cache)")
       .not_hashed();
   clf::declare_options(options, c.clf);
   cf::declare_options(options, c.cf);

@@ -97,7 +97,7 @@ struct SweepConfig {
   // this many participants each, merged by one features task (docs/aireadi.md).
   ingest::IngestOptions ingest;
   int ingest_participants_per_task = 100;
-  std::string ingest_cache;           // ingest.cache: finished tables by fingerprint ("" = none)
+  std::string ingest_cache = "auto";  // ingest.cache: finished tables by fingerprint (auto: the user's cache; none)
   // data.split: random (patient-level, stratified, seeded) or recommended
   // (participants.tsv's recommended_split: test vs train + val).
   std::string split = "random";
