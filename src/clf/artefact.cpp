@@ -36,7 +36,57 @@ void save_trained_model(const Classifier& model, const data::Schema& schema, con
   meta["train_rows"] = setup.train_rows;
   meta["test_rows"] = setup.test_rows;
   meta["data"] = setup.data_source;
+  if (!setup.data_identity.is_null()) meta["data_identity"] = setup.data_identity;
   save_model(model, schema, meta, dir);
+}
+
+nlohmann::json data_identity(const data::Dataset& d) {
+  nlohmann::json patients = nlohmann::json::array();
+  for (std::size_t r = 0; r < d.size(); ++r) {
+    if (!patients.empty() && patients.back()[0] == d.group[r]) {
+      patients.back()[1] = patients.back()[1].get<std::size_t>() + 1;
+    } else {
+      patients.push_back({d.group[r], 1});
+    }
+  }
+  std::string values;
+  values.reserve(d.x.values.size() * sizeof(double) + d.y.size());
+  for (std::size_t r = 0; r < d.size(); ++r) {
+    values += static_cast<char>('0' + d.y[r]);
+    values.append(reinterpret_cast<const char*>(d.x.row(r)), d.x.n_cols * sizeof(double));
+  }
+  return {{"rows", d.size()}, {"patients", patients}, {"values", fnv1a_hex(values)}};
+}
+
+void check_data_identity(const nlohmann::json& stored, const data::Dataset& d, const std::string& model_dir) {
+  if (stored.is_null()) return;  // a model from before data identities
+  const std::string hint = "pass the data file the model was trained on, unchanged (meta.json's data_settings name "
+                           "it), or train a model on this one";
+  const auto rows = stored.at("rows").get<std::size_t>();
+  if (rows != d.size()) {
+    throw Error(fmt::format("the model in '{}' was trained on {} rows, but '{}' has {}", model_dir, rows, d.source,
+                            d.size()),
+                hint);
+  }
+  std::size_t r = 0;
+  for (const auto& run : stored.at("patients")) {
+    const auto id = run.at(0).get<std::string>();
+    const auto n = run.at(1).get<std::size_t>();
+    for (std::size_t k = 0; k < n; ++k, ++r) {
+      if (d.group[r] != id) {
+        throw Error(fmt::format("'{}' is not the data the model in '{}' was trained on: row {} is patient '{}' "
+                                "there, '{}' here (the rows are reordered, or of another file)",
+                                d.source, model_dir, r, id, d.group[r]),
+                    hint);
+      }
+    }
+  }
+  if (stored.at("values").get<std::string>() != data_identity(d).at("values").get<std::string>()) {
+    throw Error(fmt::format("'{}' has the rows and patients the model in '{}' was trained on, but other values "
+                            "(a label or feature changed)",
+                            d.source, model_dir),
+                hint);
+  }
 }
 
 TrainingSetup training_setup(const TrainedModel& model, const std::string& dir) {
@@ -54,6 +104,7 @@ TrainingSetup training_setup(const TrainedModel& model, const std::string& dir) 
     s.train_rows = meta.at("train_rows").get<std::size_t>();
     s.test_rows = meta.value("test_rows", std::size_t{0});
     s.data_source = meta.value("data", std::string());
+    if (meta.contains("data_identity")) s.data_identity = meta.at("data_identity");
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("'{}/meta.json' lacks the split information: {}", dir, e.what()),
@@ -76,6 +127,12 @@ ModelAndData load_model_and_data(const std::string& model_dir, Options& options,
   const auto applied = apply_data_settings(setup, options, model_dir);
   if (!applied.empty()) spdlog::info("data settings saved with the model in '{}': {}", model_dir, join(applied, ", "));
   out.data = data::load_dataset(data_options, options.command());
+  try {
+    check_data_identity(setup.data_identity, out.data, model_dir);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("'{}/meta.json': data_identity is damaged ({})", model_dir, e.what()),
+                "retrain the model");
+  }
   const auto& model_schema = out.model.schema;
   if (out.data.schema.names() != model_schema.names()) {
     throw Error(fmt::format("the model in '{}' was trained on features [{}], but '{}' has [{}]", model_dir,

@@ -141,6 +141,7 @@ int cmd_train_clf(const std::vector<std::string>& args) {
   setup.train_rows = scenario.kept.size();
   setup.test_rows = split.test.size();
   setup.data_source = d.source;
+  setup.data_identity = clf::data_identity(d);
   clf::save_trained_model(*model, d.schema, setup,
                           {{"provenance", make_provenance(options).to_json()},
                            {"test_metrics", m.to_json()},

@@ -180,6 +180,49 @@ TEST_F(Cli, ExplainAndEvaluateCounterfactuals) {
   EXPECT_NE(r.output.find("bad2.csv:2:1: row expects a number"), std::string::npos) << r.output;
 }
 
+// A model knows the rows it was trained on: explain refuses a data file whose
+// rows are reordered, another file, or one with a changed value, saying which.
+TEST_F(Cli, ExplainRefusesDataThatIsNotTheModelsRows) {
+  const auto model = dir_->file("identity_model");
+  auto r = run_command(bin() + " train-clf --log.level warn --data " + cohort() + " --model rf --out " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(cohort());
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+  }
+  auto write = [&](const std::string& name, const std::vector<std::string>& rows) {
+    std::ofstream out(dir_->file(name));
+    for (const auto& l : rows) out << l << "\n";
+    return dir_->file(name);
+  };
+  auto explain = [&](const std::string& data) {
+    return run_command(bin() + " explain --log.level warn --clf " + model + " --data " + data +
+                       " --limit 3 --method nice --out " + dir_->file("identity_cfs.csv"));
+  };
+  r = explain(cohort());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // The last patient's rows moved to the top.
+  std::vector<std::string> reordered = {lines[0]};
+  reordered.insert(reordered.end(), lines.end() - 12, lines.end());
+  reordered.insert(reordered.end(), lines.begin() + 1, lines.end() - 12);
+  r = explain(write("reordered.csv", reordered));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("row 0 is patient"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the rows are reordered, or of another file"), std::string::npos) << r.output;
+  // One value changed: same patients, same order.
+  std::vector<std::string> changed = lines;
+  const auto comma = changed[5].find(',');
+  changed[5] = changed[5].substr(0, comma + 1) + "99.9" + changed[5].substr(changed[5].find(',', comma + 1));
+  r = explain(write("changed.csv", changed));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("but other values"), std::string::npos) << r.output;
+  // Fewer rows.
+  r = explain(write("fewer.csv", std::vector<std::string>(lines.begin(), lines.end() - 12)));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("was trained on 720 rows"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, BadInputGivesClearErrorsAndExitCodes) {
   struct Case {
     std::string args;

@@ -11,6 +11,11 @@
 //   split          {seed, test_fraction}: the patient-level split
 //   scenario       {kind, fraction, removed_class0, removed_class1}
 //   train_rows, test_rows, data (the data file as read)
+//   data_identity  {rows, patients: [[id, rows], ...] in file order, values:
+//                  FNV-1a of every label and feature value}: explain and
+//                  evaluate-cf refuse a data file whose rows are not these
+//                  (another file, reordered rows, changed values), saying what
+//                  differs
 //   provenance and whatever the writer adds (test_metrics, task, ...)
 #pragma once
 
@@ -40,7 +45,15 @@ struct TrainingSetup {
   std::size_t removed_class0 = 0, removed_class1 = 0;
   std::size_t train_rows = 0, test_rows = 0;
   std::string data_source;  // the file the rows were read from
+  nlohmann::json data_identity;  // data_identity(dataset) of the rows as read; null in older models
 };
+
+// What identifies a data set's rows: their number, the patient of each row
+// (run-length encoded, in file order) and a hash of every label and value.
+nlohmann::json data_identity(const data::Dataset& data);
+// Throws an Error that says what differs when `data` is not the data set
+// `stored` (a data_identity) describes; `model_dir` names the model.
+void check_data_identity(const nlohmann::json& stored, const data::Dataset& data, const std::string& model_dir);
 
 // The data.* options as the text `Options` parses back, data.path absolute.
 std::map<std::string, std::string> data_settings(const data::DataOptions& options);

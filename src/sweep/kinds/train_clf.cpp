@@ -38,6 +38,7 @@ class TrainClf final : public TaskKind {
     setup.train_rows = rows.kept.size();
     setup.test_rows = rows.test.size();
     setup.data_source = d.source;
+    setup.data_identity = clf::data_identity(d);
     const std::string dir = task_dir(env.workdir, task.key) + "/clf";
     clf::save_trained_model(*model, d.schema, setup, {{"task", task.label()}, {"test_metrics", m.to_json()}}, dir);
 
