@@ -63,7 +63,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
   // An AI-READI release is part of the sweep's identity: changed files are
   // refused on resume like a changed option.
   const bool aireadi = config.sweep.plan == "study" && config.data.source == "aireadi";
-  run.identity = sweep::sweep_identity(options, aireadi ? ingest::release_fingerprint(config.ingest) : std::string());
+  if (aireadi) config.data_fingerprint = ingest::release_fingerprint(config.ingest);
+  run.identity = sweep::sweep_identity(options, config.data_fingerprint);
   if (mpi.rank() == 0) {
     const auto dir = std::filesystem::path(results).parent_path();
     if (!dir.empty() && !std::filesystem::exists(dir)) std::filesystem::create_directories(dir);

@@ -191,7 +191,7 @@ Dataset read_csv(const DataOptions& options) {
     immutable.clear();
     inferred.push_back("no immutable features (name them with --immutable)");
   }
-  const auto listed = [](const std::vector<std::string>& v, const std::string& s) {
+  const auto contains = [](const std::vector<std::string>& v, const std::string& s) {
     return std::find(v.begin(), v.end(), s) != v.end();
   };
   if (options.infer_categorical) {
@@ -209,7 +209,7 @@ Dataset read_csv(const DataOptions& options) {
     }
     for (std::size_t c = 0; c < header.size(); ++c) {
       const std::string& name = header[c];
-      if (!text[c] || name == options.label || name == group || listed(options.drop, name) || listed(categorical, name))
+      if (!text[c] || name == options.label || name == group || contains(options.drop, name) || contains(categorical, name))
         continue;
       categorical.push_back(name);
       inferred.push_back("'" + name + "' categorical (it holds text)");
@@ -224,9 +224,6 @@ Dataset read_csv(const DataOptions& options) {
                  join(immutable, ", "), inferred.empty() ? "" : "; ", join(inferred, "; "));
   }
 
-  const auto contains = [](const std::vector<std::string>& v, const std::string& s) {
-    return std::find(v.begin(), v.end(), s) != v.end();
-  };
   Dataset data;
   data.source = path;
   data.schema.label = options.label;

@@ -366,6 +366,14 @@ Schema cohort_schema(const std::vector<std::string>& genders) {
   return schema;
 }
 
+std::string medication_of_study_group(const std::string& study_group) {
+  for (const auto& g : synth_model::kGroups) {
+    if (synth_model::kSubgroups[static_cast<std::size_t>(g.subgroup_code)] == study_group)
+      return synth_model::kMedications[static_cast<std::size_t>(g.medication_code)];
+  }
+  return "";
+}
+
 Dataset make_synthetic_cohort(const SynthOptions& options) {
   if (options.n_participants < 1 || options.windows_per_participant < 1 ||
       !(options.positive_rate > 0.0 && options.positive_rate < 1.0) || !(options.label_noise >= 0.0)) {

@@ -85,18 +85,6 @@ namespace {
 constexpr const char* kCgmDir = "wearable_blood_glucose/continuous_glucose_monitoring/dexcom_g6";
 constexpr const char* kGarminDir = "wearable_activity_monitor";
 
-std::vector<std::string> split_tsv(const std::string& line) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (true) {
-    const auto tab = line.find('\t', start);
-    out.emplace_back(trim(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start)));
-    if (tab == std::string::npos) break;
-    start = tab + 1;
-  }
-  return out;
-}
-
 struct Tsv {
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;
@@ -116,14 +104,13 @@ Tsv read_tsv(const std::string& path) {
   long no = 0;
   while (std::getline(in, line)) {
     ++no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
     if (trim(line).empty()) continue;
     if (t.header.empty()) {
-      t.header = split_tsv(line);
+      t.header = split_list(line, '\t');  // cells trimmed (a CR too)
       if (!t.header.empty() && starts_with(t.header[0], "\xEF\xBB\xBF")) t.header[0] = t.header[0].substr(3);
       continue;
     }
-    t.rows.push_back(split_tsv(line));
+    t.rows.push_back(split_list(line, '\t'));
     t.lines.push_back(no);
   }
   return t;
@@ -141,6 +128,12 @@ long id_column(const Tsv& t, const std::string& path) {
   return c;
 }
 
+// The sex or gender column (controlled access), -1 when there is none.
+long gender_column(const Tsv& t) {
+  const long sex = t.column("sex");
+  return sex >= 0 ? sex : t.column("gender");
+}
+
 std::string cell(const std::vector<std::string>& row, long column) {
   return column >= 0 && static_cast<std::size_t>(column) < row.size() ? row[static_cast<std::size_t>(column)] : "";
 }
@@ -152,7 +145,7 @@ bool id_less(const std::string& a, const std::string& b) {
   return a < b;
 }
 
-// id -> path (relative to the dataset root, "" = None) for each file column of a manifest.
+// id -> path (relative to the dataset root, or "None") for each file column of a manifest.
 using Manifest = std::map<std::string, std::map<std::string, std::string>>;
 
 Manifest read_manifest(const std::string& path, const std::vector<std::string>& columns) {
@@ -206,8 +199,7 @@ std::vector<ParticipantInfo> read_participants(const std::string& dataset_root) 
   const long id = id_column(t, path);
   const long site = t.column("clinical_site"), group = t.column("study_group"), age = t.column("age");
   const long split = t.column("recommended_split");
-  long gender = t.column("sex");
-  if (gender < 0) gender = t.column("gender");
+  const long gender = gender_column(t);
   const long garmin = t.column("wearable_activity_monitor"), cgm = t.column("wearable_blood_glucose");
   std::vector<ParticipantInfo> out;
   for (std::size_t i = 0; i < t.rows.size(); ++i) {
@@ -266,19 +258,12 @@ const std::vector<std::string>& categories_of(const char* feature) {
   return schema.features[schema.index_of(feature)].categories;
 }
 
-std::optional<std::string> medication_of(const std::string& group) {
-  if (group == "healthy" || group == "pre_diabetes_lifestyle_controlled") return "no_medication";
-  if (group == "oral_medication_and_or_non_insulin_injectable_medication_controlled") return "oral";
-  if (group == "insulin_dependent") return "insulin";
-  return std::nullopt;
-}
-
 double round_to(double v, double scale) { return std::round(v * scale) / scale; }
 
 // The outcome of one participant, merged in id order afterwards.
 struct ParticipantOutput {
   ParticipantSummary summary;
-  std::vector<std::array<double, kNumCols>> rows;  // gender column: index into `genders`
+  std::vector<std::array<double, kNumCols>> rows;  // gender column unset: `gender` says it
   std::vector<int> labels;
   std::vector<WindowInfo> windows;
   std::string gender;
@@ -313,6 +298,14 @@ std::optional<std::int64_t> time_at(const Record& r, std::initializer_list<const
   return std::nullopt;
 }
 
+// A leaf's number: a JSON number, or a string that holds one ("70").
+std::optional<double> number_of(const Leaf* leaf) {
+  if (!leaf) return std::nullopt;
+  if (leaf->kind == Leaf::Kind::kInteger || leaf->kind == Leaf::Kind::kNumber) return leaf->number;
+  if (leaf->kind == Leaf::Kind::kString) return parse_double(leaf->text);
+  return std::nullopt;
+}
+
 std::string describe(const Leaf* leaf) {
   if (!leaf) return "missing";
   switch (leaf->kind) {
@@ -332,15 +325,10 @@ void read_file(const std::string& root, const std::string& rel, const std::strin
     report(rel, -1, "file missing");
     return;
   }
-  ReadResult r;
-  try {
-    r = read_records(path, body_key, [&](const Record& rec) { on_record(rec, rel); });
-  } catch (const Error& e) {
-    if (std::string(e.what()).rfind("cannot open", 0) == 0) {
-      report(rel, -1, e.what());
-      return;
-    }
-    throw;
+  const ReadResult r = read_records(path, body_key, [&](const Record& rec) { on_record(rec, rel); });
+  if (!r.opened) {
+    report(rel, -1, r.error);
+    return;
   }
   series.records += r.records;
   series.bytes += r.bytes;
@@ -368,12 +356,13 @@ class ParticipantReader {
 
     // Immutables first: a participant without them contributes nothing.
     const auto age = parse_double(p_.age);
-    const auto medication = medication_of(p_.study_group);
-    if (!age || !(*age >= 0 && *age < 130)) {
+    const bool age_ok = age && *age >= 0 && *age < 130;
+    const std::string medication = data::medication_of_study_group(p_.study_group);
+    if (!age_ok) {
       report("participants.tsv", -1, fmt::format("line {}: age '{}' is not a number of years; participant skipped",
                                                  p_.line, p_.age));
     }
-    if (!medication) {
+    if (medication.empty()) {
       report("participants.tsv", -1,
              fmt::format("line {}: study_group '{}' is none of {}; participant skipped", p_.line, p_.study_group,
                          join(categories_of("subgroup"), ", ")));
@@ -383,7 +372,7 @@ class ParticipantReader {
       const auto it = demographics_.find(p_.id);
       if (it != demographics_.end()) out.gender = it->second;
     }
-    if (!age || !(*age >= 0 && *age < 130) || !medication) return finish(out);
+    if (!age_ok || medication.empty()) return finish(out);
 
     if (!p_.has_cgm) report("participants.tsv", -1, fmt::format("line {}: wearable_blood_glucose is FALSE: no CGM data", p_.line));
     if (!p_.has_garmin) {
@@ -408,7 +397,7 @@ class ParticipantReader {
     const UsZone zone = zone_of(s, report);
     out.summary.zone = zone_name(zone);
     to_local(zone, s);
-    windows(s, zone, *age, *medication, out);
+    windows(s, zone, *age, medication, out);
     return finish(out);
   }
 
@@ -453,16 +442,14 @@ class ParticipantReader {
       return;
     }
     const Leaf* v = r.find("blood_glucose.value");
+    const auto number = number_of(v);
     double value = 0;
-    if (v && (v->kind == Leaf::Kind::kInteger || v->kind == Leaf::Kind::kNumber) && std::isfinite(v->number) &&
-        v->number > 0) {
-      value = v->number;
+    if (number && std::isfinite(*number) && *number > 0) {
+      value = *number;
     } else if (v && v->kind == Leaf::Kind::kString && to_lower(v->text) == "low") {
       value = o_.cgm_low;
     } else if (v && v->kind == Leaf::Kind::kString && to_lower(v->text) == "high") {
       value = o_.cgm_high;
-    } else if (v && v->kind == Leaf::Kind::kString && parse_double(v->text) && *parse_double(v->text) > 0) {
-      value = *parse_double(v->text);
     } else {
       report(file, static_cast<long>(r.index),
              fmt::format("blood_glucose.value is {}: expected mg/dL, \"Low\" or \"High\"", describe(v)));
@@ -532,13 +519,12 @@ class ParticipantReader {
       return;
     }
     const Leaf* v = r.find("base_movement_quantity.value");
+    const auto number = number_of(v);
     double value = std::nan("");
-    if (v && (v->kind == Leaf::Kind::kInteger || v->kind == Leaf::Kind::kNumber) && v->number >= 0) {
-      value = v->number;
+    if (number && *number >= 0) {
+      value = *number;
     } else if (v && v->kind == Leaf::Kind::kString && trim(v->text).empty()) {
       // "": Garmin's unknown activity type; covers no known steps.
-    } else if (v && v->kind == Leaf::Kind::kString && parse_double(v->text) && *parse_double(v->text) >= 0) {
-      value = *parse_double(v->text);
     } else {
       report(file, static_cast<long>(r.index),
              fmt::format("base_movement_quantity.value is {}: expected a step count or \"\"", describe(v)));
@@ -705,15 +691,12 @@ class ParticipantReader {
   const std::map<std::string, std::string>& demographics_;
 };
 
-data::Schema make_schema(const std::vector<std::string>& genders) { return data::cohort_schema(genders); }
-
 std::map<std::string, std::string> read_demographics(const std::string& path) {
   std::map<std::string, std::string> out;
   if (path.empty()) return out;
   const Tsv t = read_tsv(path);
   const long id = id_column(t, path);
-  long g = t.column("sex");
-  if (g < 0) g = t.column("gender");
+  const long g = gender_column(t);
   if (g < 0) {
     throw UsageError(fmt::format("{} (ingest.demographics): no sex or gender column; the header is: {}", path,
                                  join(t.header, ", ")));
@@ -725,49 +708,28 @@ std::map<std::string, std::string> read_demographics(const std::string& path) {
   return out;
 }
 
-// Builds the result of a set of participant outputs (in the given order).
-IngestResult assemble(std::vector<ParticipantOutput>& outs, const std::string& dataset_root) {
-  IngestResult result;
-  result.dataset_root = dataset_root;
-  std::set<std::string> gender_set;
-  std::size_t n_rows = 0;
-  for (const auto& o : outs) {
-    n_rows += o.rows.size();
-    if (!o.rows.empty()) gender_set.insert(o.gender.empty() ? kGenderNotProvided : o.gender);
+// One participant's output as a result of its own (its gender its only
+// category); merge_results joins them, as it joins shards.
+IngestResult to_result(ParticipantOutput&& o, const std::string& dataset_root) {
+  IngestResult r;
+  r.dataset_root = dataset_root;
+  r.features.schema = data::cohort_schema({o.gender.empty() ? std::string(kGenderNotProvided) : o.gender});
+  r.features.x = data::Matrix(o.rows.size(), kNumCols);
+  for (std::size_t i = 0; i < o.rows.size(); ++i) {
+    std::copy(o.rows[i].begin(), o.rows[i].end(), r.features.x.row(i));
+    r.features.x.at(i, kCGender) = 0;
   }
-  result.gender_provided = !gender_set.empty() && !gender_set.count(kGenderNotProvided);
-  if (gender_set.empty()) gender_set.insert(kGenderNotProvided);
-  const std::vector<std::string> genders(gender_set.begin(), gender_set.end());
-  result.features.schema = make_schema(genders);
-  result.features.source = dataset_root;
-  result.features.x = data::Matrix(n_rows, kNumCols);
-  std::size_t r = 0;
-  for (auto& o : outs) {
-    const std::string g = o.gender.empty() ? kGenderNotProvided : o.gender;
-    const double code = static_cast<double>(std::find(genders.begin(), genders.end(), g) - genders.begin());
-    for (std::size_t i = 0; i < o.rows.size(); ++i, ++r) {
-      auto row = o.rows[i];
-      row[kCGender] = code;
-      std::copy(row.begin(), row.end(), result.features.x.row(r));
-      result.features.y.push_back(o.labels[i]);
-      result.features.group.push_back(o.summary.id);
-    }
-    for (auto& w : o.windows) result.windows.push_back(std::move(w));
-    result.records += o.summary.records;
-    result.bytes += o.summary.bytes;
-    result.problem_count += o.problem_count;
-    for (auto& p : o.problems)
-      if (result.problems.size() < kMaxListedProblems) result.problems.push_back(std::move(p));
-    for (const auto& [reason, count] : o.dropped) result.dropped[reason] += count;
-    result.candidate_windows += o.candidates;
-    result.participants.push_back(std::move(o.summary));
-  }
-  if (n_rows > 0) {
-    std::vector<std::size_t> all(n_rows);
-    for (std::size_t i = 0; i < n_rows; ++i) all[i] = i;
-    result.features.schema.learn_bounds(result.features.x, all);
-  }
-  return result;
+  r.features.y = std::move(o.labels);
+  r.features.group.assign(o.rows.size(), o.summary.id);
+  r.windows = std::move(o.windows);
+  r.records = o.summary.records;
+  r.bytes = o.summary.bytes;
+  r.problems = std::move(o.problems);
+  r.problem_count = o.problem_count;
+  r.dropped = std::move(o.dropped);
+  r.candidate_windows = o.candidates;
+  r.participants.push_back(std::move(o.summary));
+  return r;
 }
 
 }  // namespace
@@ -817,15 +779,18 @@ IngestResult ingest_aireadi(const IngestOptions& options, const std::vector<std:
   for (auto& t : threads) t.join();
   if (error) std::rethrow_exception(error);
 
-  IngestResult result = assemble(outs, root);
+  std::vector<IngestResult> parts;
+  parts.reserve(outs.size());
+  for (auto& o : outs) parts.push_back(to_result(std::move(o), root));
+  IngestResult result = merge_results(std::move(parts));
+  result.dataset_root = result.features.source = root;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }
 
 IngestResult merge_results(std::vector<IngestResult> parts) {
   IngestResult result;
-  if (parts.empty()) return result;
-  result.dataset_root = parts[0].dataset_root;
+  if (!parts.empty()) result.dataset_root = parts[0].dataset_root;
   std::set<std::string> gender_set;
   for (const auto& p : parts) {
     const auto& cats = p.features.schema.features.at(kCGender).categories;
@@ -836,7 +801,7 @@ IngestResult merge_results(std::vector<IngestResult> parts) {
   const std::vector<std::string> genders(gender_set.begin(), gender_set.end());
   std::size_t n = 0;
   for (const auto& p : parts) n += p.features.size();
-  result.features.schema = make_schema(genders);
+  result.features.schema = data::cohort_schema(genders);
   result.features.source = result.dataset_root;
   result.features.x = data::Matrix(n, kNumCols);
   std::size_t r = 0;
@@ -1018,7 +983,7 @@ IngestResult load_result(const std::string& path) {
     IngestResult r;
     r.dataset_root = j.at("dataset_root").get<std::string>();
     const auto genders = j.at("genders").get<std::vector<std::string>>();
-    r.features.schema = make_schema(genders);
+    r.features.schema = data::cohort_schema(genders);
     r.features.x.values = j.at("x").get<std::vector<double>>();
     r.features.x.n_cols = kNumCols;
     r.features.x.n_rows = r.features.x.values.size() / kNumCols;
@@ -1081,9 +1046,13 @@ std::map<std::string, std::string> read_recommended_splits(const std::string& fe
                          features_csv + ")",
                      "ingest the release again, or use data.split = random");
   }
+  // The file is written with csv_field (ids with a comma are quoted): read it
+  // with the CSV reader's splitter.
   std::string line;
+  long line_no = 1;
   std::getline(in, line);
-  const auto header = split_list(line);
+  std::vector<std::string> header;
+  for (const auto& c : data::split_csv_line(line, path, line_no)) header.push_back(c.text);
   const auto id = std::find(header.begin(), header.end(), "participant_id") - header.begin();
   const auto split = std::find(header.begin(), header.end(), "recommended_split") - header.begin();
   if (static_cast<std::size_t>(id) == header.size() || static_cast<std::size_t>(split) == header.size()) {
@@ -1091,8 +1060,9 @@ std::map<std::string, std::string> read_recommended_splits(const std::string& fe
   }
   std::map<std::string, std::string> out;
   while (std::getline(in, line)) {
-    const auto cells = split_list(line);
-    if (cells.size() == header.size()) out[cells[static_cast<std::size_t>(id)]] = cells[static_cast<std::size_t>(split)];
+    const auto cells = data::split_csv_line(line, path, ++line_no);
+    if (cells.size() == header.size())
+      out[cells[static_cast<std::size_t>(id)].text] = cells[static_cast<std::size_t>(split)].text;
   }
   return out;
 }

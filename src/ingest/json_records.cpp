@@ -9,7 +9,6 @@
 #include <vector>
 #include <nlohmann/json.hpp>
 
-#include "sensecf/core/error.h"
 
 namespace sensecf::ingest {
 
@@ -206,9 +205,13 @@ class BlockIterator {
 
 ReadResult read_records(const std::string& path, const std::string& body_key,
                         const std::function<void(const Record&)>& on_record) {
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) throw Error(fmt::format("cannot open {}", path), "check that the file exists and is readable");
   ReadResult result;
+  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (!file) {
+    result.opened = result.ok = false;
+    result.error = "cannot open the file (check that it is readable)";
+    return result;
+  }
   if (std::fseek(file.get(), 0, SEEK_END) == 0) {
     result.bytes = static_cast<std::size_t>(std::ftell(file.get()));
     std::rewind(file.get());

@@ -36,7 +36,8 @@ class Record {
 };
 
 struct ReadResult {
-  bool ok = true;                 // false: the file is not valid JSON (truncated, ...)
+  bool opened = true;             // false: the file could not be opened (`error` says why)
+  bool ok = true;                 // false: not opened, or not valid JSON (truncated, ...)
   std::string error;              // what and where (byte offset), when !ok
   std::size_t records = 0;        // complete records handed over
   std::size_t bytes = 0;          // file size
@@ -45,8 +46,8 @@ struct ReadResult {
 };
 
 // Streams `path`, calling on_record for every complete object in
-// body.<body_key>[] (or body[] when body is an array). Throws only when the
-// file cannot be opened; everything else is in the result. on_record may
+// body.<body_key>[] (or body[] when body is an array). Never throws itself:
+// a file that cannot be opened or parsed is in the result. on_record may
 // throw (strict mode): the exception propagates.
 ReadResult read_records(const std::string& path, const std::string& body_key,
                         const std::function<void(const Record&)>& on_record);

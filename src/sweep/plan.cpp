@@ -138,7 +138,7 @@ void declare_options(Options& options, SweepConfig& c) {
       for (std::size_t i = 0; i < list.size(); ++i)
         for (std::size_t j = 0; j < i; ++j)
           if (list[i] == list[j]) {
-            throw UsageError(fmt::format("{} lists {} twice", key, fmt::format("{}", list[i])),
+            throw UsageError(fmt::format("{} lists {} twice", key, list[i]),
                              fmt::format("each entry of {} once", key));
           }
     };

@@ -44,6 +44,12 @@ Dataset make_synthetic_cohort(const SynthOptions& options);
 // files hold, or its placeholder).
 Schema cohort_schema(const std::vector<std::string>& genders);
 
+// The medication class the public AI-READI data imply for a study group (the
+// cohort's group table): healthy and pre_diabetes_lifestyle_controlled ->
+// no_medication, oral_medication_and_or_non_insulin_injectable_medication_controlled
+// -> oral, insulin_dependent -> insulin; "" for a group that is none of these.
+std::string medication_of_study_group(const std::string& study_group);
+
 // The ground-truth latent stress score before noise (higher = more stressed);
 // exposed so tests and CF checks know the right direction of a change.
 double synthetic_stress_score(const Dataset& data, std::size_t row);

@@ -98,6 +98,9 @@ struct SweepConfig {
   ingest::IngestOptions ingest;
   int ingest_participants_per_task = 100;
   std::string ingest_cache = "auto";  // ingest.cache: finished tables by fingerprint (auto: the user's cache; none)
+  // ingest::release_fingerprint of the release, taken once when the sweep
+  // starts (it is part of the sweep's identity): the cache key of the table.
+  std::string data_fingerprint;
   // data.split: random (patient-level, stratified, seeded) or recommended
   // (participants.tsv's recommended_split: test vs train + val).
   std::string split = "random";

@@ -60,14 +60,24 @@ std::string cache_dir(const SweepConfig& c) {
   return "";
 }
 
-const char* kFiles[] = {"features.csv", "features.windows.csv", "features.ingest.json"};
+// The table and its side files, as write_ingest_outputs names them.
+const std::vector<std::string>& table_files() {
+  static const std::vector<std::string> files = {"features.csv", ingest::windows_path("features.csv"),
+                                                 ingest::summary_path("features.csv")};
+  return files;
+}
+
+// The release's fingerprint: the one the sweep took at its start.
+std::string fingerprint_of(const SweepConfig& c) {
+  return c.data_fingerprint.empty() ? ingest::release_fingerprint(c.ingest) : c.data_fingerprint;
+}
 
 // The cached table of `fingerprint`, or "" when there is none.
 std::string cached(const SweepConfig& c, const std::string& fingerprint) {
   const std::string dir = cache_dir(c);
   if (dir.empty()) return "";
   const fs::path entry = fs::path(dir) / fingerprint;
-  for (const char* f : kFiles)
+  for (const auto& f : table_files())
     if (!fs::exists(entry / f)) return "";
   return entry.string();
 }
@@ -89,7 +99,7 @@ class Ingest final : public TaskKind {
   store::TaskOutput run(const Task& task, const TaskEnv& env) const override {
     const SweepConfig& c = *env.config;
     store::TaskOutput out;
-    const std::string fingerprint = ingest::release_fingerprint(c.ingest);
+    const std::string fingerprint = fingerprint_of(c);
     if (!cached(c, fingerprint).empty()) {
       spdlog::debug("{}: the table of release {} is cached; nothing to read", task.label(), fingerprint);
       return out;
@@ -129,12 +139,12 @@ class Features final : public TaskKind {
 
   store::TaskOutput run(const Task& task, const TaskEnv& env) const override {
     const SweepConfig& c = *env.config;
-    const std::string fingerprint = ingest::release_fingerprint(c.ingest);
+    const std::string fingerprint = fingerprint_of(c);
     const std::string out_csv = env.workdir + "/features.csv";
     store::TaskOutput out;
     out.artifacts["features"] = out_csv;
     if (const std::string hit = cached(c, fingerprint); !hit.empty()) {
-      for (const char* f : kFiles) {
+      for (const auto& f : table_files()) {
         fs::copy_file(fs::path(hit) / f, env.workdir + "/" + f + ".tmp", fs::copy_options::overwrite_existing);
         fs::rename(env.workdir + "/" + f + ".tmp", env.workdir + "/" + f);
       }
@@ -183,7 +193,7 @@ class Features final : public TaskKind {
     const fs::path entry = fs::path(dir) / fingerprint;
     const fs::path tmp = fs::path(dir) / (fingerprint + ".tmp." + std::to_string(::getpid()));
     fs::create_directories(tmp, ec);
-    for (const char* f : kFiles) {
+    for (const auto& f : table_files()) {
       if (!ec) fs::copy_file(fs::path(workdir) / f, tmp / f, fs::copy_options::overwrite_existing, ec);
     }
     if (!ec) fs::rename(tmp, entry, ec);
