@@ -58,7 +58,7 @@ void write_cfs_csv(const std::string& path, const data::Schema& schema,
           << (c.valid ? 1 : 0) << ',' << r.seconds << ',' << csv_field(r.note) << '\n';
     }
   }
-  if (!out) throw Error("write to '" + path + "' failed");
+  if (!out) throw Error("write to '" + path + "' failed", "is the disk full?");
 }
 
 CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::size_t n_data_rows) {
@@ -75,22 +75,27 @@ CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::si
   if (!in) throw Error("cannot open '" + path + "'", "write it with `sensecf explain --out`");
   std::string line;
   long line_no = 1;
-  if (!std::getline(in, line)) throw Error(path + ": the file is empty");
+  if (!std::getline(in, line))
+    throw Error(path + ": the file is empty", "write it with `sensecf explain --out`");
   const auto header = data::split_csv_line(line, path, 1);
   std::map<std::string, std::size_t> col;
   for (std::size_t c = 0; c < header.size(); ++c) col[header[c].text] = c;
   for (const std::string name : {"row", "query", "found", "target", "seconds"}) {
     if (!col.count(name))
-      throw Error(fmt::format("{}:1: no column '{}'; is this a file from `sensecf explain`?", path, name));
+      throw Error(fmt::format("{}:1: no column '{}'; is this a file from `sensecf explain`?", path, name),
+                  "write it with `sensecf explain --out`");
   }
   for (const auto& f : schema.features) {
-    if (!col.count(f.name)) throw Error(fmt::format("{}:1: no column for feature '{}'", path, f.name));
+    if (!col.count(f.name))
+      throw Error(fmt::format("{}:1: no column for feature '{}'", path, f.name),
+                  "the CFs were computed for another data set or classifier: pass the ones they came from");
   }
   auto number = [&](const data::CsvCell& cell, const char* what) {
     const auto v = parse_double(cell.text);
     if (!v) {
       throw Error(fmt::format("{}: {} expects a number, found '{}'",
-                              SourceLocation{path, line_no, cell.column}.str(), what, cell.text));
+                              SourceLocation{path, line_no, cell.column}.str(), what, cell.text),
+                  "the file was edited; write it again with `sensecf explain --out`");
     }
     return *v;
   };
@@ -102,7 +107,8 @@ CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::si
     const auto cells = data::split_csv_line(line, path, line_no);
     if (cells.size() != header.size()) {
       throw Error(fmt::format("{}: expected {} fields, found {}", SourceLocation{path, line_no, 0}.str(),
-                              header.size(), cells.size()));
+                              header.size(), cells.size()),
+                  "the file was edited; write it again with `sensecf explain --out`");
     }
     const double row_value = number(cells[col["row"]], "row");
     if (row_value < 0 || row_value != std::floor(row_value)) {
@@ -112,7 +118,8 @@ CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::si
     }
     if (row_value >= static_cast<double>(n_data_rows)) {
       throw Error(fmt::format("{}: row {} is outside the data file ({} rows)",
-                              SourceLocation{path, line_no, 0}.str(), cells[col["row"]].text, n_data_rows));
+                              SourceLocation{path, line_no, 0}.str(), cells[col["row"]].text, n_data_rows),
+                  "the CFs were computed on another data file: pass the data file they came from");
     }
     const auto row = static_cast<std::size_t>(row_value);
     // The second column names the data's group (patient) column: it must agree
@@ -129,7 +136,8 @@ CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::si
       if (v != 0 && v != 1) {
         throw Error(fmt::format("{}: {} must be 0 or 1, found '{}'",
                                 SourceLocation{path, line_no, cells[col[name]].column}.str(), name,
-                                cells[col[name]].text));
+                                cells[col[name]].text),
+                    "the file was edited; write it again with `sensecf explain --out`");
       }
       return static_cast<int>(v);
     };
@@ -150,16 +158,19 @@ CfsCsv read_cfs_csv(const std::string& path, const data::Schema& schema, std::si
       if (f.is_categorical()) {
         const auto pos = std::find(f.categories.begin(), f.categories.end(), cell.text);
         if (pos == f.categories.end()) {
-          throw Error(fmt::format("{}: '{}' is not a category of '{}' ({})",
-                                  SourceLocation{path, line_no, cell.column}.str(), cell.text, f.name,
-                                  join(f.categories, ", ")));
+          throw Error(
+              fmt::format("{}: '{}' is not a category of '{}' ({})",
+                          SourceLocation{path, line_no, cell.column}.str(), cell.text, f.name,
+                          join(f.categories, ", ")),
+              "the CFs were computed for another data set or classifier: pass the ones they came from");
         }
         c.x.push_back(static_cast<double>(pos - f.categories.begin()));
       } else {
         const double v = number(cell, f.name.c_str());
         if (!std::isfinite(v)) {
           throw Error(fmt::format("{}: {} is '{}', not a finite number",
-                                  SourceLocation{path, line_no, cell.column}.str(), f.name, cell.text));
+                                  SourceLocation{path, line_no, cell.column}.str(), f.name, cell.text),
+                      "the file was edited; write it again with `sensecf explain --out`");
         }
         c.x.push_back(v);
       }

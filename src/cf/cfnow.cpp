@@ -242,14 +242,28 @@ std::unique_ptr<Generator> make_cfnow(const CfOptions& options, const std::strin
     throw UsageError("unknown CFNOW strategy '" + strategy + "'",
                      "strategies: greedy, random, random-sequential");
   }
-  if (options.cfnow.it_max < 1) throw UsageError("cf.cfnow_it_max must be at least 1");
-  if (!(options.cfnow.change_factor > 0)) throw UsageError("cf.cfnow_change_factor must be positive");
+  if (options.cfnow.it_max < 1)
+    throw UsageError(fmt::format("cf.cfnow_it_max must be at least 1, got {}", options.cfnow.it_max),
+                     "e.g. --cf.cfnow_it_max 5000 (the default)");
+  if (!(options.cfnow.change_factor > 0))
+    throw UsageError(
+        fmt::format("cf.cfnow_change_factor must be positive, got {}", options.cfnow.change_factor),
+        "e.g. --cf.cfnow_change_factor 0.1 (the default)");
   if (!(options.cfnow.size_tabu >= 0)) {
-    throw UsageError("cf.cfnow_size_tabu must be >= 0 (0: method default)");
+    throw UsageError(
+        fmt::format("cf.cfnow_size_tabu must be >= 0 (0: method default), got {}", options.cfnow.size_tabu),
+        "a share of the features below 1 (e.g. 0.2), a count from 1 (e.g. 5), or 0 (the default)");
   }
-  if (options.cfnow.threshold_changes < 1) throw UsageError("cf.cfnow_threshold_changes must be at least 1");
-  if (options.n_cfs < 1) throw UsageError("cf.n_cfs must be at least 1");
-  if (!(options.time_limit > 0)) throw UsageError("cf.time_limit must be positive");
+  if (options.cfnow.threshold_changes < 1)
+    throw UsageError(
+        fmt::format("cf.cfnow_threshold_changes must be at least 1, got {}", options.cfnow.threshold_changes),
+        "e.g. --cf.cfnow_threshold_changes 100 (the default)");
+  if (options.n_cfs < 1)
+    throw UsageError(fmt::format("cf.n_cfs must be at least 1, got {}", options.n_cfs),
+                     "e.g. --cf.n_cfs 1 (the default)");
+  if (!(options.time_limit > 0))
+    throw UsageError(fmt::format("cf.time_limit must be positive, got {}", options.time_limit),
+                     "seconds per query, e.g. --cf.time_limit 120 (the default)");
   s.it_max = options.cfnow.it_max;
   s.change_factor = options.cfnow.change_factor;
   s.ft_it_max = options.cfnow.ft_it_max != 0 ? options.cfnow.ft_it_max

@@ -70,20 +70,43 @@ void declare_options(Options& options, CfOptions& cf) {
   options.add("cf.llm_top_p", &cf.llm.top_p, "LLM: nucleus mass of sampled candidates");
   options.add_check([&cf] {
     check_method_name(cf.method);
-    if (cf.llm.shots < 0) throw UsageError("cf.llm_shots must be >= 0");
+    if (cf.llm.shots < 0)
+      throw UsageError(fmt::format("cf.llm_shots must be >= 0, got {}", cf.llm.shots),
+                       "e.g. --cf.llm_shots 3 (the default); 0 gives a zero-shot prompt");
     if (cf.llm.candidates < 1 || cf.llm.verify_candidates < 1)
-      throw UsageError("cf.llm_candidates and cf.llm_verify_candidates must be at least 1");
-    if (cf.llm.batch_size < 1) throw UsageError("cf.llm_batch_size must be at least 1");
-    if (cf.llm.max_new_tokens < 0) throw UsageError("cf.llm_max_new_tokens must be >= 0");
+      throw UsageError(
+          fmt::format("cf.llm_candidates and cf.llm_verify_candidates must be at least 1, got {} and {}",
+                      cf.llm.candidates, cf.llm.verify_candidates),
+          "the defaults are --cf.llm_candidates 1 and --cf.llm_verify_candidates 4");
+    if (cf.llm.batch_size < 1)
+      throw UsageError(fmt::format("cf.llm_batch_size must be at least 1, got {}", cf.llm.batch_size),
+                       "e.g. --cf.llm_batch_size 16 (the default)");
+    if (cf.llm.max_new_tokens < 0)
+      throw UsageError(fmt::format("cf.llm_max_new_tokens must be >= 0, got {}", cf.llm.max_new_tokens),
+                       "0 (the default) leaves room for the answer format of the schema");
     if (!(cf.llm.temperature >= 0) || !(cf.llm.sample_temperature > 0))
-      throw UsageError("cf.llm_temperature must be >= 0 and cf.llm_sample_temperature > 0");
-    if (!(cf.llm.top_p > 0 && cf.llm.top_p <= 1)) throw UsageError("cf.llm_top_p must be in (0, 1]");
-    if (cf.n_cfs < 1) throw UsageError("cf.n_cfs must be at least 1");
-    if (!(cf.time_limit > 0)) throw UsageError("cf.time_limit must be positive");
+      throw UsageError(
+          fmt::format("cf.llm_temperature must be >= 0 and cf.llm_sample_temperature > 0, got {} and {}",
+                      cf.llm.temperature, cf.llm.sample_temperature),
+          "the defaults are --cf.llm_temperature 0 (greedy) and --cf.llm_sample_temperature 0.8");
+    if (!(cf.llm.top_p > 0 && cf.llm.top_p <= 1))
+      throw UsageError(fmt::format("cf.llm_top_p must be in (0, 1], got {}", cf.llm.top_p),
+                       "e.g. --cf.llm_top_p 0.95 (the default), or 1 for no nucleus cut");
+    if (cf.n_cfs < 1)
+      throw UsageError(fmt::format("cf.n_cfs must be at least 1, got {}", cf.n_cfs),
+                       "e.g. --cf.n_cfs 1 (the default)");
+    if (!(cf.time_limit > 0))
+      throw UsageError(fmt::format("cf.time_limit must be positive, got {}", cf.time_limit),
+                       "seconds per query, e.g. --cf.time_limit 120 (the default)");
     if (cf.dice.sample_size < 1 || cf.dice.max_iterations < 1 || cf.cfnow.it_max < 1)
-      throw UsageError("cf sample sizes and iteration counts must be positive");
+      throw UsageError(fmt::format("cf sample sizes and iteration counts must be positive, got "
+                                   "cf.dice_sample_size {}, cf.dice_max_iterations {}, cf.cfnow_it_max {}",
+                                   cf.dice.sample_size, cf.dice.max_iterations, cf.cfnow.it_max),
+                       "the defaults are 1000, 500 and 5000");
     if (cf.dice.posthoc_sparsity < 0 || cf.dice.posthoc_sparsity > 1)
-      throw UsageError("cf.dice_posthoc_sparsity must be in [0, 1]");
+      throw UsageError(
+          fmt::format("cf.dice_posthoc_sparsity must be in [0, 1], got {}", cf.dice.posthoc_sparsity),
+          "e.g. --cf.dice_posthoc_sparsity 0.1 (the default), or 0 for off");
   });
 }
 

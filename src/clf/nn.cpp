@@ -5,6 +5,7 @@
 #include "sensecf/clf/nn.h"
 #include "sensecf/clf/nn_torch.h"
 
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -147,6 +148,10 @@ class NnClassifier final : public Classifier {
   }
 
   void save(const std::string& dir) const override {
+    if (const auto bad = first_non_finite(); !bad.empty()) {
+      throw Error("the trained network has " + bad + ": training diverged, not saving it",
+                  "lower --clf.nn_learning_rate, or check the data for extreme values");
+    }
     torch::save(net_, dir + "/nn.pt");
     // The weights are also written as plain JSON so that independent tools (the
     // Python parity harness in bench/) can evaluate exactly this function:
@@ -184,6 +189,10 @@ class NnClassifier final : public Classifier {
     }
     net_->eval();
     build_inference();
+    if (const auto bad = first_non_finite(); !bad.empty()) {
+      throw Error("'" + dir + "/nn.pt' has " + bad + ": the model would predict NaN",
+                  "restore the model directory from a copy, or retrain the model");
+    }
   }
 
  const InputEncoder& encoder() const { return encoder_; }
@@ -199,6 +208,19 @@ class NnClassifier final : public Classifier {
   };
 
   // Widens the trained weights for the small-batch path (after fit and load).
+  // "" when every weight of the network is finite, else which layer's are not.
+  std::string first_non_finite() const {
+    std::size_t layer = 0;
+    for (const auto& child : net_->children()) {
+      const auto* linear = child->as<torch::nn::Linear>();
+      if (!linear) continue;
+      ++layer;
+      if (!torch::isfinite(linear->weight).all().item<bool>()) return fmt::format("non-finite weights in layer {}", layer);
+      if (!torch::isfinite(linear->bias).all().item<bool>()) return fmt::format("a non-finite bias in layer {}", layer);
+    }
+    return "";
+  }
+
   void build_inference() {
     dense_.clear();
     for (const auto& child : net_->children()) {

@@ -139,7 +139,8 @@ InputEncoder InputEncoder::from_json(const nlohmann::json& j) {
   const std::string top = "the top-level object";
   const auto& format = require(j, "format", top);
   if (!format.is_string() || format.get<std::string>() != kFormat) {
-    throw Error(fmt::format("input encoder JSON: format is {}, expected \"{}\"", format.dump(), kFormat));
+    throw Error(fmt::format("input encoder JSON: format is {}, expected \"{}\"", format.dump(), kFormat),
+                "is this a classifier directory written by `sensecf train-clf`?");
   }
   const auto& version = require(j, "version", top);
   if (!version.is_number_integer() || version.get<int>() != kVersion) {
@@ -148,7 +149,9 @@ InputEncoder InputEncoder::from_json(const nlohmann::json& j) {
                 "retrain the classifier with this sensecf version");
   }
   const auto& features = require(j, "features", top);
-  if (!features.is_array()) throw Error("input encoder JSON: 'features' is not an array");
+  if (!features.is_array())
+    throw Error("input encoder JSON: 'features' is not an array",
+                "the classifier's encoder was edited or damaged; train it again with `sensecf train-clf`");
 
   InputEncoder enc;
   std::size_t offset = 0;
@@ -165,25 +168,35 @@ InputEncoder InputEncoder::from_json(const nlohmann::json& j) {
         e.categorical = true;
         e.n_categories = require(f, "n_categories", where).get<std::size_t>();
         if (e.n_categories == 0) {
-          throw Error(fmt::format("input encoder JSON: {} ('{}') has n_categories = 0", where, e.name));
+          throw Error(
+              fmt::format("input encoder JSON: {} ('{}') has n_categories = 0", where, e.name),
+              "the classifier's encoder was edited or damaged; train it again with `sensecf train-clf`");
         }
         if (f.contains("categories")) {
           names = f.at("categories").get<std::vector<std::string>>();
           if (names.size() != e.n_categories) {
-            throw Error(fmt::format("input encoder JSON: {} ('{}') has n_categories = {} but {} names",
-                                    where, e.name, e.n_categories, names.size()));
+            throw Error(
+                fmt::format("input encoder JSON: {} ('{}') has n_categories = {} but {} names", where, e.name,
+                            e.n_categories, names.size()),
+                "the classifier's encoder was edited or damaged; train it again with `sensecf train-clf`");
           }
         }
       } else if (kind == "continuous") {
         e.mean = require(f, "mean", where).get<double>();
         e.std = require(f, "std", where).get<double>();
         if (!(e.std > 0.0) || !std::isfinite(e.mean)) {
-          throw Error(fmt::format("input encoder JSON: {} ('{}') has mean {} and std {}; expected a finite "
-                                  "mean and std > 0", where, e.name, e.mean, e.std));
+          throw Error(
+              fmt::format("input encoder JSON: {} ('{}') has mean {} and std {}; expected a finite "
+                          "mean and std > 0",
+                          where, e.name, e.mean, e.std),
+              "the classifier's encoder was edited or damaged; train it again with `sensecf train-clf`");
         }
       } else {
-        throw Error(fmt::format("input encoder JSON: {} has kind '{}', expected 'continuous' or "
-                                "'categorical'", where, kind));
+        throw Error(
+            fmt::format("input encoder JSON: {} has kind '{}', expected 'continuous' or "
+                        "'categorical'",
+                        where, kind),
+            "the classifier's encoder was edited or damaged; train it again with `sensecf train-clf`");
       }
       offset += e.width();
       enc.features_.push_back(std::move(e));
@@ -191,7 +204,8 @@ InputEncoder InputEncoder::from_json(const nlohmann::json& j) {
     }
   } catch (const nlohmann::json::exception& ex) {
     // Wrong JSON types (a string where a number belongs, ...): say so as our error.
-    throw Error(fmt::format("input encoder JSON: malformed field: {}", ex.what()));
+    throw Error(fmt::format("input encoder JSON: malformed field: {}", ex.what()),
+                "the classifier's encoder was edited or damaged; train it again with `sensecf train-clf`");
   }
   enc.n_inputs_ = offset;
   enc.fitted_ = true;

@@ -166,7 +166,9 @@ class SvmClassifier final : public Classifier {
     const std::string encoder_path = (std::filesystem::path(dir) / kEncoderFile).string();
     std::ofstream out(encoder_path);
     out << encoder_.to_json().dump(2) << "\n";
-    if (!out) throw Error(fmt::format("svm: could not write {}", encoder_path));
+    if (!out)
+      throw Error(fmt::format("svm: could not write {}", encoder_path),
+                  "is the directory writable and the disk not full?");
   }
 
   void load(const std::string& dir, const data::Schema& schema) override {
@@ -191,7 +193,8 @@ class SvmClassifier final : public Classifier {
     try {
       j = nlohmann::json::parse(in);
     } catch (const nlohmann::json::parse_error& e) {
-      throw Error(fmt::format("svm: {} is not valid JSON: {}", encoder_path, e.what()));
+      throw Error(fmt::format("svm: {} is not valid JSON: {}", encoder_path, e.what()),
+                  "the file is truncated or damaged; train the classifier again with `sensecf train-clf`");
     }
     InputEncoder encoder = InputEncoder::from_json(j);
     if (encoder.n_features() != schema.size()) {
@@ -220,7 +223,8 @@ class SvmClassifier final : public Classifier {
     svm_get_labels(model_.get(), labels);  // in order of first appearance in training
     if (labels[0] == 1) return 0;
     if (labels[1] == 1) return 1;
-    throw Error(fmt::format("svm: the model's labels are {} and {}; expected 0 and 1", labels[0], labels[1]));
+    throw Error(fmt::format("svm: the model's labels are {} and {}; expected 0 and 1", labels[0], labels[1]),
+                "train it with `sensecf train-clf --clf.model svm`");
   }
 
   ClfOptions options_;

@@ -115,7 +115,9 @@ class XGBoostClassifier final : public Classifier {
       set_param(h, "max_depth", std::to_string(options_.xgb_max_depth));
       rounds = options_.xgb_rounds;
     }
-    if (rounds < 1) throw Error(fmt::format("{}: {} boosting rounds; need at least 1", kind(), rounds));
+    if (rounds < 1)
+      throw Error(fmt::format("{}: {} boosting rounds; need at least 1", kind(), rounds),
+                  "e.g. --clf.xgb_rounds 200 (the default)");
     spdlog::debug("{}: training on {} rows x {} features, {} round(s)", kind(), x.n_rows, x.n_cols, rounds);
     for (int iter = 0; iter < rounds; ++iter) SENSECF_XGB_CHECK(XGBoosterUpdateOneIter(h, iter, train.get()));
 

@@ -63,7 +63,9 @@ struct ModelArgs {
         throw UsageError("--model " + model + ": no such directory",
                          "pass a Hugging Face model directory (config.json, weights, tokenizer.json)");
       if (options.merge_adapter && options.adapter.empty())
-        throw UsageError("--merge-adapter needs --adapter DIR");
+        throw UsageError(
+            "--merge-adapter needs --adapter DIR",
+            "pass the adapter directory (from `sensecf lm finetune --out DIR`), or drop --merge-adapter");
     });
   }
   // Loads the model (and adapter) and logs what was applied.
@@ -223,7 +225,8 @@ int lm_generate(const std::vector<std::string>& args) {
       .not_hashed();
   options.add_check([&] {
     if (!prompt.empty() + !prompts_file.empty() + !ids_text.empty() != 1)
-      throw UsageError("give exactly one of --prompt, --prompts and --ids");
+      throw UsageError("give exactly one of --prompt, --prompts and --ids",
+                       "e.g. --prompt 'Hello', --prompts FILE (one prompt per line) or --ids 1,2,3");
   });
   declare_common_options(options, log);
   if (!parse_and_start(options, log, args)) return 0;
@@ -241,13 +244,17 @@ int lm_generate(const std::vector<std::string>& args) {
   std::vector<Prompt> prompts;
   if (!prompts_file.empty()) {
     prompts = read_prompts(prompts_file, tokenizer, add_special);
-    if (prompts.empty()) throw UsageError(prompts_file + ": no prompts");
+    if (prompts.empty())
+      throw UsageError(prompts_file + ": no prompts",
+                       "one prompt per line: a JSON string or {\"ids\": [...]}");
   } else if (!ids_text.empty()) {
     prompts.push_back({"", parse_ids(ids_text)});
   } else {
     prompts.push_back({prompt, tokenizer.encode(prompt, add_special)});
   }
-  if (stream && prompts.size() != 1) throw UsageError("--stream takes a single prompt");
+  if (stream && prompts.size() != 1)
+    throw UsageError(fmt::format("--stream takes a single prompt, got {}", prompts.size()),
+                     "pass one --prompt, or drop --stream to generate for all of them");
   const auto model = m.load();
   // config.json's, generation_config.json's and the tokenizer's end ids (<|eot_id|> ends a chat turn).
   g.stop_ids = llm::default_stop_ids(m.model, model->config(), tokenizer);

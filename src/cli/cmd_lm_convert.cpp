@@ -140,18 +140,21 @@ void copy_side_files(const fs::path& from, const fs::path& to, const std::string
       try {
         config = nlohmann::ordered_json::parse(in);
       } catch (const nlohmann::json::exception& e) {
-        throw Error((from / name).string() + " is not valid JSON: " + e.what());
+        throw Error((from / name).string() + " is not valid JSON: " + e.what(),
+                    "fix or download the file again, or pass --dtype keep to copy it as it is");
       }
       config["torch_dtype"] = new_dtype;
       if (config.contains("dtype")) config["dtype"] = new_dtype;
       std::ofstream out(to / name);
       out << config.dump(2) << "\n";
-      if (!out) throw Error("cannot write " + (to / name).string());
+      if (!out) throw Error("cannot write " + (to / name).string(), "is the disk full?");
       continue;
     }
     std::error_code ec;
     fs::copy_file(from / name, to / name, fs::copy_options::overwrite_existing, ec);
-    if (ec) throw Error("cannot copy " + (from / name).string() + " to " + to.string() + ": " + ec.message());
+    if (ec)
+      throw Error("cannot copy " + (from / name).string() + " to " + to.string() + ": " + ec.message(),
+                  "is --out writable and the disk not full?");
   }
 }
 
@@ -184,7 +187,9 @@ int cmd_lm_convert(const std::vector<std::string>& args) {
 
   const std::uint64_t max_shard_bytes = parse_size(max_shard_size);
   std::error_code ec;
-  if (!fs::exists(model, ec)) throw UsageError("--model: " + model + ": no such file or directory");
+  if (!fs::exists(model, ec))
+    throw UsageError("--model: " + model + ": no such file or directory",
+                     "pass the model directory to convert (or one .bin / .safetensors file)");
   const fs::path source_dir = fs::is_directory(model, ec)         ? fs::path(model)
                               : fs::path(model).has_parent_path() ? fs::path(model).parent_path()
                                                                   : fs::path(".");
@@ -192,7 +197,9 @@ int cmd_lm_convert(const std::vector<std::string>& args) {
     throw UsageError("--out is the --model directory", "write the converted checkpoint to a new directory");
   }
   if (fs::exists(out, ec) && !is_empty_directory(out)) {
-    if (!fs::is_directory(out, ec)) throw UsageError("--out: " + out + " exists and is not a directory");
+    if (!fs::is_directory(out, ec))
+      throw UsageError("--out: " + out + " exists and is not a directory",
+                       "pass a new directory for the safetensors checkpoint");
     if (!force) {
       throw UsageError("--out: " + out + " is not empty",
                        "choose a new directory, or pass --force to replace the weight files in it");
@@ -202,7 +209,10 @@ int cmd_lm_convert(const std::vector<std::string>& args) {
 
   const auto start = std::chrono::steady_clock::now();
   llm::WeightMap weights = llm::map_weights(model);
-  if (weights.empty()) throw Error(model + ": the checkpoint holds no tensors");
+  if (weights.empty())
+    throw Error(
+        model + ": the checkpoint holds no tensors",
+        "is the download complete? A model directory holds pytorch_model*.bin or *.safetensors files");
   std::string new_dtype;
   if (dtype != "keep") {
     const c10::ScalarType target = dtype == "float32"    ? c10::ScalarType::Float
@@ -224,15 +234,19 @@ int cmd_lm_convert(const std::vector<std::string>& args) {
   const auto written = llm::Checkpoint::open(out);
   const auto names = written.names();
   if (names.size() != weights.size()) {
-    throw Error("verification of " + out + " failed: it holds " + std::to_string(names.size()) +
-                " tensors, " + std::to_string(weights.size()) + " were written");
+    throw Error(
+        "verification of " + out + " failed: it holds " + std::to_string(names.size()) + " tensors, " +
+            std::to_string(weights.size()) + " were written",
+        "delete --out and run the conversion again; is the disk full or another process writing to it?");
   }
   for (const auto& name : names) {
     const auto it = weights.find(name);
     const auto view = written.tensor(name);
     if (it == weights.end() || view.shape != it->second.sizes().vec() ||
         llm::dtype_name(view.dtype) != safetensors_dtype(it->second.scalar_type())) {
-      throw Error("verification of " + out + " failed: tensor '" + name + "' differs from the one written");
+      throw Error(
+          "verification of " + out + " failed: tensor '" + name + "' differs from the one written",
+          "delete --out and run the conversion again; is the disk full or another process writing to it?");
     }
   }
   const std::size_t n_files = written.files().size();

@@ -69,7 +69,12 @@ int main(int argc, char** argv) {
     print_error(name, e.what(), e.hint());
     return sensecf::cli::end_after_error(1, /*every_rank=*/false);
   } catch (const std::exception& e) {
-    print_error(name, e.what(), "this is unexpected; please report it with the command line");
+    // A library's exception that no check caught (a bug: every input is checked
+    // before it reaches a library). LibTorch's carry a C++ backtrace; the first
+    // lines say what went wrong, the frames only matter to a debugger.
+    std::string what = e.what();
+    if (const auto cut = what.find("\nException raised from "); cut != std::string::npos) what.resize(cut);
+    print_error(name, what.c_str(), "this is unexpected; please report it with the command line");
     return sensecf::cli::end_after_error(1, /*every_rank=*/false);
   }
 }

@@ -130,8 +130,33 @@ void Options::apply(Entry& entry, const std::string& value, OptionSource source,
 }
 
 // INI: "[section]" lines, "key = value" lines, '#' or ';' comment lines.
+// A '#' or ';' after whitespace starts a comment on a value's line too (as in
+// the effective configuration sensecf writes: "seed = 42   # default"); a value
+// that holds " #" itself is written in double quotes: path = "data #2.csv".
+namespace {
+std::string ini_value(std::string_view text, const std::string& where) {
+  text = trim(text);
+  if (!text.empty() && text.front() == '"') {
+    const auto close = text.find('"', 1);
+    const auto rest = close == std::string_view::npos ? text : trim(text.substr(close + 1));
+    if (close == std::string_view::npos || (!rest.empty() && rest.front() != '#' && rest.front() != ';')) {
+      throw UsageError(where + ": a value that opens a double quote must end with one (a comment may follow)",
+                       "write path = \"data #2.csv\"; quotes are only needed around a value holding ' #' or ' ;'");
+    }
+    return std::string(text.substr(1, close - 1));
+  }
+  for (std::size_t i = 0; i < text.size(); ++i) {  // "key =   # comment": an empty value
+    if ((text[i] == '#' || text[i] == ';') && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+      return std::string(trim(text.substr(0, i)));
+    }
+  }
+  return std::string(text);
+}
+}  // namespace
+
 void Options::read_config_file(const std::string& path) {
-  if (std::filesystem::is_directory(path)) {
+  std::error_code ec;  // a path the OS refuses (too long, ...) is reported by the open below
+  if (std::filesystem::is_directory(path, ec)) {
     throw UsageError("--config '" + path + "' is a directory, not a config file",
                      "pass the INI file itself, e.g. --config configs/quickstart.ini");
   }
@@ -167,7 +192,7 @@ void Options::read_config(std::istream& in, const std::string& path) {
       throw UsageError(where + ": expected 'key = value', got '" + std::string(line) + "'");
     }
     const std::string name = std::string(trim(line.substr(0, eq)));
-    const std::string value = std::string(trim(line.substr(eq + 1)));
+    const std::string value = ini_value(line.substr(eq + 1), where);
     const std::string key = canonical(section.empty() ? name : section + "." + name);
     Entry* entry = nullptr;
     for (auto& e : entries_)
@@ -327,9 +352,12 @@ void parse_value(const std::string& text, bool* out) {
 template <class I>
 static void parse_integer(const std::string& text, I* out) {
   const auto v = parse_int(text);
-  if (!v || *v < static_cast<long long>(std::numeric_limits<I>::min()) ||
-      static_cast<unsigned long long>(*v) > static_cast<unsigned long long>(std::numeric_limits<I>::max())) {
-    throw std::invalid_argument("expected an integer");
+  if (!v) throw std::invalid_argument("expected a whole number");
+  // I is signed (int, long, long long): both bounds compare as long long.
+  if (*v < static_cast<long long>(std::numeric_limits<I>::min()) ||
+      *v > static_cast<long long>(std::numeric_limits<I>::max())) {
+    throw std::invalid_argument(fmt::format("expected a whole number from {} to {}", std::numeric_limits<I>::min(),
+                                            std::numeric_limits<I>::max()));
   }
   *out = static_cast<I>(*v);
 }
@@ -338,7 +366,8 @@ void parse_value(const std::string& text, long* out) { parse_integer(text, out);
 void parse_value(const std::string& text, long long* out) { parse_integer(text, out); }
 void parse_value(const std::string& text, unsigned long* out) {
   const auto v = parse_int(text);
-  if (!v || *v < 0) throw std::invalid_argument("expected a non-negative integer");
+  if (!v) throw std::invalid_argument("expected a whole number");
+  if (*v < 0) throw std::invalid_argument("expected a whole number >= 0");
   *out = static_cast<unsigned long>(*v);
 }
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -68,7 +69,10 @@ std::optional<double> parse_double(std::string_view s) {
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(text.c_str(), &end);
-  if (end != text.c_str() + text.size() || errno == ERANGE) return std::nullopt;
+  if (end != text.c_str() + text.size()) return std::nullopt;
+  // ERANGE is also set on underflow: a subnormal (or flushed-to-zero) value is
+  // a number; only overflow (HUGE_VAL) is not.
+  if (errno == ERANGE && std::isinf(v)) return std::nullopt;
   return v;
 }
 
@@ -136,6 +140,40 @@ std::string csv_field(std::string_view s, bool keep_padding) {
     out += c;
   }
   return out + "\"";
+}
+
+std::size_t invalid_utf8_offset(std::string_view s) {
+  const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  while (i < n) {
+    if (b[i] < 0x80) {
+      ++i;
+      continue;
+    }
+    // Lead byte: length and the allowed range of the second byte (RFC 3629 table).
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (b[i] >= 0xC2 && b[i] <= 0xDF) {
+      len = 2;
+    } else if (b[i] >= 0xE0 && b[i] <= 0xEF) {
+      len = 3;
+      if (b[i] == 0xE0) lo = 0xA0;
+      if (b[i] == 0xED) hi = 0x9F;
+    } else if (b[i] >= 0xF0 && b[i] <= 0xF4) {
+      len = 4;
+      if (b[i] == 0xF0) lo = 0x90;
+      if (b[i] == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + len > n || b[i + 1] < lo || b[i + 1] > hi) return i;
+    for (std::size_t k = 2; k < len; ++k) {
+      if (b[i + k] < 0x80 || b[i + k] > 0xBF) return i;
+    }
+    i += len;
+  }
+  return std::string_view::npos;
 }
 
 std::string fnv1a_hex(std::string_view data) {

@@ -122,6 +122,16 @@ std::string need_column(const std::map<std::string, std::size_t>& index, const s
                            : "did you mean '" + best + "'? (pass it with --" + what + ")");
 }
 
+// Names, patient ids and categories end up in JSON (schema.json, meta.json)
+// and HDF5 strings: the file must be UTF-8 (ASCII is).
+void check_utf8(const std::string& line, const std::string& path, long line_no) {
+  const auto at = invalid_utf8_offset(line);
+  if (at == std::string::npos) return;
+  throw Error(fmt::format("{}: byte 0x{:02X} is not UTF-8 text", SourceLocation{path, line_no, static_cast<long>(at) + 1}.str(),
+                          static_cast<unsigned char>(line[at])),
+              "re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`)");
+}
+
 // Sort category labels numerically when they are all numbers, else as text.
 void sort_categories(std::vector<std::string>& cats) {
   const bool numeric = std::all_of(cats.begin(), cats.end(), [](const std::string& s) { return parse_double(s).has_value(); });
@@ -148,6 +158,7 @@ Dataset read_csv(const DataOptions& options) {
   long line_no = 1;
   if (!std::getline(in, line)) throw Error(path + ": the file is empty", "a CSV needs a header line");
   if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 byte-order mark
+  check_utf8(line, path, line_no);
   const auto header_cells = split_csv_line(line, path, line_no);
   std::vector<std::string> header;
   std::map<std::string, std::size_t> index;
@@ -256,6 +267,7 @@ Dataset read_csv(const DataOptions& options) {
   while (std::getline(in, line)) {
     ++line_no;
     if (trim(line).empty()) continue;
+    check_utf8(line, path, line_no);
     const auto cells = split_csv_line(line, path, line_no);
     if (cells.size() != header.size()) {
       throw Error(fmt::format("{}: expected {} fields as in the header, found {}",

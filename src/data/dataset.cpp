@@ -1,7 +1,10 @@
 // Matrix, Schema and Dataset helpers: subsetting, bounds learning, JSON form.
 #include "sensecf/data/dataset.h"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <set>
 
@@ -72,6 +75,29 @@ nlohmann::json Schema::to_json() const {
   return {{"label", label}, {"group", group}, {"features", feats}};
 }
 
+namespace {
+// What a counterfactual search relies on: finite, ordered bounds; codes that
+// name a category.
+void check_feature(const Feature& f) {
+  const std::string hint = "schema.json is written by `sensecf train-clf`; restore it or retrain to regenerate it";
+  if (f.name.empty()) throw Error("a feature has an empty name", hint);
+  if (f.is_categorical()) {
+    if (f.categories.empty()) throw Error("categorical feature '" + f.name + "' has no categories", hint);
+    for (const int code : f.allowed) {
+      if (code < 0 || static_cast<std::size_t>(code) >= f.categories.size()) {
+        throw Error(fmt::format("categorical feature '{}' allows code {}, but its {} categories have codes 0 to {}",
+                                f.name, code, f.categories.size(), f.categories.size() - 1),
+                    hint);
+      }
+    }
+  } else if (!std::isfinite(f.lower) || !std::isfinite(f.upper) || f.lower > f.upper) {
+    throw Error(fmt::format("feature '{}' has bounds [{}, {}]: they must be finite with lower <= upper", f.name,
+                            f.lower, f.upper),
+                hint);
+  }
+}
+}  // namespace
+
 Schema Schema::from_json(const nlohmann::json& j) {
   try {
     Schema s;
@@ -93,6 +119,10 @@ Schema Schema::from_json(const nlohmann::json& j) {
       } else {
         f.lower = jf.at("lower").get<double>();
         f.upper = jf.at("upper").get<double>();
+      }
+      check_feature(f);
+      for (const auto& g : s.features) {
+        if (g.name == f.name) throw Error("feature '" + f.name + "' is listed twice");
       }
       s.features.push_back(std::move(f));
     }

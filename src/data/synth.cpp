@@ -113,15 +113,16 @@ void declare_options(Options& options, SynthOptions& synth) {
                        "a patient-level 80/20 split needs at least 10 participants");
     }
     if (synth.windows_per_participant < 1) {
-      throw UsageError(
-          fmt::format("synth.windows must be >= 1, got {}", synth.windows_per_participant));
+      throw UsageError(fmt::format("synth.windows must be >= 1, got {}", synth.windows_per_participant),
+                       "e.g. synth.windows = 12 (the default: one day of 2-hour windows)");
     }
     if (!(synth.positive_rate > 0.0 && synth.positive_rate < 1.0)) {
-      throw UsageError(
-          fmt::format("synth.positive_rate must be in (0, 1), got {}", synth.positive_rate));
+      throw UsageError(fmt::format("synth.positive_rate must be in (0, 1), got {}", synth.positive_rate),
+                       "e.g. synth.positive_rate = 0.44 (the default)");
     }
     if (!(synth.label_noise >= 0.0) || !std::isfinite(synth.label_noise)) {
-      throw UsageError(fmt::format("synth.label_noise must be >= 0, got {}", synth.label_noise));
+      throw UsageError(fmt::format("synth.label_noise must be >= 0, got {}", synth.label_noise),
+                       "e.g. synth.label_noise = 2 (the default), or 0 for noise-free labels");
     }
   });
 }
@@ -377,11 +378,13 @@ std::string medication_of_study_group(const std::string& study_group) {
 Dataset make_synthetic_cohort(const SynthOptions& options) {
   if (options.n_participants < 1 || options.windows_per_participant < 1 ||
       !(options.positive_rate > 0.0 && options.positive_rate < 1.0) || !(options.label_noise >= 0.0)) {
-    throw UsageError(fmt::format(
-        "synthetic cohort: need participants >= 1, windows >= 1, 0 < positive_rate < 1 and "
-        "label_noise >= 0; got {}, {}, {}, {}",
-        options.n_participants, options.windows_per_participant, options.positive_rate,
-        options.label_noise));
+    throw UsageError(
+        fmt::format("synthetic cohort: need participants >= 1, windows >= 1, 0 < positive_rate < 1 and "
+                    "label_noise >= 0; got {}, {}, {}, {}",
+                    options.n_participants, options.windows_per_participant, options.positive_rate,
+                    options.label_noise),
+        "the defaults are synth.participants = 300, synth.windows = 12, synth.positive_rate = 0.44 and "
+        "synth.label_noise = 2");
   }
   const auto n_participants = static_cast<std::size_t>(options.n_participants);
   const auto n_windows = static_cast<std::size_t>(options.windows_per_participant);

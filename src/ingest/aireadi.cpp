@@ -59,13 +59,18 @@ void declare_options(Options& options, IngestOptions& o) {
   options.add("ingest.threads", &o.threads, "participants read at once (0: every core)").not_hashed();
   options.add_check([&o] {
     if (o.first_hour < 0 || o.last_hour > 22 || o.first_hour > o.last_hour) {
-      throw UsageError(fmt::format("ingest.first_hour/last_hour: need 0 <= first <= last <= 22, got {} and {}",
-                                   o.first_hour, o.last_hour));
+      throw UsageError(
+          fmt::format("ingest.first_hour/last_hour: need 0 <= first <= last <= 22, got {} and {}",
+                      o.first_hour, o.last_hour),
+          "window start hours, e.g. ingest.first_hour = 8 and ingest.last_hour = 19 (the defaults)");
     }
     if (!(o.hyper_minutes > 0) || o.min_cgm_readings < 1 || o.min_stress_readings < 1 ||
         o.min_activity_minutes < 0 || o.min_sleep_minutes < 0) {
-      throw UsageError("ingest: hyper_minutes and min_cgm/stress_readings must be positive, "
-                       "min_activity/sleep_minutes >= 0");
+      throw UsageError(
+          "ingest: hyper_minutes and min_cgm/stress_readings must be positive, "
+          "min_activity/sleep_minutes >= 0",
+          "the defaults are hyper_minutes = 15, min_cgm_readings = 18, min_stress_readings = 20, "
+          "min_activity_minutes = 60, min_sleep_minutes = 180");
     }
   });
 }
@@ -698,8 +703,11 @@ std::map<std::string, std::string> read_demographics(const std::string& path) {
   const long id = id_column(t, path);
   const long g = gender_column(t);
   if (g < 0) {
-    throw UsageError(fmt::format("{} (ingest.demographics): no sex or gender column; the header is: {}", path,
-                                 join(t.header, ", ")));
+    throw UsageError(
+        fmt::format("{} (ingest.demographics): no sex or gender column; the header is: {}", path,
+                    join(t.header, ", ")),
+        "pass a demographics TSV with a sex or gender column, or leave ingest.demographics empty for a "
+        "placeholder");
   }
   for (const auto& row : t.rows) {
     const std::string v = to_lower(cell(row, g));
@@ -856,7 +864,7 @@ void write_atomically(const std::string& path, const std::string& text) {
     std::ofstream f(tmp, std::ios::binary);
     if (!f) throw Error("cannot write " + tmp, "check that the folder exists and is writable");
     f << text;
-    if (!f.flush()) throw Error("cannot write " + tmp + " (disk full?)");
+    if (!f.flush()) throw Error("cannot write " + tmp + " (disk full?)", "free some space and run again");
   }
   fs::rename(tmp, path);
 }
@@ -1018,8 +1026,10 @@ IngestResult load_result(const std::string& path) {
     r.gender_provided = !genders.empty() && std::find(genders.begin(), genders.end(), kGenderNotProvided) == genders.end();
     if (r.features.y.size() != r.features.x.n_rows || r.features.group.size() != r.features.x.n_rows ||
         r.windows.size() != r.features.x.n_rows) {
-      throw Error(fmt::format("{}: {} rows of features, {} labels, {} groups, {} windows", path, r.features.x.n_rows,
-                              r.features.y.size(), r.features.group.size(), r.windows.size()));
+      throw Error(
+          fmt::format("{}: {} rows of features, {} labels, {} groups, {} windows", path, r.features.x.n_rows,
+                      r.features.y.size(), r.features.group.size(), r.windows.size()),
+          "the shard is damaged; delete the task's folder so that it runs again");
     }
     return r;
   } catch (const nlohmann::json::exception& e) {
@@ -1056,7 +1066,8 @@ std::map<std::string, std::string> read_recommended_splits(const std::string& fe
   const auto id = std::find(header.begin(), header.end(), "participant_id") - header.begin();
   const auto split = std::find(header.begin(), header.end(), "recommended_split") - header.begin();
   if (static_cast<std::size_t>(id) == header.size() || static_cast<std::size_t>(split) == header.size()) {
-    throw Error(path + ": no participant_id and recommended_split columns");
+    throw Error(path + ": no participant_id and recommended_split columns",
+                "ingest the release again, or use data.split = random");
   }
   std::map<std::string, std::string> out;
   while (std::getline(in, line)) {

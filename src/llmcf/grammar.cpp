@@ -337,8 +337,12 @@ AnswerGrammar answer_grammar(const data::Schema& schema, const double* factual) 
         }
         const std::string& category = f.categories[static_cast<std::size_t>(code)];
         if (category.empty() || category.find('\n') != std::string::npos) {
-          throw Error(fmt::format("feature '{}': category {} is empty or holds a newline; the answer format has one "
-                                  "line per feature", f.name, escaped(category)));
+          throw Error(
+              fmt::format("feature '{}': category {} is empty or holds a newline; the answer format has one "
+                          "line per feature",
+                          f.name, escaped(category)),
+              "rename the category in the data file to a non-empty name on one line, then retrain the "
+              "classifier (`sensecf train-clf`) so schema.json has it");
         }
         choice.texts.push_back(category);
       }

@@ -148,6 +148,8 @@ Value read_value(const data::Feature& f, std::string_view written) {
   std::string_view rest;
   const auto v = read_number(strip_trailing(written, ",;"), &rest);
   if (!v) return {0, fmt::format("'{}' has value '{}', expected a number", label, written)};
+  if (!std::isfinite(*v))  // more digits than a double holds
+    return {0, fmt::format("'{}' has value '{}', a number too large to represent", label, written)};
   if (!rest.empty() && rest.front() == '(' && rest.back() == ')') rest = trim(rest.substr(1, rest.size() - 2));
   if (rest.empty() || unit_matches(f, rest)) return {*v, {}};
   if (std::any_of(rest.begin(), rest.end(), [](char c) { return is_digit(c) || c == '.' || c == ','; }))

@@ -44,7 +44,9 @@ void validate(const PromptOptions& options) {
   if (options.shots < 0)
     throw UsageError(fmt::format("prompt shots must be >= 0, got {}", options.shots), "0 gives a zero-shot prompt");
   if (options.shot_choice != "nearest" && options.shot_choice != "random")
-    throw UsageError(fmt::format("prompt shot choice must be 'nearest' or 'random', got '{}'", options.shot_choice));
+    throw UsageError(
+        fmt::format("prompt shot choice must be 'nearest' or 'random', got '{}'", options.shot_choice),
+        "set cf.llm_shot_choice = nearest (the default) or random");
   if (options.label0.empty() || options.label1.empty())
     throw UsageError("prompt class names must not be empty",
                      fmt::format("the defaults are '{}' and '{}'", PromptOptions{}.label0, PromptOptions{}.label1));
@@ -102,7 +104,8 @@ std::vector<std::size_t> choose_examples(const data::Schema& schema, const data:
                                          const std::vector<int>& train_y, const double* x, int desired, int k,
                                          const std::string& choice, Rng& rng) {
   if (choice != "nearest" && choice != "random")
-    throw UsageError(fmt::format("prompt shot choice must be 'nearest' or 'random', got '{}'", choice));
+    throw UsageError(fmt::format("prompt shot choice must be 'nearest' or 'random', got '{}'", choice),
+                     "set cf.llm_shot_choice = nearest (the default) or random");
   if (train_y.size() != train_x.n_rows)
     throw Error(fmt::format("choose_examples: {} training rows but {} labels", train_x.n_rows, train_y.size()));
   if (train_x.n_rows > 0 && train_x.n_cols != schema.size())

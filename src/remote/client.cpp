@@ -120,18 +120,29 @@ void validate(const RemoteOptions& o) {
   if (o.model_name.empty())
     throw UsageError("lm.model_name is empty", "name the model as the server knows it, e.g. gpt-4o");
   if (o.api_key_env.empty()) throw UsageError("lm.api_key_env is empty", "the default is OPENAI_API_KEY");
-  if (!(o.timeout > 0)) throw UsageError(fmt::format("lm.timeout must be > 0 seconds, got {}", o.timeout));
+  if (!(o.timeout > 0))
+    throw UsageError(fmt::format("lm.timeout must be > 0 seconds, got {}", o.timeout),
+                     "e.g. --lm.timeout 120 (the default)");
   if (!(o.connect_timeout > 0))
     throw UsageError(fmt::format("the connect timeout must be > 0 seconds, got {}", o.connect_timeout));
-  if (o.max_retries < 0) throw UsageError(fmt::format("lm.max_retries must be >= 0, got {}", o.max_retries));
+  if (o.max_retries < 0)
+    throw UsageError(fmt::format("lm.max_retries must be >= 0, got {}", o.max_retries),
+                     "e.g. --lm.max_retries 6 (the default), or 0 for no retries");
   if (!(o.retry_base >= 0) || !(o.retry_max >= o.retry_base))
-    throw UsageError(fmt::format("lm.retry_base ({}) must be >= 0 and <= lm.retry_max ({})", o.retry_base,
-                                 o.retry_max));
+    throw UsageError(
+        fmt::format("lm.retry_base ({}) must be >= 0 and <= lm.retry_max ({})", o.retry_base, o.retry_max),
+        "the defaults are --lm.retry_base 1 and --lm.retry_max 60 (seconds)");
   if (o.max_concurrency < 1)
-    throw UsageError(fmt::format("lm.max_concurrency must be >= 1, got {}", o.max_concurrency));
+    throw UsageError(fmt::format("lm.max_concurrency must be >= 1, got {}", o.max_concurrency),
+                     "e.g. --lm.max_concurrency 4 (the default)");
   if (!(o.requests_per_minute >= 0) || !(o.tokens_per_minute >= 0))
-    throw UsageError("lm.rpm and lm.tpm must be >= 0 (0: no limit)");
-  if (!(o.price_in >= 0) || !(o.price_out >= 0)) throw UsageError("lm.price_in and lm.price_out must be >= 0");
+    throw UsageError(fmt::format("lm.rpm and lm.tpm must be >= 0 (0: no limit), got {} and {}",
+                                 o.requests_per_minute, o.tokens_per_minute),
+                     "give the server's rate limits, e.g. --lm.rpm 500 --lm.tpm 200000, or 0 for none");
+  if (!(o.price_in >= 0) || !(o.price_out >= 0))
+    throw UsageError(
+        fmt::format("lm.price_in and lm.price_out must be >= 0, got {} and {}", o.price_in, o.price_out),
+        "USD per million tokens, e.g. --lm.price_in 2.5 --lm.price_out 10, or 0 to not count cost");
   if (o.offline && o.cache_dir.empty())
     throw UsageError("lm.offline needs a response cache", "set lm.cache_dir to the directory of earlier answers");
 }

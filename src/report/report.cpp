@@ -58,12 +58,17 @@ void declare_options(Options& options, ReportOptions& r) {
     }
     if (r.out.empty()) throw UsageError("report.out is empty", "pass --out DIR");
     if (!(r.ratio >= 0 && r.ratio <= 1)) {
-      throw UsageError(fmt::format("report.ratio must be in [0, 1] (0: the largest present), got {}", r.ratio));
+      throw UsageError(
+          fmt::format("report.ratio must be in [0, 1] (0: the largest present), got {}", r.ratio),
+          "one of the sweep's sweep.ratios, e.g. --ratio 1.0, or 0 (the default)");
     }
     if (!(r.fraction >= 0 && r.fraction < 1)) {
-      throw UsageError(fmt::format("report.fraction must be in [0, 1) (0: automatic), got {}", r.fraction));
+      throw UsageError(fmt::format("report.fraction must be in [0, 1) (0: automatic), got {}", r.fraction),
+                       "the sweep's sweep.fraction, e.g. --fraction 0.5, or 0 (the default)");
     }
-    if (r.fig8_points < 0) throw UsageError(fmt::format("report.fig8_points must be >= 0, got {}", r.fig8_points));
+    if (r.fig8_points < 0)
+      throw UsageError(fmt::format("report.fig8_points must be >= 0, got {}", r.fig8_points),
+                       "e.g. --fig8-points 200 (the default), or 0 for all rows");
   });
 }
 

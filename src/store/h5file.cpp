@@ -3,11 +3,13 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
 #include "sensecf/core/check.h"
 #include "sensecf/core/error.h"
+#include "sensecf/core/strings.h"
 
 namespace sensecf::store {
 
@@ -70,6 +72,9 @@ H5File H5File::create(const std::string& path) {
   H5File f;
   f.path_ = path;
   Handle fapl = access_plist();
+  // The 1.8 file format and later: object headers, B-trees and the superblock
+  // carry checksums (HDF5 >= 1.8 reads it; h5py and pandas do).
+  SENSECF_H5_CHECK(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST));
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (id < 0) throw Error("cannot create HDF5 file '" + path + "'", "does the directory exist and is it writable?");
   f.file_ = Handle(id, H5Fclose);
@@ -103,10 +108,19 @@ void write_string_attribute(hid_t obj, const std::string& name, const std::strin
   SENSECF_H5_CHECK(H5Awrite(attr.get(), type.get(), value.c_str()));
 }
 
-// A string attribute, fixed-length or variable-length (as h5py writes them).
-std::string read_string_attribute(hid_t obj, const std::string& name) {
+// A string attribute, fixed-length or variable-length (as h5py writes them),
+// holding one string: a scalar or a one-element array. `where` names the file
+// and object in errors.
+std::string read_string_attribute(hid_t obj, const std::string& name, const std::string& where) {
   Handle attr(SENSECF_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT)), H5Aclose);
   Handle type(SENSECF_H5_CHECK(H5Aget_type(attr.get())), H5Tclose);
+  Handle space(SENSECF_H5_CHECK(H5Aget_space(attr.get())), H5Sclose);
+  const hssize_t n_values = SENSECF_H5_CHECK(H5Sget_simple_extent_npoints(space.get()));
+  if (H5Tget_class(type.get()) != H5T_STRING || n_values != 1) {
+    throw Error(fmt::format("{}: attribute '{}' is {}, expected one string", where, name,
+                            H5Tget_class(type.get()) != H5T_STRING ? "not text" : fmt::format("{} values", n_values)),
+                "the file is damaged or was edited; sensecf writes every attribute as one string");
+  }
   if (H5Tis_variable_str(type.get()) > 0) {
     char* text = nullptr;
     Handle mem = Handle(SENSECF_H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
@@ -133,7 +147,7 @@ bool H5File::has_attribute(const std::string& name) const { return H5Aexists(id(
 
 std::string H5File::attribute(const std::string& name) const {
   if (!has_attribute(name)) throw Error("'" + path_ + "' has no attribute '" + name + "'");
-  return read_string_attribute(id(), name);
+  return read_string_attribute(id(), name, "'" + path_ + "'");
 }
 
 bool H5File::exists(const std::string& object_path) const {
@@ -166,7 +180,7 @@ std::string H5File::attribute(const std::string& object, const std::string& name
   Handle obj(SENSECF_H5_CHECK(H5Oopen(id(), object.c_str(), H5P_DEFAULT)), H5Oclose);
   if (H5Aexists(obj.get(), name.c_str()) <= 0)
     throw Error("'" + path_ + "': " + object + " has no attribute '" + name + "'");
-  return read_string_attribute(obj.get(), name);
+  return read_string_attribute(obj.get(), name, "'" + path_ + "': " + object);
 }
 
 namespace {
@@ -181,12 +195,54 @@ void write_any(hid_t file, const std::string& path, hid_t file_type, hid_t mem_t
   std::vector<hsize_t> h(dims.begin(), dims.end());
   Handle space(SENSECF_H5_CHECK(H5Screate_simple(static_cast<int>(h.size()), h.data(), nullptr)), H5Sclose);
   Handle lcpl = intermediate_groups_plist();
-  Handle dset(SENSECF_H5_CHECK(H5Dcreate2(file, path.c_str(), file_type, space.get(), lcpl.get(), H5P_DEFAULT,
-                                          H5P_DEFAULT)),
-              H5Dclose);
   std::size_t n = 1;
   for (auto d : dims) n *= d;
+  // Chunked, with a Fletcher-32 checksum per chunk (a chunk cannot have a zero
+  // dimension: empty arrays stay contiguous).
+  Handle dcpl(SENSECF_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
+  const bool variable_length = H5Tget_class(file_type) == H5T_VLEN || H5Tis_variable_str(file_type) > 0;
+  if (n > 0 && !h.empty() && !variable_length) {  // HDF5 filters refuse variable-length data
+    // Chunks stay below 64 MB (HDF5's limit is 4 GB): halve the first dimension.
+    std::vector<hsize_t> chunk = h;
+    const std::size_t bytes_per_element = H5Tget_size(file_type);
+    while (chunk[0] > 1 && (n / h[0]) * chunk[0] * bytes_per_element > (std::size_t{64} << 20)) {
+      chunk[0] = (chunk[0] + 1) / 2;
+    }
+    SENSECF_H5_CHECK(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()));
+    SENSECF_H5_CHECK(H5Pset_fletcher32(dcpl.get()));
+  }
+  Handle dset(SENSECF_H5_CHECK(H5Dcreate2(file, path.c_str(), file_type, space.get(), lcpl.get(), dcpl.get(),
+                                          H5P_DEFAULT)),
+              H5Dclose);
   if (n > 0) SENSECF_H5_CHECK(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+}
+
+// The number of values in `space` (dims: its shape), refused before anything is
+// allocated when they would take more than 1 GiB of `element_bytes` each: the
+// arrays and tables of a results file are rows, not tensors, and a damaged or
+// edited header can claim any shape (2^62 rows, or dims whose product wraps).
+std::size_t checked_size(hid_t space, std::size_t element_bytes, const std::string& file, const std::string& path,
+                         std::vector<hsize_t>* dims = nullptr) {
+  constexpr std::size_t kMaxBytes = std::size_t{1} << 30;
+  const int rank = SENSECF_H5_CHECK(H5Sget_simple_extent_ndims(space));
+  std::vector<hsize_t> h(static_cast<std::size_t>(rank));
+  SENSECF_H5_CHECK(H5Sget_simple_extent_dims(space, h.data(), nullptr));
+  if (dims) *dims = h;
+  if (std::find(h.begin(), h.end(), hsize_t{0}) != h.end()) return 0;
+  const std::size_t limit = kMaxBytes / std::max<std::size_t>(element_bytes, 1);
+  std::size_t n = 1;
+  for (auto d : h) {
+    if (d > limit / n) {
+      std::vector<std::string> parts;
+      for (auto x : h) parts.push_back(std::to_string(x));
+      throw Error(fmt::format("{}{} has shape [{}], more than the {} values of {} bytes a results file's arrays "
+                              "hold",
+                              file.empty() ? "" : "'" + file + "': ", path, join(parts, ", "), limit, element_bytes),
+                  "the file is damaged or was edited; `h5dump -H` shows its shapes");
+    }
+    n *= static_cast<std::size_t>(d);
+  }
+  return n;
 }
 
 template <class T>
@@ -194,11 +250,8 @@ std::vector<T> read_any(const H5File& f, const std::string& path, hid_t mem_type
   if (!f.exists(path)) throw Error("'" + f.path() + "' has no dataset '" + path + "'");
   Handle dset(SENSECF_H5_CHECK(H5Dopen2(f.id(), path.c_str(), H5P_DEFAULT)), H5Dclose);
   Handle space(SENSECF_H5_CHECK(H5Dget_space(dset.get())), H5Sclose);
-  const int rank = SENSECF_H5_CHECK(H5Sget_simple_extent_ndims(space.get()));
-  std::vector<hsize_t> h(static_cast<std::size_t>(rank));
-  SENSECF_H5_CHECK(H5Sget_simple_extent_dims(space.get(), h.data(), nullptr));
-  std::size_t n = 1;
-  for (auto d : h) n *= static_cast<std::size_t>(d);
+  std::vector<hsize_t> h;
+  const std::size_t n = checked_size(space.get(), sizeof(T), f.path(), path, &h);
   std::vector<T> out(n);
   if (n > 0) SENSECF_H5_CHECK(H5Dread(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()));
   if (dims) dims->assign(h.begin(), h.end());
@@ -245,10 +298,9 @@ std::vector<std::string> H5File::read_strings(const std::string& path) const {
   if (!exists(path)) throw Error("'" + path_ + "' has no dataset '" + path + "'");
   Handle dset(SENSECF_H5_CHECK(H5Dopen2(id(), path.c_str(), H5P_DEFAULT)), H5Dclose);
   Handle space(SENSECF_H5_CHECK(H5Dget_space(dset.get())), H5Sclose);
-  const hssize_t n_points = SENSECF_H5_CHECK(H5Sget_simple_extent_npoints(space.get()));
-  const auto n = static_cast<std::size_t>(n_points);
   Handle type(SENSECF_H5_CHECK(H5Dget_type(dset.get())), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_STRING) throw Error("'" + path_ + "': '" + path + "' is not a string dataset");
+  const std::size_t n = checked_size(space.get(), std::max(H5Tget_size(type.get()), sizeof(char*)), path_, path);
   std::vector<std::string> out;
   out.reserve(n);
   if (n == 0) return out;
@@ -338,6 +390,7 @@ Table Table::create(H5File& file, const std::string& path, std::vector<Column> c
   Handle space(SENSECF_H5_CHECK(H5Screate_simple(1, dims, max_dims)), H5Sclose);
   Handle dcpl(SENSECF_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
   SENSECF_H5_CHECK(H5Pset_chunk(dcpl.get(), 1, chunk));
+  SENSECF_H5_CHECK(H5Pset_fletcher32(dcpl.get()));  // a damaged chunk fails to read instead of reading wrong
   Handle lcpl(SENSECF_H5_CHECK(H5Pcreate(H5P_LINK_CREATE)), H5Pclose);
   SENSECF_H5_CHECK(H5Pset_create_intermediate_group(lcpl.get(), 1));
   t.dataset_ = Handle(SENSECF_H5_CHECK(H5Dcreate2(file.id(), path.c_str(), t.type_.get(), space.get(), lcpl.get(),
@@ -352,7 +405,10 @@ Table Table::open(H5File& file, const std::string& path) {
   t.path_ = path;
   t.dataset_ = Handle(SENSECF_H5_CHECK(H5Dopen2(file.id(), path.c_str(), H5P_DEFAULT)), H5Dclose);
   Handle type(SENSECF_H5_CHECK(H5Dget_type(t.dataset_.get())), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_COMPOUND) throw Error("'" + path + "' is not a compound table");
+  if (H5Tget_class(type.get()) != H5T_COMPOUND) {
+    throw Error("'" + file.path() + "': '" + path + "' is not a table (an HDF5 compound dataset)",
+                "the file was not written by `sensecf sweep`, or was edited; `h5dump -H` shows what it holds");
+  }
   const int n = SENSECF_H5_CHECK(H5Tget_nmembers(type.get()));
   for (int i = 0; i < n; ++i) {
     char* name = H5Tget_member_name(type.get(), static_cast<unsigned>(i));
@@ -364,7 +420,10 @@ Table Table::open(H5File& file, const std::string& path) {
       case H5T_STRING: c.type = ColumnType::kString; c.length = H5Tget_size(mt.get()); break;
       case H5T_INTEGER: c.type = ColumnType::kInt64; break;
       case H5T_FLOAT: c.type = ColumnType::kFloat64; break;
-      default: throw Error("table '" + path + "': column '" + c.name + "' has an unsupported type");
+      default:
+        throw Error("'" + file.path() + "': table '" + path + "': column '" + c.name +
+                        "' is neither text, an integer nor a float",
+                    "the file was not written by `sensecf sweep`, or was edited");
     }
     t.columns_.push_back(c);
   }
@@ -439,7 +498,8 @@ void Table::append(const std::vector<Row>& rows) {
 }
 
 std::vector<Row> Table::read() const {
-  const std::size_t n = size();
+  Handle space(SENSECF_H5_CHECK(H5Dget_space(dataset_.get())), H5Sclose);
+  const std::size_t n = checked_size(space.get(), row_bytes_, "", path_);  // read_results names the file
   std::vector<Row> rows;
   if (n == 0) return rows;
   std::vector<char> buf(n * row_bytes_);

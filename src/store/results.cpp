@@ -150,12 +150,36 @@ Row to_row(const std::vector<Field<R>>& fields, const R& r) {
   return row;
 }
 
+// A table's columns as the row struct reads them: a column named like a field
+// holds that field's type (an integer column is read into a real field).
+template <class R>
+void check_columns(const std::vector<Field<R>>& fields, const std::vector<Column>& columns, const std::string& path,
+                   const std::string& table) {
+  static const char* const kHolds[] = {"integers", "real numbers", "text"};  // by ColumnType
+  for (const auto& f : fields) {
+    for (const auto& c : columns) {
+      if (c.name != f.name || c.type == f.type || (c.type == ColumnType::kInt64 && f.type == ColumnType::kFloat64))
+        continue;
+      throw Error(fmt::format("'{}': column '{}' of {} holds {}, expected {}", path, c.name, table,
+                              kHolds[static_cast<int>(c.type)], kHolds[static_cast<int>(f.type)]),
+                  "the file is damaged or was rewritten by another program; rerun the sweep into a new --results "
+                  "file");
+    }
+  }
+}
+
 template <class R>
 R from_row(const std::vector<Field<R>>& fields, const std::vector<Column>& columns, const Row& row) {
   R r;
   for (const auto& f : fields) {
     for (std::size_t i = 0; i < columns.size(); ++i) {
-      if (columns[i].name == f.name) f.set(r, row[i]);
+      if (columns[i].name != f.name) continue;
+      const auto* integer_value = std::get_if<long long>(&row[i]);
+      if (f.type == ColumnType::kFloat64 && integer_value) {
+        f.set(r, Value(static_cast<double>(*integer_value)));
+      } else {
+        f.set(r, row[i]);
+      }
     }
   }
   return r;
@@ -301,11 +325,26 @@ CfArrays read_arrays(const H5File& file, const std::string& key) {
   const std::string base = std::string(kCounterfactuals) + "/" + key;
   CfArrays c;
   c.key = key;
-  c.features = nlohmann::json::parse(file.attribute(base, "features")).get<std::vector<std::string>>();
+  const std::string features = file.attribute(base, "features");
+  try {
+    c.features = nlohmann::json::parse(features).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("'{}': {} has features '{}', expected a JSON list of feature names ({})", file.path(), base,
+                            features, e.what()),
+                "the file is damaged or was edited; rerun the generate task (delete its journal lines) or restore "
+                "the file");
+  }
   c.method = file.attribute(base, "method");
   c.scenario = file.attribute(base, "scenario");
   c.purpose = file.attribute(base, "purpose");
-  c.seed = std::stoll(file.attribute(base, "seed"));
+  const std::string seed = file.attribute(base, "seed");
+  const auto seed_value = parse_int(seed);
+  if (!seed_value) {
+    throw Error(fmt::format("'{}': {} has seed '{}', expected a whole number", file.path(), base, seed),
+                "the file is damaged or was edited; rerun the generate task (delete its journal lines) or restore "
+                "the file");
+  }
+  c.seed = *seed_value;
   // Every array's shape is checked against n queries x d features (the
   // features attribute): a damaged or hand-edited group is an error naming
   // it, never an over-read in the report.
@@ -493,7 +532,8 @@ const std::string& ResultsWriter::path() const { return impl_->file.path(); }
 
 // --- reader ------------------------------------------------------------------------
 
-Results read_results(const std::string& path) {
+namespace {
+Results read_results_from(const std::string& path) {
   H5File f = H5File::open(path, /*writable=*/false);
   if (!f.has_attribute("format_version") || !f.exists(kTasks))
     throw Error("'" + path + "' is an HDF5 file but not a sensecf results file",
@@ -509,9 +549,15 @@ Results read_results(const std::string& path) {
   for (std::size_t i = 0; i < std::size(targets); ++i) {
     if (f.has_attribute(kProvenanceNames[i])) *targets[i] = f.attribute(kProvenanceNames[i]);
   }
-  if (f.has_attribute("mpi_size")) r.provenance.mpi_size = std::stoll(f.attribute("mpi_size"));
+  if (f.has_attribute("mpi_size")) {
+    const auto text = f.attribute("mpi_size");
+    const auto n = parse_int(text);
+    if (!n) throw Error("attribute 'mpi_size' is '" + text + "', not a whole number");
+    r.provenance.mpi_size = *n;
+  }
   auto read_table = [&](const char* name, const auto& fields, auto& out) {
     const Table t = Table::open(f, name);
+    check_columns(fields, t.columns(), path, name);
     for (const auto& row : t.read()) out.push_back(from_row(fields, t.columns(), row));
   };
   read_table(kTasks, task_fields(), r.tasks);
@@ -523,6 +569,21 @@ Results read_results(const std::string& path) {
     r.counterfactuals.push_back(read_arrays(f, key));
   }
   return r;
+}
+}  // namespace
+
+Results read_results(const std::string& path) {
+  try {
+    return read_results_from(path);
+  } catch (const Error& e) {
+    // Every message names the file; the HDF5 layer's own do not know it.
+    const std::string what = e.what();
+    if (what.find("'" + path + "'") != std::string::npos) throw;
+    throw Error("'" + path + "': " + what,
+                e.hint().empty() ? "the file is damaged, truncated or not written by `sensecf sweep`; "
+                                   "`h5dump -H` shows what it holds"
+                                 : e.hint());
+  }
 }
 
 }  // namespace sensecf::store

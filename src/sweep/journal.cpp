@@ -32,7 +32,8 @@ void write_all(int fd, const std::string& text, const std::string& path) {
     done += static_cast<std::size_t>(n);
   }
   if (::fdatasync(fd) != 0)
-    throw Error(fmt::format("cannot sync the journal '{}': {}", path, std::strerror(errno)));
+    throw Error(fmt::format("cannot sync the journal '{}': {}", path, std::strerror(errno)),
+                "is the disk full or the file system read-only?");
 }
 
 nlohmann::json header_json(const JournalHeader& h) {
@@ -43,7 +44,9 @@ nlohmann::json header_json(const JournalHeader& h) {
 // Parses the file; returns the byte length of the well-formed prefix.
 std::size_t parse(const std::string& path, JournalHeader* header, std::vector<JournalEntry>* entries) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read the journal '" + path + "'");
+  if (!in)
+    throw Error("cannot read the journal '" + path + "'",
+                "does it exist and is it readable? It lies next to --results, as RESULTS.journal");
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string text = buffer.str();
@@ -71,7 +74,10 @@ std::size_t parse(const std::string& path, JournalHeader* header, std::vector<Jo
     try {
       if (line_no == 1) {
         if (j.value("sensecf_journal", 0) != kJournalVersion)
-          throw Error(fmt::format("journal {}: not a sensecf journal (version {} expected)", path, kJournalVersion));
+          throw Error(
+              fmt::format("journal {}: not a sensecf journal (version {} expected)", path, kJournalVersion),
+              "it was written by another program or sensecf version; move it away together with the "
+              "results file to start over");
         header->config = j.at("config").get<std::string>();
         header->config_hash = j.at("config_hash").get<std::string>();
         header->config_text = j.value("config_text", std::string());
@@ -79,7 +85,9 @@ std::size_t parse(const std::string& path, JournalHeader* header, std::vector<Jo
         entries->push_back({store::task_record_from_json(j.at("record")), store::task_output_from_json(j.at("output"))});
       }
     } catch (const nlohmann::json::exception& e) {
-      throw Error(fmt::format("journal {}: line {}: {}", path, line_no, e.what()));
+      throw Error(
+          fmt::format("journal {}: line {}: {}", path, line_no, e.what()),
+          "the journal was edited or damaged; move it away together with the results file to start over");
     }
     pos = end + 1;
     good = pos;
@@ -131,11 +139,14 @@ Journal Journal::open(const std::string& path, JournalHeader* header, std::vecto
   Journal j;
   j.path_ = path;
   j.fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (j.fd_ < 0) throw Error(fmt::format("cannot open the journal '{}': {}", path, std::strerror(errno)));
+  if (j.fd_ < 0)
+    throw Error(fmt::format("cannot open the journal '{}': {}", path, std::strerror(errno)),
+                "is the journal next to --results writable?");
   lock_or_refuse(j.fd_, path);  // before reading: a running sweep may be appending
   const std::size_t good = parse(path, header, entries);
   if (::ftruncate(j.fd_, static_cast<off_t>(good)) != 0)
-    throw Error(fmt::format("cannot cut the torn end off the journal '{}': {}", path, std::strerror(errno)));
+    throw Error(fmt::format("cannot cut the torn end off the journal '{}': {}", path, std::strerror(errno)),
+                "is the file system read-only?");
   return j;
 }
 
@@ -145,14 +156,18 @@ void Journal::read(const std::string& path, JournalHeader* header, std::vector<J
 
 void Journal::replace_header(const JournalHeader& header) {
   std::ifstream in(path_, std::ios::binary);
-  if (!in) throw Error(fmt::format("cannot read the journal '{}'", path_));
+  if (!in)
+    throw Error(fmt::format("cannot read the journal '{}'", path_),
+                "was it moved or deleted while the sweep ran?");
   std::string first;
   std::getline(in, first);
   std::stringstream rest;
   rest << in.rdbuf();
   const std::string tmp = path_ + ".grow";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(fmt::format("cannot create '{}': {}", tmp, std::strerror(errno)));
+  if (fd < 0)
+    throw Error(fmt::format("cannot create '{}': {}", tmp, std::strerror(errno)),
+                "is the directory of --results writable and the disk not full?");
   try {
     lock_or_refuse(fd, tmp);
     write_all(fd, header_json(header).dump() + "\n" + rest.str(), tmp);
@@ -165,7 +180,8 @@ void Journal::replace_header(const JournalHeader& header) {
     const int err = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
-    throw Error(fmt::format("cannot replace the journal '{}': {}", path_, std::strerror(err)));
+    throw Error(fmt::format("cannot replace the journal '{}': {}", path_, std::strerror(err)),
+                "is the directory of --results writable?");
   }
   ::close(fd_);
   fd_ = fd;

@@ -174,17 +174,25 @@ void declare_options(Options& options, SweepConfig& c) {
     if (sw.plan == "study") data::check_source(c.data, "sweep");
     if (data::parse_source(c.data.source) == data::Source::kAiReadi) c.ingest.root = c.data.path;
     if (c.ingest_participants_per_task < 1) {
-      throw UsageError(fmt::format("ingest.participants_per_task must be >= 1, got {}", c.ingest_participants_per_task));
+      throw UsageError(
+          fmt::format("ingest.participants_per_task must be >= 1, got {}", c.ingest_participants_per_task),
+          "e.g. ingest.participants_per_task = 100 (the default)");
     }
     for (const auto& m : sw.fig1_models) {
       if (m != "nn" && m != "xgb" && m != "rf" && m != "svm")
         throw UsageError("sweep.fig1_models: unknown classifier '" + m + "'", "use nn, xgb, rf and/or svm");
     }
     for (double r : sw.ratios)
-      if (!(r > 0 && r <= 1)) throw UsageError(fmt::format("sweep.ratios: {} is not in (0, 1]", r));
+      if (!(r > 0 && r <= 1))
+        throw UsageError(fmt::format("sweep.ratios: {} is not in (0, 1]", r),
+                         "e.g. ratios = 0.2, 0.4, 0.6, 0.8, 1.0 (the default)");
     for (double r : sw.fig1_reductions)
-      if (!(r >= 0 && r < 1)) throw UsageError(fmt::format("sweep.fig1_reductions: {} is not in [0, 1)", r));
-    if (!(sw.fraction > 0 && sw.fraction < 1)) throw UsageError("sweep.fraction must be in (0, 1)");
+      if (!(r >= 0 && r < 1))
+        throw UsageError(fmt::format("sweep.fig1_reductions: {} is not in [0, 1)", r),
+                         "e.g. fig1_reductions = 0.1, 0.3, 0.5; leave it empty for no Fig. 1");
+    if (!(sw.fraction > 0 && sw.fraction < 1))
+      throw UsageError(fmt::format("sweep.fraction must be in (0, 1), got {}", sw.fraction),
+                       "e.g. fraction = 0.5 (the default)");
     if (sw.seeds.empty()) throw UsageError("sweep.seeds is empty", "give at least one seed, e.g. seeds = 1");
     for (const auto& spec : sw.llm_models) {
       const auto m = parse_llm_model(spec);
@@ -209,23 +217,43 @@ void declare_options(Options& options, SweepConfig& c) {
         throw UsageError("sweep.llm_targets: '" + sw.llm_targets + "' is neither nearest, self nor a baseline method",
                          "e.g. llm_targets = nice");
     }
-    if (sw.llm_self_rounds < 1) throw UsageError("sweep.llm_self_rounds must be at least 1");
+    if (sw.llm_self_rounds < 1)
+      throw UsageError(fmt::format("sweep.llm_self_rounds must be at least 1, got {}", sw.llm_self_rounds),
+                       "e.g. llm_self_rounds = 1 (the default)");
     for (const auto& m : sw.augment_methods) {
       if (std::find(sw.methods.begin(), sw.methods.end(), m) == sw.methods.end())
-        throw UsageError("sweep.augment_methods: '" + m + "' is not one of sweep.methods");
+        throw UsageError(
+            "sweep.augment_methods: '" + m + "' is not one of sweep.methods",
+            "add it to sweep.methods, or leave augment_methods empty to augment with all of sweep.methods");
     }
     for (int seed : sw.llm_seeds) {
       if (std::find(sw.seeds.begin(), sw.seeds.end(), seed) == sw.seeds.end())
-        throw UsageError(fmt::format("sweep.llm_seeds: {} is not one of sweep.seeds", seed));
+        throw UsageError(fmt::format("sweep.llm_seeds: {} is not one of sweep.seeds", seed),
+                         "add it to sweep.seeds, or leave llm_seeds empty for every seed");
     }
     if (c.pretrain.epochs < 1 || c.pretrain.batch_size < 1 || c.pretrain.layers < 1 || c.pretrain.merges < 0 ||
         !(c.pretrain.lr > 0))
-      throw UsageError("[pretrain]: epochs, batch_size and layers must be at least 1, lr positive, merges >= 0");
-    if (sw.finetune_ranks < 1) throw UsageError("sweep.finetune_ranks must be at least 1");
-    if (sw.oversample < 1) throw UsageError("sweep.oversample must be >= 1");
-    if (sw.queries < 0) throw UsageError("sweep.queries must be >= 0");
-    if (sw.max_attempts < 1) throw UsageError("sweep.max_attempts must be >= 1");
-    if (sw.probe_tasks < 0) throw UsageError("sweep.probe_tasks must be >= 0");
+      throw UsageError(
+          fmt::format("[pretrain]: epochs, batch_size and layers must be at least 1, lr positive, merges >= "
+                      "0; got epochs {}, batch_size {}, layers {}, lr {}, merges {}",
+                      c.pretrain.epochs, c.pretrain.batch_size, c.pretrain.layers, c.pretrain.lr,
+                      c.pretrain.merges),
+          "the defaults are epochs = 1, batch_size = 8, layers = 2, lr = 0.003, merges = 1000");
+    if (sw.finetune_ranks < 1)
+      throw UsageError(fmt::format("sweep.finetune_ranks must be at least 1, got {}", sw.finetune_ranks),
+                       "e.g. finetune_ranks = 1 (the default: one rank per adapter)");
+    if (sw.oversample < 1)
+      throw UsageError(fmt::format("sweep.oversample must be >= 1, got {}", sw.oversample),
+                       "e.g. oversample = 1.5 (the default)");
+    if (sw.queries < 0)
+      throw UsageError(fmt::format("sweep.queries must be >= 0, got {}", sw.queries),
+                       "e.g. queries = 100 (the default), or 0 for all test rows");
+    if (sw.max_attempts < 1)
+      throw UsageError(fmt::format("sweep.max_attempts must be >= 1, got {}", sw.max_attempts),
+                       "e.g. max_attempts = 3 (the default)");
+    if (sw.probe_tasks < 0)
+      throw UsageError(fmt::format("sweep.probe_tasks must be >= 0, got {}", sw.probe_tasks),
+                       "e.g. probe_tasks = 100 (the default)");
   });
 }
 

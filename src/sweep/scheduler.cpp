@@ -5,6 +5,9 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
+#include <cstdlib>
+
 #include <algorithm>
 #include <ostream>
 
@@ -324,8 +327,18 @@ void Scheduler::log_summary(int code, const std::string& results) const {
                     n.last_message);
   }
   if (blocked > 0) spdlog::error("{} task(s) were skipped because a task they depend on failed", blocked);
-  if (code == kExitInterrupted)
+  if (code == kExitInterrupted) {
     spdlog::warn("rerun the same command to resume (exit code {} asks the job script to requeue)", code);
+    const int sig = stop_signal();
+    if ((sig == SIGTERM || sig == SIGINT) && std::getenv("OMPI_COMM_WORLD_SIZE")) {
+      // Open MPI's mpirun aborts the job on a SIGTERM/SIGINT of its own and
+      // exits 1 whatever the ranks return; only forwarded signals keep 75.
+      spdlog::warn("if that signal went to mpirun, mpirun exits 1, not {}: Open MPI aborts a job on SIGTERM/SIGINT. "
+                   "Everything finished is saved all the same. For exit code {}, send SIGUSR1 to mpirun, or launch "
+                   "with jobs/local.sh or a job script in jobs/, which do",
+                   code, code);
+    }
+  }
   else if (failed > 0)
     spdlog::warn("rerun with --retry-failed to give the failed tasks {} more attempt(s)", max_attempts_);
 }

@@ -223,6 +223,26 @@ class SweepRunnerTest(unittest.TestCase):
         self.assertEqual(proc.returncode, EXIT_INTERRUPTED, out)
         self.assertIn("signal 10 received", out)
 
+    def test_sigterm_to_mpirun_saves_everything_and_says_why_the_exit_code_is_1(self):
+        # Open MPI aborts the job on a SIGTERM of mpirun's own and exits 1 whatever the
+        # ranks return; the ranks still drain and save, and rank 0 says so.
+        config = self.probe_config(n=200, ms=30)
+        results = os.path.join(self.dir, "r.h5")
+        proc = subprocess.Popen(sweep_cmd(3, config, results), env=ENV, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        while journal_lines(results) < 20:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 1, out)
+        self.assertIn("signal 15 received", out)
+        self.assertIn("if that signal went to mpirun, mpirun exits 1, not 75", out)
+        rc, log = run(3, config, results)
+        self.assertEqual(rc, 0, log)
+        done = done_rows(results)
+        self.assertEqual(len(done), 200)
+        self.assertEqual(len(set(done["key"])), 200)
+
     def test_a_second_sweep_on_the_same_file_is_refused(self):
         config = self.probe_config(n=100, ms=30)
         results = os.path.join(self.dir, "r.h5")

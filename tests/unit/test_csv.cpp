@@ -2,6 +2,8 @@
 // names file, line and column.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "sensecf/core/error.h"
 #include "sensecf/core/options.h"
 #include "sensecf/core/strings.h"
@@ -71,6 +73,30 @@ TEST(Csv, WriteThenReadRoundTrips) {
   EXPECT_EQ(a.schema.features[2].categories, b.schema.features[2].categories);
 }
 
+// What schema.json must hold for a counterfactual search: finite, ordered
+// bounds, codes that name a category, distinct names.
+TEST(Schema, FromJsonChecksBoundsCodesAndNames) {
+  const auto good = R"({"label": "y", "group": "pid", "features": [
+      {"name": "a", "kind": "continuous", "immutable": false, "lower": 1.0, "upper": 2.0},
+      {"name": "c", "kind": "categorical", "immutable": true, "categories": ["x", "y"], "allowed": [0, 1]}]})";
+  const auto schema = Schema::from_json(nlohmann::json::parse(good));
+  EXPECT_EQ(schema.size(), 2u);
+  EXPECT_EQ(Schema::from_json(schema.to_json()).to_json(), schema.to_json());
+  auto with = [&](const char* path, nlohmann::json value) {
+    auto j = nlohmann::json::parse(good);
+    j[nlohmann::json::json_pointer(path)] = value;
+    return j;
+  };
+  EXPECT_THROW_WITH(Schema::from_json(with("/features/0/lower", 3.0)), Error,
+                    "feature 'a' has bounds [3, 2]: they must be finite with lower <= upper");
+  EXPECT_THROW_WITH(Schema::from_json(with("/features/0/upper", nullptr)), Error, "schema JSON is malformed");
+  EXPECT_THROW_WITH(Schema::from_json(with("/features/1/allowed", {0, 2})), Error,
+                    "categorical feature 'c' allows code 2, but its 2 categories have codes 0 to 1");
+  EXPECT_THROW_WITH(Schema::from_json(with("/features/1/categories", nlohmann::json::array())), Error,
+                    "has no categories");
+  EXPECT_THROW_WITH(Schema::from_json(with("/features/1/name", "a")), Error, "feature 'a' is listed twice");
+}
+
 struct BadCase {
   const char* name;
   const char* text;
@@ -110,7 +136,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"duplicate_header", "pid,steps,age,steps,sex,y\n", ":1:15: duplicate column 'steps'"},
         BadCase{"unterminated_quote", "pid,steps,age,sex,y\np1,\"1,61,female,0\n", ":2:4: unterminated"},
         BadCase{"empty_file", "", "the file is empty"},
-        BadCase{"header_only", "pid,steps,age,sex,y\n", "no data rows"}),
+        BadCase{"header_only", "pid,steps,age,sex,y\n", "no data rows"},
+        BadCase{"latin1_category", "pid,steps,age,sex,y\np1,1,61,f\xE9male,0\n", ":2:10: byte 0xE9 is not UTF-8 text"},
+        BadCase{"latin1_header", "pid,st\xE9ps,age,sex,y\np1,1,61,female,0\n", ":1:7: byte 0xE9 is not UTF-8"}),
     [](const auto& test_info) { return std::string(test_info.param.name); });
 
 // A user's own CSV with only --label: the synthetic cohort's default columns

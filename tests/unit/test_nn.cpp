@@ -5,9 +5,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
 
 #include "sensecf/clf/classifier.h"
 #include "sensecf/clf/metrics.h"
+#include "sensecf/clf/nn_torch.h"
 #include "sensecf/core/error.h"
 #include "sensecf/core/random.h"
 #include "test_util.h"
@@ -116,10 +119,40 @@ TEST(Nn, BrokenModelDirectoriesAreRefused) {
   std::ofstream(d + "/meta.json") << "{not json";
   EXPECT_THROW_WITH(load_model(d), Error, "not valid JSON");
   std::ofstream(d + "/meta.json") << R"({"kind": "nn", "format_version": "0"})";
-  EXPECT_THROW_WITH(load_model(d), Error, "format version '0'");
+  EXPECT_THROW_WITH(load_model(d), Error, "format version \"0\"");
   std::ofstream(d + "/meta.json") << R"({"kind": "nn", "format_version": "1"})";
   std::ofstream(d + "/schema.json") << R"({"label": "y", "group": "", "features": [{"name": "a"}]})";
   EXPECT_THROW_WITH(load_model(d), Error, "schema JSON is malformed");
+}
+
+// A diverged network (NaN weights) is not saved; a nn.pt with NaN weights
+// (from an older sensecf, without checksums) is refused at load.
+TEST(Nn, NonFiniteWeightsAreRefusedAtSaveAndLoad) {
+  const auto train = ring(200, 1);
+  auto o = fast_nn();
+  o.nn_max_epochs = 2;
+  test::TempDir dir;
+  const auto good = dir.file("good");
+  {
+    auto nn = make_classifier(o);
+    nn->fit(train.schema, train.x, train.y);
+    save_model(*nn, train.schema, {}, good);
+    torch::NoGradGuard no_grad;
+    nn_module(*nn).net->parameters()[0][0][0] = std::numeric_limits<float>::quiet_NaN();
+    EXPECT_THROW_WITH(save_model(*nn, train.schema, {}, dir.file("diverged")), Error, "training diverged");
+    EXPECT_FALSE(std::filesystem::exists(dir.file("diverged")));
+  }
+  const TrainedModel loaded = load_model(good);
+  {
+    torch::NoGradGuard no_grad;
+    nn_module(*loaded.model).net->parameters()[1][0] = std::numeric_limits<float>::infinity();
+  }
+  torch::save(nn_module(*loaded.model).net, good + "/nn.pt");
+  EXPECT_THROW_WITH(load_model(good), Error, "is damaged or was edited");  // the checksum
+  auto meta = nlohmann::json::parse(std::ifstream(good + "/meta.json"));
+  meta.erase("files");
+  std::ofstream(good + "/meta.json") << meta.dump();
+  EXPECT_THROW_WITH(load_model(good), Error, "nn.pt' has a non-finite bias in layer 1: the model would predict NaN");
 }
 
 }  // namespace

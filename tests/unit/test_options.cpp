@@ -94,6 +94,78 @@ TEST(Options, AConfigWithAByteOrderMarkAndCrlfLineEndsIsRead) {
   EXPECT_EQ(f.epochs, 3);
 }
 
+TEST(Options, InlineCommentsAndQuotedValues) {
+  test::TempDir dir;
+  const auto path = dir.write("c.ini", "[data]\nlabel = stress   # the label\ntest_fraction = 0.3 ; a share\n"
+                                       "[sweep]\nratios =                      # default\n[clf]\nepochs = 4#5\n");
+  Fixture f;
+  ASSERT_THROW(f.options.parse({"--config", path}), UsageError);  // '#' without a space before it is part of 4#5
+  const auto ok = dir.write("ok.ini", "[data]\nlabel = stress   # the label\ntest_fraction = 0.3 ; a share\n"
+                                      "[sweep]\nratios =                      # default\n");
+  Fixture g;
+  ASSERT_TRUE(g.options.parse({"--config", ok}));
+  EXPECT_EQ(g.label, "stress");
+  EXPECT_DOUBLE_EQ(g.fraction, 0.3);
+  EXPECT_TRUE(g.ratios.empty());
+  // A value holding " #" is quoted; an unclosed quote is an error naming the line.
+  const auto quoted = dir.write("q.ini", "[data]\nlabel = \"stress #2\"  # quoted\n");
+  Fixture h;
+  ASSERT_TRUE(h.options.parse({"--config", quoted}));
+  EXPECT_EQ(h.label, "stress #2");
+  const auto open_quote = dir.write("o.ini", "[data]\nlabel = \"stress\n");
+  Fixture k;
+  EXPECT_THROW_WITH(k.options.parse({"--config", open_quote}), UsageError, "o.ini:2: a value that opens a double quote");
+  // The effective configuration (values, then "# source") reads back as itself.
+  Fixture a;
+  ASSERT_TRUE(a.options.parse({"--label", "y2", "--sweep.ratios", "0.1,0.3"}));
+  const auto effective = dir.write("eff.ini", a.options.effective_ini());
+  Fixture b;
+  ASSERT_TRUE(b.options.parse({"--config", effective}));
+  EXPECT_EQ(b.label, "y2");
+  EXPECT_EQ(b.ratios, (std::vector<double>{0.1, 0.3}));
+  EXPECT_EQ(b.options.config_hash(), a.options.config_hash());
+}
+
+TEST(Options, IntegersAreCountsUnlessTheDefaultIsNegative) {
+  int limit = 0, factual_class = -1;
+  long long budget = 5;
+  Options o{"demo", "demo"};
+  o.add("x.limit", &limit, "rows (0: all)");
+  o.add("x.factual_class", &factual_class, "class (-1: all)");
+  o.add("x.budget", &budget, "budget");
+  EXPECT_THROW_WITH(o.parse({"--x.limit", "-1"}), UsageError, "option 'x.limit': expected a whole number >= 0, got '-1'");
+  Options p{"demo", "demo"};
+  p.add("x.factual_class", &factual_class, "class (-1: all)");
+  p.add("x.budget", &budget, "budget");
+  ASSERT_TRUE(p.parse({"--x.factual_class", "-1", "--x.budget", "9223372036854775807"}));
+  EXPECT_EQ(factual_class, -1);
+  EXPECT_EQ(budget, 9223372036854775807LL);
+  Options q{"demo", "demo"};
+  q.add("x.limit", &limit, "rows");
+  EXPECT_THROW_WITH(q.parse({"--x.limit", "3000000000"}), UsageError, "expected a whole number from");
+}
+
+TEST(Strings, SubnormalNumbersParseAndOverflowDoesNot) {
+  EXPECT_EQ(parse_double("4.9e-320"), 4.9e-320);
+  EXPECT_EQ(parse_double("1e-400"), 0.0);  // below the smallest subnormal: rounds to 0, still a number
+  EXPECT_FALSE(parse_double("1e400"));
+  EXPECT_FALSE(parse_double("-1e400"));
+  EXPECT_EQ(parse_double("2.5"), 2.5);
+}
+
+TEST(Strings, InvalidUtf8Offset) {
+  constexpr auto ok = std::string_view::npos;
+  EXPECT_EQ(invalid_utf8_offset("plain ascii"), ok);
+  EXPECT_EQ(invalid_utf8_offset("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), ok);  // é € 😀
+  EXPECT_EQ(invalid_utf8_offset("caf\xE9"), 3u);                        // Latin-1 é
+  EXPECT_EQ(invalid_utf8_offset("ab\xC3"), 2u);                         // cut short
+  EXPECT_EQ(invalid_utf8_offset("\xC0\xAF"), 0u);                       // overlong '/'
+  EXPECT_EQ(invalid_utf8_offset("x\xED\xA0\x80"), 1u);                  // a UTF-16 surrogate
+  EXPECT_EQ(invalid_utf8_offset("\xF4\x90\x80\x80"), 0u);               // past U+10FFFF
+  EXPECT_EQ(invalid_utf8_offset("\xE2\x82"), 0u);
+  EXPECT_EQ(invalid_utf8_offset("\xE2\x28\xA1"), 0u);                   // bad continuation
+}
+
 TEST(Options, AConfigThatIsADirectoryIsRefused) {
   test::TempDir dir;
   Fixture f;

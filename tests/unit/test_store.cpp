@@ -9,6 +9,8 @@
 #include <fstream>
 #include <limits>
 
+#include <hdf5.h>
+
 #include "sensecf/core/error.h"
 #include "sensecf/store/h5file.h"
 #include "sensecf/store/results.h"
@@ -77,7 +79,7 @@ TEST(Store, ErrorsAreClear) {
   const auto not_h5 = dir.write("x.h5", "not hdf5");
   EXPECT_THROW_WITH(H5File::open(not_h5, false), Error, "not an HDF5 file");
   // An HDF5 call that fails reports the call through SENSECF_H5_CHECK.
-  EXPECT_THROW_WITH(Table::create(f, "/metrics/clf", columns()), Error, "HDF5 call failed");
+  EXPECT_THROW_WITH(Table::create(f, "/metrics/clf", columns()), Error, "HDF5 error");
 }
 
 TEST(Store, IndependentReaderH5py) {
@@ -184,6 +186,60 @@ TEST(Store, ResultsKeepValidityColumnsAndAnswers) {
   const auto run = test::run_command("/usr/bin/python3 " + script + " --results " + path);
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("h5py read 3 answers"), std::string::npos) << run.output;
+}
+
+// Results files carry checksums: Fletcher-32 on every dataset chunk, the 1.8
+// format's on object headers. A flipped bit fails to read, saying why, instead
+// of changing a reported value.
+TEST(Store, DamagedResultsFilesFailToReadInsteadOfReadingWrong) {
+  test::TempDir dir;
+  const auto path = dir.file("results.h5");
+  {
+    auto w = ResultsWriter::create(path, {});
+    TaskRecord t;
+    t.key = "00000000000000aa";
+    t.kind = "generate";
+    t.status = "done";
+    w.append(t, llm_output());
+    w.flush();
+  }
+  // Where /metrics/cf's first chunk and its object header are in the file.
+  haddr_t chunk = HADDR_UNDEF, header = HADDR_UNDEF;
+  {
+    const H5File f = H5File::open(path, /*writable=*/false);
+    const hid_t d = H5Dopen2(f.id(), "/metrics/cf", H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    hsize_t offset[1] = {0}, size = 0;
+    unsigned filter_mask = 0;
+    const hid_t space = H5Dget_space(d);
+    ASSERT_GE(H5Dget_chunk_info(d, space, 0, offset, &filter_mask, &chunk, &size), 0);
+    H5Sclose(space);
+    ASSERT_GT(size, 16u);
+    H5O_info_t info;
+    ASSERT_GE(H5Oget_info2(d, &info, H5O_INFO_BASIC), 0);
+    header = info.addr;
+    H5Dclose(d);
+  }
+  const std::string good = [&] {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  auto flip_and_read = [&](haddr_t at) {
+    std::string bytes = good;
+    bytes[at] = static_cast<char>(bytes[at] ^ 0x10);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+    return read_results(path);
+  };
+  EXPECT_THROW_WITH(flip_and_read(chunk + 8), Error, "data error detected by Fletcher32 checksum");
+  EXPECT_THROW_WITH(flip_and_read(header + 12), Error, "checksum");
+  try {
+    flip_and_read(chunk + 8);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'" + path + "': HDF5 error: "), std::string::npos) << e.what();
+    EXPECT_NE(e.hint().find("damaged"), std::string::npos) << e.hint();
+  }
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << good;
+  EXPECT_EQ(read_results(path).cf.size(), llm_output().cf.size());
 }
 
 }  // namespace

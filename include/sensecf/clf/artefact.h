@@ -16,6 +16,8 @@
 //                  evaluate-cf refuse a data file whose rows are not these
 //                  (another file, reordered rows, changed values), saying what
 //                  differs
+//   files          {name: {bytes, fnv1a64}} of every other file (clf::save_model):
+//                  load_model refuses a file that is missing, cut or edited
 //   provenance and whatever the writer adds (test_metrics, task, ...)
 #pragma once
 

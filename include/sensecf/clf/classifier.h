@@ -79,11 +79,16 @@ struct TrainedModel {
   data::Schema schema;
   nlohmann::json meta;  // kind, options, provenance, metrics
 };
-// Creates `dir` if needed and writes model files, schema.json and meta.json
-// (meta gains "kind" and "format_version").
+// Writes model files, schema.json and meta.json (meta gains "kind",
+// "format_version" and "files": each other file's size and FNV-1a checksum)
+// into a staging directory beside `dir`, then replaces `dir` with it: a failure
+// leaves no half-written model. Refuses a `dir` that exists and is neither
+// empty nor a model directory.
 void save_model(const Classifier& model, const data::Schema& schema, nlohmann::json meta,
                 const std::string& dir);
-// Loads a directory written by save_model; refuses unknown kinds and format versions.
+// Loads a directory written by save_model; refuses unknown kinds and format
+// versions, files whose size or checksum differ from meta.json's "files" (not
+// checked for models saved before checksums), and bad schemas or weights.
 TrainedModel load_model(const std::string& dir);
 
 // 0/1 predictions: 1 where P(y=1) > 0.5.

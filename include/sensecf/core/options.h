@@ -18,8 +18,10 @@
 #include <functional>
 #include <map>
 #include <iosfwd>
+#include <stdexcept>
 #include <utility>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace sensecf {
@@ -48,7 +50,8 @@ class Options {
 
   // Declares an option whose default is the current value of *target. Supported
   // T: std::string, bool, int, long, long long, unsigned long, double,
-  // std::vector<std::string|double|int> (comma- or space-separated).
+  // std::vector<std::string|double|int> (comma- or space-separated). Integers
+  // must be >= 0 unless the default is negative.
   template <class T>
   Options& add(const std::string& key, T* target, const std::string& help,
                const std::string& alias = {});
@@ -143,7 +146,19 @@ Options& Options::add(const std::string& key, T* target, const std::string& help
   Entry& e = declare(key, help, alias);
   e.default_text = detail::format_value(*target);
   e.is_flag = std::is_same_v<T, bool>;
-  e.set = [target](const std::string& text) { detail::parse_value(text, target); };
+  if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && !std::is_same_v<T, bool>) {
+    // Integer options are counts, sizes and steps: >= 0, unless the default is
+    // negative (a sentinel such as -1: "all"), which makes negatives valid.
+    const bool count = *target >= 0;
+    e.set = [target, count](const std::string& text) {
+      T value{};
+      detail::parse_value(text, &value);
+      if (count && value < 0) throw std::invalid_argument("expected a whole number >= 0");
+      *target = value;
+    };
+  } else {
+    e.set = [target](const std::string& text) { detail::parse_value(text, target); };
+  }
   e.get = [target] { return detail::format_value(*target); };
   return *this;
 }

@@ -25,6 +25,10 @@ std::size_t edit_distance(std::string_view a, std::string_view b);
 // The closest candidate within a sensible distance, or empty.
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
 
+// The byte offset of the first byte that is not well-formed UTF-8 (overlong
+// forms, surrogates and code points past U+10FFFF included), or npos when all is.
+std::size_t invalid_utf8_offset(std::string_view s);
+
 // 64-bit FNV-1a, printed as 16 hex digits. Used for config hashes and task keys.
 std::string fnv1a_hex(std::string_view data);
 // fnv1a_hex of a file's bytes (a data file's or an adapter's fingerprint);

@@ -106,23 +106,28 @@ std::map<std::string, std::size_t> match_shard_index(const std::string& index_na
       const auto [it, inserted] = where.emplace(name, i);
       if (!inserted) {
         throw Error(index_name + ": tensor " + in_quotes(name) + " is in two shards, " +
-                    in_quotes(index.shards[it->second]) + " and " + in_quotes(index.shards[i]));
+                        in_quotes(index.shards[it->second]) + " and " + in_quotes(index.shards[i]),
+                    "the index and the shards do not belong together; download the checkpoint again");
       }
       const auto mapped = index.weight_map.find(name);
       if (mapped == index.weight_map.end()) {
-        throw Error(index_name + ": shard " + in_quotes(index.shards[i]) + " holds tensor " + in_quotes(name) +
-                    ", which weight_map does not list");
+        throw Error(index_name + ": shard " + in_quotes(index.shards[i]) + " holds tensor " +
+                        in_quotes(name) + ", which weight_map does not list",
+                    "the index and the shards do not belong together; download the checkpoint again");
       }
       if (mapped->second != index.shards[i]) {
-        throw Error(index_name + ": tensor " + in_quotes(name) + " is in shard " + in_quotes(index.shards[i]) +
-                    " but weight_map maps it to " + in_quotes(mapped->second));
+        throw Error(index_name + ": tensor " + in_quotes(name) + " is in shard " +
+                        in_quotes(index.shards[i]) + " but weight_map maps it to " +
+                        in_quotes(mapped->second),
+                    "the index and the shards do not belong together; download the checkpoint again");
       }
     }
   }
   for (const auto& [name, shard] : index.weight_map) {
     if (!where.count(name)) {
-      throw Error(index_name + ": weight_map maps tensor " + in_quotes(name) + " to shard " + in_quotes(shard) +
-                  ", which does not contain it");
+      throw Error(index_name + ": weight_map maps tensor " + in_quotes(name) + " to shard " +
+                      in_quotes(shard) + ", which does not contain it",
+                  "the shard is incomplete or from another download; download it again");
     }
   }
   return where;
@@ -184,7 +189,8 @@ Checkpoint Checkpoint::open(const std::string& path) {
     c.format_ = ends_with(name, index ? ".bin.index.json" : ".bin") ? CheckpointFormat::kTorchBin
                                                                      : CheckpointFormat::kSafetensors;
   } else {
-    throw Error(path + ": no such file or directory");
+    throw Error(path + ": no such file or directory",
+                "point --model at a Hugging Face model directory (or one .safetensors or .bin file)");
   }
 
   if (!index) {
@@ -215,7 +221,9 @@ std::vector<std::string> Checkpoint::names() const {
 
 CheckpointTensor Checkpoint::tensor(const std::string& name) const {
   const auto it = where_.find(name);
-  if (it == where_.end()) throw Error(path_ + ": checkpoint has no tensor " + in_quotes(name));
+  if (it == where_.end())
+    throw Error(path_ + ": checkpoint has no tensor " + in_quotes(name),
+                "are config.json and the weights from the same model?");
   return readers_[it->second]->tensor(name);
 }
 

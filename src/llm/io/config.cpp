@@ -104,11 +104,14 @@ Family family_of(const json& j, const std::string& source) {
   const int by_type = model_type.empty() ? -2 : family_of_type(model_type);
   if (by_arch == -1 || by_type == -1) {
     throw UsageError(source + ": architecture '" + (architecture.empty() ? "?" : architecture) +
-                     "' (model_type '" + (model_type.empty() ? "?" : model_type) + "') " + kRefusal);
+                         "' (model_type '" + (model_type.empty() ? "?" : model_type) + "') " + kRefusal,
+                     "use a LlamaForCausalLM or MistralForCausalLM checkpoint (model_type llama or mistral)");
   }
   if (by_arch >= 0 && by_type >= 0 && by_arch != by_type) {
-    throw UsageError(source + ": architecture '" + architecture + "' disagrees with model_type '" +
-                     model_type + "'");
+    throw UsageError(
+        source + ": architecture '" + architecture + "' disagrees with model_type '" + model_type + "'",
+        "config.json was edited or mixed from two models; download it again from the model's "
+        "repository");
   }
   return (by_arch >= 0 ? by_arch : by_type) == 0 ? Family::kLlama : Family::kMistral;
 }
@@ -118,11 +121,15 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& source) {
   if (!j.contains("rope_scaling") || j.at("rope_scaling").is_null()) return r;
   const json& s = j.at("rope_scaling");
   const std::string where = source + ": rope_scaling";
-  if (!s.is_object()) throw UsageError(where + " must be an object or null, found " + show(s));
+  if (!s.is_object())
+    throw UsageError(where + " must be an object or null, found " + show(s),
+                     "e.g. \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2.0}, or null for none");
   const Fields f(s, where);
   // transformers accepts the legacy key `type` as an alias of `rope_type`.
   const std::string type = f.has("rope_type") ? f.string("rope_type", "") : f.string("type", "");
-  if (type.empty()) throw UsageError(where + " has neither rope_type nor type");
+  if (type.empty())
+    throw UsageError(where + " has neither rope_type nor type",
+                     "add \"rope_type\": \"default\", \"linear\" or \"llama3\"");
   if (type == "default") return r;
   if (type == "linear") {
     r.type = RopeType::kLinear;
@@ -171,9 +178,11 @@ ModelConfig ModelConfig::from_json(const std::string& text, const std::string& s
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    throw UsageError(source + ": not valid JSON: " + e.what());
+    throw UsageError(source + ": not valid JSON: " + e.what(),
+                     "is the file truncated? Download config.json again from the model's repository");
   }
-  if (!j.is_object()) throw UsageError(source + ": not a JSON object");
+  if (!j.is_object())
+    throw UsageError(source + ": not a JSON object", "is this a Hugging Face transformers config.json?");
   const Fields f(j, source);
   ModelConfig c;
   c.family = family_of(j, source);
@@ -228,7 +237,9 @@ ModelConfig ModelConfig::from_json(const std::string& text, const std::string& s
 
 void ModelConfig::validate(const std::string& source) const {
   auto positive = [&](const char* key, std::int64_t v) {
-    if (v <= 0) throw UsageError(source + ": " + key + " must be positive, found " + std::to_string(v));
+    if (v <= 0)
+      throw UsageError(source + ": " + key + " must be positive, found " + std::to_string(v),
+                       std::string("set ") + key + " to the value of the model's original config.json");
   };
   positive("vocab_size", vocab_size);
   positive("hidden_size", hidden_size);
@@ -239,15 +250,27 @@ void ModelConfig::validate(const std::string& source) const {
   positive("head_dim", head_dim);
   positive("max_position_embeddings", max_position_embeddings);
   if (num_attention_heads % num_key_value_heads != 0) {
-    throw UsageError(source + ": num_attention_heads (" + std::to_string(num_attention_heads) +
-                     ") is not a multiple of num_key_value_heads (" + std::to_string(num_key_value_heads) +
-                     ")");
+    throw UsageError(
+        source + ": num_attention_heads (" + std::to_string(num_attention_heads) +
+            ") is not a multiple of num_key_value_heads (" + std::to_string(num_key_value_heads) + ")",
+        "grouped-query attention shares each key/value head among an equal number of query heads; "
+        "check both values against the model's original config.json");
   }
   if (head_dim % 2 != 0)
-    throw UsageError(source + ": head_dim (" + std::to_string(head_dim) + ") must be even for RoPE");
-  if (!(rms_norm_eps > 0)) throw UsageError(source + ": rms_norm_eps must be positive");
-  if (!(rope_theta > 0)) throw UsageError(source + ": rope_theta must be positive");
-  if (sliding_window < 0) throw UsageError(source + ": sliding_window must be positive or null");
+    throw UsageError(
+        source + ": head_dim (" + std::to_string(head_dim) + ") must be even for RoPE",
+        "head_dim is hidden_size / num_attention_heads unless config.json gives it; choose sizes that "
+        "make it even");
+  if (!(rms_norm_eps > 0))
+    throw UsageError(source + ": rms_norm_eps must be positive, found " + std::to_string(rms_norm_eps),
+                     "Llama and Mistral use 1e-5 or 1e-6");
+  if (!(rope_theta > 0))
+    throw UsageError(source + ": rope_theta must be positive, found " + std::to_string(rope_theta),
+                     "e.g. 10000 (Llama 2), 500000 (Llama 3) or 1000000 (Mistral)");
+  if (sliding_window < 0)
+    throw UsageError(
+        source + ": sliding_window must be positive or null, found " + std::to_string(sliding_window),
+        "e.g. \"sliding_window\": 4096, or null for full attention");
 }
 
 namespace {
@@ -395,7 +418,8 @@ std::vector<int> read_generation_eos(const std::string& model_dir) {
   } catch (const json::exception& e) {
     throw UsageError(file + ": not valid JSON: " + e.what(), "delete or fix the file; it is optional");
   }
-  if (!j.is_object()) throw UsageError(file + ": not a JSON object");
+  if (!j.is_object())
+    throw UsageError(file + ": not a JSON object", "delete or fix the file; it is optional");
   if (!j.contains("eos_token_id") || j.at("eos_token_id").is_null()) return {};
   const json& eos = j.at("eos_token_id");
   const Fields f(j, file);

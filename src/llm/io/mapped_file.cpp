@@ -20,16 +20,17 @@ std::string MappedFile::system_error(const std::string& what, const std::string&
 
 MappedFile MappedFile::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(system_error("cannot open", path));
+  if (fd < 0) throw Error(system_error("cannot open", path), "does the file exist and is it readable?");
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const auto message = system_error("cannot stat", path);
     ::close(fd);
-    throw Error(message);
+    throw Error(message, "does the file exist and is it readable?");
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw Error(path + ": not a regular file");
+    throw Error(path + ": not a regular file",
+                "pass the weight file itself, or the model directory that holds it");
   }
   MappedFile f;
   f.size_ = static_cast<std::size_t>(st.st_size);
@@ -37,7 +38,9 @@ MappedFile MappedFile::open(const std::string& path) {
     void* map = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
     const int map_errno = errno;
     ::close(fd);
-    if (map == MAP_FAILED) throw Error("cannot mmap " + path + ": " + std::strerror(map_errno));
+    if (map == MAP_FAILED)
+      throw Error("cannot mmap " + path + ": " + std::strerror(map_errno),
+                  "is the address space limited (ulimit -v)? Or is the file on a file system without mmap?");
     f.map_ = map;
   } else {
     ::close(fd);

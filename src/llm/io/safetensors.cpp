@@ -53,7 +53,9 @@ std::string show(const json& v) { return detail::json_show(v); }
 }
 
 [[noreturn]] void fail_tensor(const std::string& source, const std::string& name, const std::string& what) {
-  throw Error(source + ": tensor " + in_quotes(name) + ": " + what);
+  throw Error(
+      source + ": tensor " + in_quotes(name) + ": " + what,
+      "the header is damaged or not from a safetensors writer; download or convert the checkpoint again");
 }
 
 // Parses JSON text; the names of object keys repeated at `depth` (1 = keys of
@@ -261,7 +263,10 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 
 TensorView SafetensorsFile::tensor(const std::string& name) const {
   const TensorInfo* info = header_.find(name);
-  if (!info) throw Error(path_ + ": no tensor " + in_quotes(name));
+  if (!info)
+    throw Error(
+        path_ + ": no tensor " + in_quotes(name),
+        "is the file complete, and from the same model as config.json (or the adapter's base model)?");
   TensorView v;
   v.info = info;
   v.data = file_.data() + header_.data_start + info->begin;
@@ -330,24 +335,26 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(MappedFile::system_error("cannot create", tmp));
+    if (!out) throw Error(MappedFile::system_error("cannot create", tmp), "is the directory writable?");
     out.write(header.data(), static_cast<std::streamsize>(header.size()));
     for (const auto& [name, t] : write_order(tensors)) {
       if (t->n_bytes) out.write(static_cast<const char*>(t->data), static_cast<std::streamsize>(t->n_bytes));
     }
     out.flush();
-    if (!out) throw Error(MappedFile::system_error("cannot write", tmp));
+    if (!out) throw Error(MappedFile::system_error("cannot write", tmp), "is the disk full?");
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
-  if (ec) throw Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+  if (ec)
+    throw Error("cannot rename " + tmp + " to " + path + ": " + ec.message(), "is the directory writable?");
 }
 
 // --- sharded index ----------------------------------------------------------
 
 ShardIndex read_shard_index(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(MappedFile::system_error("cannot open", path));
+  if (!in)
+    throw Error(MappedFile::system_error("cannot open", path), "does the file exist and is it readable?");
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string text = buffer.str();
@@ -384,9 +391,9 @@ void write_shard_index(const std::string& path, const std::map<std::string, std:
   j["metadata"] = {{"total_size", total_size}};
   j["weight_map"] = weight_map;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(MappedFile::system_error("cannot create", path));
+  if (!out) throw Error(MappedFile::system_error("cannot create", path), "is the directory writable?");
   out << j.dump(2) << "\n";
-  if (!out) throw Error(MappedFile::system_error("cannot write", path));
+  if (!out) throw Error(MappedFile::system_error("cannot write", path), "is the disk full?");
 }
 
 }  // namespace sensecf::llm

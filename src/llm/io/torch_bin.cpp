@@ -362,7 +362,9 @@ TorchBinFile TorchBinFile::open(const std::string& path) {
 
 const TorchTensorInfo& TorchBinFile::tensor(const std::string& name) const {
   const TorchTensorInfo* t = archive_.state.find(name);
-  if (!t) throw Error(path_ + ": no tensor " + in_quotes(name));
+  if (!t)
+    throw Error(path_ + ": no tensor " + in_quotes(name),
+                "is the file complete, and from the same model as config.json?");
   return *t;
 }
 
@@ -497,7 +499,7 @@ void write_torch_bin(const std::string& path, const std::map<std::string, Tensor
 
   const std::string tmp = path + ".tmp";
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(MappedFile::system_error("cannot create", tmp));
+  if (!out) throw Error(MappedFile::system_error("cannot create", tmp), "is the directory writable?");
   std::uint64_t offset = 0;
   std::string central;
   for (const auto& r : records) {
@@ -587,11 +589,12 @@ void write_torch_bin(const std::string& path, const std::map<std::string, Tensor
   put(tail, 0, 2);
   out.write(tail.data(), static_cast<std::streamsize>(tail.size()));
   out.flush();
-  if (!out) throw Error(MappedFile::system_error("cannot write", tmp));
+  if (!out) throw Error(MappedFile::system_error("cannot write", tmp), "is the disk full?");
   out.close();
   std::error_code ec;
   fs::rename(tmp, path, ec);
-  if (ec) throw Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+  if (ec)
+    throw Error("cannot rename " + tmp + " to " + path + ": " + ec.message(), "is the directory writable?");
 }
 
 }  // namespace sensecf::llm

@@ -86,7 +86,8 @@ torch::ScalarType any_torch_type(Dtype dtype, const std::string& where) {
     case Dtype::kBool:
       return torch::kBool;
     default:
-      throw Error(where + " has dtype " + dtype_name(dtype) + ", which LibTorch 1.13 cannot hold");
+      throw Error(where + " has dtype " + dtype_name(dtype) + ", which LibTorch 1.13 cannot hold",
+                  "use the model's float32, float16 or bfloat16 weights");
   }
 }
 
@@ -178,7 +179,9 @@ void save_weights_sharded(const std::string& dir, const WeightMap& weights, std:
                           const std::map<std::string, std::string>& metadata) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw Error("cannot create directory " + dir + ": " + ec.message());
+  if (ec)
+    throw Error("cannot create directory " + dir + ": " + ec.message(),
+                "is the parent directory writable? Or pass another --out");
   const Prepared p = prepare(weights);
   std::vector<std::map<std::string, TensorData>> shards(1);
   std::uint64_t current = 0, total = 0;

@@ -46,6 +46,28 @@ torch::ScalarType parse_dtype(const std::string& name, const torch::Device& devi
   throw UsageError("unknown dtype '" + name + "'", "use auto, float32, bfloat16 or float16");
 }
 
+// lm.device as a torch::Device this process can use: "cpu", "cuda" or "cuda:N"
+// with N below the number of visible GPUs.
+torch::Device parse_device(const std::string& name) {
+  check_device_name(name);
+  const torch::Device device(name);
+  if (!device.is_cuda()) return device;
+  if (!torch::cuda::is_available()) {
+    throw UsageError("lm.device = " + name + ", but " +
+                         (SENSECF_CUDA_GRAPHS ? std::string("no CUDA GPU is visible to this process")
+                                              : std::string("this build uses a LibTorch without CUDA (" TORCH_VERSION ")")),
+                     "use --device cpu, or run on a GPU node with a CUDA build (docs/gpu.md); "
+                     "check CUDA_VISIBLE_DEVICES and nvidia-smi");
+  }
+  const auto n = static_cast<int>(torch::cuda::device_count());
+  if (device.has_index() && device.index() >= n) {
+    throw UsageError(fmt::format("lm.device = {}, but this process sees {} GPU{} (cuda:0{})", name, n, n == 1 ? "" : "s",
+                                 n > 1 ? " to cuda:" + std::to_string(n - 1) : ""),
+                     "pick a visible GPU; CUDA_VISIBLE_DEVICES renumbers them from 0");
+  }
+  return device;
+}
+
 bool parse_attention(const std::string& name) {
   if (name == "auto") return kHaveSdpa;
   if (name == "eager") return false;
@@ -164,7 +186,7 @@ Decoder::Decoder(ModelConfig config, const WeightMap& weights, const ModelOption
 Decoder::~Decoder() = default;
 
 std::unique_ptr<Decoder> Decoder::load(const std::string& dir, const ModelOptions& options) {
-  const torch::Device device(options.device);
+  const torch::Device device = parse_device(options.device);
   const auto dtype = parse_dtype(options.dtype, device);
   parse_cuda_graph(options.cuda_graph, device);
   if (options.merge_adapter && options.adapter.empty())
@@ -184,7 +206,7 @@ std::unique_ptr<Decoder> Decoder::load(const std::string& dir, const ModelOption
 
 std::unique_ptr<Decoder> Decoder::random(const ModelConfig& config, const ModelOptions& options, std::uint64_t seed) {
   if (!options.adapter.empty()) throw UsageError("CausalLM::random takes no adapter");
-  const torch::Device device(options.device);
+  const torch::Device device = parse_device(options.device);
   const auto dtype = parse_dtype(options.dtype, device);
   config.validate("random model config");
   parse_cuda_graph(options.cuda_graph, device);
@@ -327,7 +349,27 @@ std::vector<std::pair<std::string, torch::Tensor>> Decoder::base_weights() const
 std::vector<float> Decoder::logits(const std::vector<int>& ids) const {
   torch::NoGradGuard no_grad;
   const auto out = forward(ids_tensor({ids}), torch::ones({1, static_cast<long>(ids.size())}, torch::kInt64));
+  check_finite_logits(out);
   return to_vector(out[0]);
+}
+
+void Decoder::check_finite_logits(const torch::Tensor& logits) const {
+  if (torch::isfinite(logits).all().item<bool>()) return;
+  // Name the first weight that is not finite: the usual cause.
+  std::vector<std::pair<std::string, torch::Tensor>> tensors = base_weights();
+  for (auto& named : lora_parameters()) tensors.push_back(std::move(named));
+  for (const auto& [name, t] : tensors) {
+    if (t.defined() && t.is_floating_point() && !torch::isfinite(t).all().item<bool>()) {
+      throw Error("the model computed NaN or infinite logits: weight '" + name + "' holds NaN or infinite values",
+                  "the checkpoint or adapter is damaged or came from a diverged run; restore it from a copy or "
+                  "use another checkpoint");
+    }
+  }
+  throw Error(fmt::format("the model computed NaN or infinite logits although every weight is finite (dtype {})",
+                          c10::toString(dtype_)),
+              dtype_ == torch::kFloat16 ? "float16 overflows easily: try --dtype bfloat16 or float32"
+                                        : "try --dtype float32; if that fails too, the checkpoint's values are "
+                                          "extreme");
 }
 
 std::vector<float> Decoder::logits_incremental(const std::vector<int>& ids) const {
@@ -360,6 +402,17 @@ KvCache Decoder::empty_cache(long batch, long reserve) const {
 torch::Tensor Decoder::ids_tensor(const std::vector<std::vector<int>>& rows) const {
   std::vector<std::int64_t> flat;
   for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
+  const auto vocab = static_cast<std::int64_t>(config_.vocab_size);
+  for (std::size_t i = 0; i < flat.size(); ++i) {
+    if (flat[i] < 0 || flat[i] >= vocab) {
+      const std::size_t width = rows.empty() ? 1 : std::max<std::size_t>(flat.size() / rows.size(), 1);
+      throw Error(fmt::format("token id {} (sequence {}, position {}) is outside the model's vocabulary: ids run "
+                              "from 0 to {} (config.json vocab_size {})",
+                              flat[i], i / width, i % width, vocab - 1, vocab),
+                  "were the ids made by another model's tokenizer? Give text instead, or ids from this model's "
+                  "tokenizer.json (`sensecf lm tokenize`)");
+    }
+  }
   return torch::tensor(flat, torch::kInt64).view({static_cast<long>(rows.size()), -1}).to(device_);
 }
 

@@ -329,6 +329,7 @@ std::vector<std::vector<int>> generate(const CausalLM& base, const std::vector<s
   auto logits = model->forward(model->ids_tensor(padded),
                                torch::tensor(mask, torch::kInt64).view({B, static_cast<long>(longest)}), cache,
                                /*last_only=*/true);
+  model->check_finite_logits(logits);  // one check per call: NaN weights would otherwise "generate" text
   std::vector<std::vector<int>> out(prompts.size());
   std::vector<bool> done(prompts.size(), false);
   std::vector<Rng> rngs;

@@ -16,8 +16,20 @@ namespace sensecf::llm {
 static_assert(std::is_same_v<std::uint64_t, unsigned long>,
               "GenerationOptions::seed is declared as an unsigned long option");
 
+void check_device_name(const std::string& name) {
+  bool ok = name == "cpu" || name == "cuda";
+  if (!ok && name.rfind("cuda:", 0) == 0 && name.size() > 5 && name.size() <= 8) {
+    ok = std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; });
+  }
+  if (!ok) {
+    throw UsageError("lm.device must be cpu, cuda or cuda:N (N a GPU number), found '" + name + "'",
+                     "e.g. --device cuda:0; under `sensecf sweep` each worker picks its GPU itself");
+  }
+}
+
 void declare_options(Options& o, ModelOptions& model) {
   o.add("lm.device", &model.device, "cpu or cuda:N", "device");
+  o.add_check([&model] { check_device_name(model.device); });
   o.add("lm.dtype", &model.dtype, "weights and activations", "dtype").choices({"auto", "float32", "bfloat16", "float16"});
   o.add("lm.attention", &model.attention, "auto (sdpa on LibTorch >= 2), eager, sdpa", "attention")
       .choices({"auto", "eager", "sdpa"});

@@ -636,8 +636,11 @@ void load_model(const Loader& L, const json& root, Tokenizer::Impl& im) {
     } else {
       L.fail(Loader::index("model.merges", rank), "expected \"left right\" or [\"left\", \"right\"], found " + m.dump());
     }
-    const int l = im.token_to_id.find(left), r = im.token_to_id.find(right), merged = im.token_to_id.find(left + right);
-    for (const auto& [part, id] : {std::pair<const std::string&, int>{left, l}, {right, r}, {left + right, merged}}) {
+    // A named string: a temporary `left + right` bound to the pair's reference
+    // would be gone before the error message below reads it.
+    const std::string joined = left + right;
+    const int l = im.token_to_id.find(left), r = im.token_to_id.find(right), merged = im.token_to_id.find(joined);
+    for (const auto& [part, id] : {std::pair<const std::string&, int>{left, l}, {right, r}, {joined, merged}}) {
       if (id < 0) {
         L.fail(Loader::index("model.merges", rank), "merge " + m.dump() + " refers to '" + part +
                                                          "', which is not in model.vocab");
@@ -787,6 +790,11 @@ void load_decoder(const Loader& L, const json& d, const std::string& path, Token
     s.content = L.string_field(d, path, "content");
     s.start = L.int_field(d, path, "start");
     s.stop = L.int_field(d, path, "stop");
+    // Hugging Face's Strip removes one character (a Rust char) up to start/stop times.
+    if (s.content.empty()) L.fail(path + ".content", "is empty; Strip removes one character, e.g. \" \"");
+    if (s.start < 0 || s.stop < 0) {
+      L.fail(path, "start and stop must be >= 0, found " + std::to_string(s.start) + " and " + std::to_string(s.stop));
+    }
   } else if (type == "Metaspace") {
     s.kind = DecoderStep::kMetaspace;
     s.pattern = L.string_field(d, path, "replacement");
@@ -842,6 +850,25 @@ void load_post_processor(const Loader& L, const json& p, const std::string& path
   }
 }
 
+// How many times longer a chain of Replace steps can make a text: each step
+// at most content/pattern times. Hugging Face files replace " " by "▁" (3x);
+// a chain that multiplies text a thousandfold is a broken or hostile file, and
+// would exhaust memory on the first long input.
+void check_growth(const Loader& L, const std::vector<std::pair<std::string, std::string>>& replaces,
+                  const std::string& path) {
+  constexpr double kMaxGrowth = 1024;
+  double growth = 1;
+  for (const auto& [pattern, content] : replaces) {
+    if (!pattern.empty() && content.size() > pattern.size())
+      growth *= static_cast<double>(content.size()) / static_cast<double>(pattern.size());
+  }
+  if (growth > kMaxGrowth) {
+    L.fail(path, "its Replace steps can make a text " + std::to_string(static_cast<long long>(std::min(growth, 1e18))) +
+                     " times longer (at most " + std::to_string(static_cast<int>(kMaxGrowth)) + " accepted)",
+           "is the file damaged? Real tokenizers replace one character by another");
+  }
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& origin) {
@@ -864,6 +891,14 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& or
   if (im->special.size() != im->id_to_token.size()) im->special.resize(im->id_to_token.size(), false);
   load_post_processor(L, root.contains("post_processor") ? root["post_processor"] : json(), "post_processor", *im);
   load_decoder(L, root.contains("decoder") ? root["decoder"] : json(), "decoder", *im);
+  std::vector<std::pair<std::string, std::string>> replaces;
+  for (const NormalizerStep& step : im->normalizer)
+    if (step.kind == NormalizerStep::kReplace) replaces.emplace_back(step.pattern, step.content);
+  check_growth(L, replaces, "normalizer");
+  replaces.clear();
+  for (const DecoderStep& step : im->decoder)
+    if (step.kind == DecoderStep::kReplace) replaces.emplace_back(step.pattern, step.content);
+  check_growth(L, replaces, "decoder");
   im->compute_token_bytes();
   im->model_kind = im->byte_level ? "byte-level BPE" : "BPE";
   if (!im->byte_level && im->model.options.byte_fallback) im->model_kind = "sentencepiece-style BPE (byte fallback)";

@@ -24,7 +24,9 @@ std::string string_field(const nlohmann::json& j, const char* key, const std::st
 
 TrainExample plain_example(const nlohmann::json& j, const Tokenizer& tokenizer, const std::string& where) {
   const std::string prompt = string_field(j, "prompt", where), completion = string_field(j, "completion", where);
-  if (completion.empty()) throw Error(where + ": \"completion\" is empty: there is nothing to learn");
+  if (completion.empty())
+    throw Error(where + ": \"completion\" is empty: there is nothing to learn",
+                "give the answer to learn in \"completion\", or drop the line");
   TrainExample e;
   e.where = where;
   if (const auto bos = tokenizer.bos_id()) e.ids.push_back(*bos);
@@ -41,16 +43,22 @@ TrainExample plain_example(const nlohmann::json& j, const Tokenizer& tokenizer, 
 TrainExample chat_example(const nlohmann::json& j, const Tokenizer& tokenizer, ChatTemplate which,
                           const std::string& where) {
   const auto& list = j.at("messages");
-  if (!list.is_array() || list.empty()) throw Error(where + ": \"messages\" must be a non-empty array");
+  if (!list.is_array() || list.empty())
+    throw Error(where + ": \"messages\" must be a non-empty array",
+                "e.g. {\"messages\": [{\"role\": \"user\", \"content\": ...}, {\"role\": \"assistant\", "
+                "\"content\": ...}]}");
   std::vector<ChatMessage> messages;
   for (std::size_t i = 0; i < list.size(); ++i) {
     const std::string at = fmt::format("{} message {}", where, i + 1);
-    if (!list[i].is_object()) throw Error(at + ": expected an object {\"role\": ..., \"content\": ...}");
+    if (!list[i].is_object())
+      throw Error(at + ": expected an object {\"role\": ..., \"content\": ...}",
+                  "each message is {\"role\": \"system\", \"user\" or \"assistant\", \"content\": \"...\"}");
     messages.push_back({string_field(list[i], "role", at), string_field(list[i], "content", at)});
   }
   if (messages.back().role != "assistant") {
-    throw Error(fmt::format("{}: the last message is from '{}', expected 'assistant' (the answer to learn)", where,
-                            messages.back().role));
+    throw Error(fmt::format("{}: the last message is from '{}', expected 'assistant' (the answer to learn)",
+                            where, messages.back().role),
+                "end each conversation with the assistant message the model should learn to write");
   }
   ChatOptions with_prompt, without_prompt;
   without_prompt.add_generation_prompt = false;
@@ -61,7 +69,9 @@ TrainExample chat_example(const nlohmann::json& j, const Tokenizer& tokenizer, C
     const std::vector<ChatMessage> before(messages.begin(), messages.end() - 1);
     const auto prompt = apply_chat_template(tokenizer, which, before, with_prompt);
     if (prompt.size() >= e.ids.size() || !std::equal(prompt.begin(), prompt.end(), e.ids.begin())) {
-      throw Error("the rendered conversation does not start with its rendered prompt");
+      throw Error("the rendered conversation does not start with its rendered prompt",
+                  "the chat template renders the earlier messages differently once the answer follows; write "
+                  "the example as {\"prompt\": ..., \"completion\": ...} instead");
     }
     e.prompt_len = prompt.size();
   } catch (const Error& error) {
@@ -87,7 +97,9 @@ TrainData read_train_jsonl(const std::string& path, const Tokenizer& tokenizer, 
     } catch (const nlohmann::json::exception& e) {
       throw Error(fmt::format("{}: not a JSON object: {}", where, e.what()), "one JSON object per line (JSONL)");
     }
-    if (!j.is_object()) throw Error(where + ": expected a JSON object, got " + std::string(j.type_name()));
+    if (!j.is_object())
+      throw Error(where + ": expected a JSON object, got " + std::string(j.type_name()),
+                  "each line is {\"prompt\": ..., \"completion\": ...} or {\"messages\": [...]}");
     TrainExample e;
     if (j.contains("messages")) {
       if (!chat) {
@@ -109,7 +121,9 @@ TrainData read_train_jsonl(const std::string& path, const Tokenizer& tokenizer, 
     }
     data.examples.push_back(std::move(e));
   }
-  if (data.examples.empty()) throw Error("'" + path + "' holds no examples");
+  if (data.examples.empty())
+    throw Error("'" + path + "' holds no examples",
+                "one JSON object per line: {\"prompt\": ..., \"completion\": ...} or {\"messages\": [...]}");
   return data;
 }
 

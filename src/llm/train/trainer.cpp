@@ -72,14 +72,30 @@ void declare_options(Options& options, FinetuneOptions& f) {
       .not_hashed();
   declare_options(options, f.model);
   options.add_check([&f] {
-    if (f.r <= 0) throw UsageError("finetune.r must be positive");
-    if (!(f.dropout >= 0 && f.dropout < 1)) throw UsageError("finetune.dropout must be in [0, 1)");
-    if (f.batch_size <= 0 || f.grad_accum <= 0) throw UsageError("finetune.batch_size and grad_accum must be positive");
-    if (f.epochs <= 0 && f.max_steps <= 0) throw UsageError("finetune.epochs or finetune.max_steps must be positive");
-    if (!(f.lr > 0)) throw UsageError("finetune.lr must be positive");
-    if (!(f.eval_fraction >= 0 && f.eval_fraction < 1)) throw UsageError("finetune.eval_fraction must be in [0, 1)");
-    if (!(f.warmup_ratio >= 0 && f.warmup_ratio < 1)) throw UsageError("finetune.warmup_ratio must be in [0, 1)");
-    if (f.max_length < 2) throw UsageError("finetune.max_length must be at least 2");
+    if (f.r <= 0)
+      throw UsageError(fmt::format("finetune.r must be positive, got {}", f.r), "e.g. --r 16 (the default)");
+    if (!(f.dropout >= 0 && f.dropout < 1))
+      throw UsageError(fmt::format("finetune.dropout must be in [0, 1), got {}", f.dropout),
+                       "e.g. --dropout 0.03 (the default), or 0 for none");
+    if (f.batch_size <= 0 || f.grad_accum <= 0)
+      throw UsageError(fmt::format("finetune.batch_size and grad_accum must be positive, got {} and {}",
+                                   f.batch_size, f.grad_accum),
+                       "e.g. --batch-size 4 --grad-accum 4 (the defaults)");
+    if (f.epochs <= 0 && f.max_steps <= 0)
+      throw UsageError("finetune.epochs or finetune.max_steps must be positive",
+                       "e.g. --epochs 2 (the default), or --max-steps N for a fixed number of steps");
+    if (!(f.lr > 0))
+      throw UsageError(fmt::format("finetune.lr must be positive, got {}", f.lr),
+                       "e.g. --lr 2e-4 (the default)");
+    if (!(f.eval_fraction >= 0 && f.eval_fraction < 1))
+      throw UsageError(fmt::format("finetune.eval_fraction must be in [0, 1), got {}", f.eval_fraction),
+                       "e.g. --eval-fraction 0.1 (the default), or 0 for no evaluation");
+    if (!(f.warmup_ratio >= 0 && f.warmup_ratio < 1))
+      throw UsageError(fmt::format("finetune.warmup_ratio must be in [0, 1), got {}", f.warmup_ratio),
+                       "e.g. --warmup-ratio 0.03, or 0 (the default) for no warmup");
+    if (f.max_length < 2)
+      throw UsageError(fmt::format("finetune.max_length must be at least 2, got {}", f.max_length),
+                       "e.g. --max-length 512 (the default)");
   });
 }
 
@@ -229,7 +245,7 @@ void write_curve(const std::string& path, const std::vector<TrainPoint>& curve) 
                        p.seconds);
   }
   out.close();
-  if (!out) throw Error("cannot write " + path);
+  if (!out) throw Error("cannot write " + path, "is the disk full?");
   fs::rename(path + ".tmp", path);
 }
 
@@ -281,7 +297,9 @@ class Run {
       throw Error("'" + o_.model_dir + "' has no tokenizer.json", "fine-tuning needs the model's tokenizer");
     const Tokenizer tokenizer = Tokenizer::load(tokenizer_path);
     ModelOptions mo = o_.model;
-    if (!mo.adapter.empty()) throw UsageError("finetune trains a new adapter: do not pass lm.adapter");
+    if (!mo.adapter.empty())
+      throw UsageError("finetune trains a new adapter: do not pass lm.adapter",
+                       "drop --adapter (lm.adapter); the new adapter is written to --out");
     model_ = Decoder::load(o_.model_dir, mo);
     model_->set_gradient_checkpointing(o_.gradient_checkpointing);
     scaler_ = LossScaler(model_->dtype() == torch::kFloat16);
@@ -298,7 +316,13 @@ class Run {
       Rng rng(derive_seed(o_.seed, "finetune/eval-split"));
       rng.shuffle(order);
       const auto n_eval = static_cast<std::size_t>(std::floor(o_.eval_fraction * static_cast<double>(order.size())));
-      if (n_eval >= order.size()) throw Error("no training example is left after holding out the evaluation split");
+      if (n_eval >= order.size())
+        throw Error(
+            fmt::format("no training example is left after holding out the evaluation split ({} of {} "
+                        "examples in {})",
+                        n_eval, order.size(), o_.data_path),
+            "lower --eval-fraction, pass the evaluation examples with --eval-data, or add examples to "
+            "--data");
       std::sort(order.begin(), order.begin() + static_cast<long>(n_eval));
       std::vector<bool> held(order.size(), false);
       for (std::size_t i = 0; i < n_eval; ++i) held[order[i]] = true;
@@ -392,7 +416,7 @@ class Run {
     {
       std::ofstream out(tmp + "/trainer_state.json");
       out << state.dump(1) << "\n";
-      if (!out) throw Error("cannot write " + tmp + "/trainer_state.json");
+      if (!out) throw Error("cannot write " + tmp + "/trainer_state.json", "is the disk full?");
     }
     fs::remove_all(old);
     if (fs::exists(dir)) fs::rename(dir, old);
@@ -588,7 +612,9 @@ FinetuneResult finetune(const FinetuneOptions& options, const std::function<bool
   if (options.out_dir.empty()) throw UsageError("no output directory given", "pass --out DIR");
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
-  if (ec) throw Error("cannot create '" + options.out_dir + "': " + ec.message());
+  if (ec)
+    throw Error("cannot create '" + options.out_dir + "': " + ec.message(),
+                "is the parent directory writable? Or pass another --out");
   SingleProcess single;
   Run run(options, stop_requested, comm ? *comm : single);
   return run.go();

@@ -137,7 +137,11 @@ class Decoder final : public CausalLM {
   // norm and the head); extends `cache`.
   at::Tensor hidden(const at::Tensor& ids, const at::Tensor& new_mask, KvCache& cache) const;
   KvCache empty_cache(long batch, long reserve = 0) const;
+  // Throws an Error naming the sequence and position of an id outside [0, vocab_size).
   at::Tensor ids_tensor(const std::vector<std::vector<int>>& rows) const;
+  // Throws an Error when `logits` holds NaN or inf, naming the first weight
+  // (base or adapter) that is not finite, else suggesting another dtype.
+  void check_finite_logits(const at::Tensor& logits) const;
 
   // The pieces of a forward pass, shared by forward() (any T) and the
   // CUDA-graph decode step (T = 1, DecodeGraph), so that both compute the same.

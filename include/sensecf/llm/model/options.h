@@ -44,6 +44,9 @@ struct ModelOptions {
 // lm.device, lm.dtype, lm.attention, lm.cuda_graph, lm.quant: how a model runs (also for
 // models made with random weights, which take no adapter).
 void declare_options(Options& options, ModelOptions& model);
+// Throws a UsageError unless `name` is "cpu", "cuda" or "cuda:N" (lm.device);
+// whether that GPU exists is checked when a model is placed on it.
+void check_device_name(const std::string& name);
 // lm.adapter, lm.merge_adapter (Decoder::load refuses merge_adapter without an
 // adapter).
 void declare_adapter_options(Options& options, ModelOptions& model);
