@@ -211,16 +211,22 @@ class SweepRunnerTest(unittest.TestCase):
         self.assertEqual(len(done), 200)
         self.assertEqual(len(set(done["key"])), 200)
 
-    def test_sigusr1_to_mpirun_is_forwarded_and_drains(self):
-        config = self.probe_config(n=200, ms=30)
-        results = os.path.join(self.dir, "r.h5")
+    def signal_mpirun(self, config, results, sig):
+        """Runs a 3-rank sweep and sends `sig` to mpirun itself after 20 journal lines;
+        returns (exit code, output)."""
         proc = subprocess.Popen(sweep_cmd(3, config, results), env=ENV, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         while journal_lines(results) < 20:
             time.sleep(0.02)
-        proc.send_signal(signal.SIGUSR1)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
-        self.assertEqual(proc.returncode, EXIT_INTERRUPTED, out)
+        return proc.returncode, out
+
+    def test_sigusr1_to_mpirun_is_forwarded_and_drains(self):
+        config = self.probe_config(n=200, ms=30)
+        results = os.path.join(self.dir, "r.h5")
+        rc, out = self.signal_mpirun(config, results, signal.SIGUSR1)
+        self.assertEqual(rc, EXIT_INTERRUPTED, out)
         self.assertIn("signal 10 received", out)
 
     def test_sigterm_to_mpirun_saves_everything_and_says_why_the_exit_code_is_1(self):
@@ -228,13 +234,8 @@ class SweepRunnerTest(unittest.TestCase):
         # ranks return; the ranks still drain and save, and rank 0 says so.
         config = self.probe_config(n=200, ms=30)
         results = os.path.join(self.dir, "r.h5")
-        proc = subprocess.Popen(sweep_cmd(3, config, results), env=ENV, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        while journal_lines(results) < 20:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-        self.assertEqual(proc.returncode, 1, out)
+        rc, out = self.signal_mpirun(config, results, signal.SIGTERM)
+        self.assertEqual(rc, 1, out)
         self.assertIn("signal 15 received", out)
         self.assertIn("if that signal went to mpirun, mpirun exits 1, not 75", out)
         rc, log = run(3, config, results)
