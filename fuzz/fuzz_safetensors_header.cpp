@@ -5,14 +5,12 @@
 // other exception, crash, leak or sanitizer report is a bug. For a header that
 // parses, the invariants the mmap reader relies on are re-checked here.
 //
-//   cmake -S fuzz -B build/fuzz -DCMAKE_CXX_COMPILER=clang++-14 && cmake --build build/fuzz
-//   build/fuzz/fuzz_safetensors_header -dict=fuzz/safetensors.dict -max_total_time=60 \
-//       build/fuzz/corpus fuzz/corpus/safetensors_header
+//   fuzz/campaign.sh safetensors_header 600     # a campaign: see fuzz/CMakeLists.txt
 #include <cstdint>
 #include <cstdlib>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/safetensors.h"
+#include "sensecf/llm/io/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {

@@ -9,15 +9,13 @@
 // deeply nested pickles are part of the corpus: values live in an arena, so
 // neither recursion nor reference cycles exist to exploit.
 //
-//   cmake -S fuzz -B build/fuzz -DCMAKE_CXX_COMPILER=clang++-14 && cmake --build build/fuzz
-//   build/fuzz/fuzz_torch_bin -dict=fuzz/torch_bin.dict -max_total_time=60 \
-//       build/fuzz/corpus_torch_bin fuzz/corpus/torch_bin
+//   fuzz/campaign.sh torch_bin 600     # a campaign: see fuzz/CMakeLists.txt
 #include <cstdint>
 #include <cstdlib>
 #include <set>
 
 #include "sensecf/core/error.h"
-#include "sensecf/llm/torch_bin.h"
+#include "sensecf/llm/io/torch_bin.h"
 
 namespace {
 

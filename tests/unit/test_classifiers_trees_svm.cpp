@@ -176,7 +176,7 @@ TEST(XgBoost, ADamagedModelFileIsAnErrorWithoutABacktrace) {
     std::ifstream in(model);
     text.assign(std::istreambuf_iterator<char>(in), {});
   }
-  for (const std::string damaged : {text.substr(0, text.size() / 2), std::string()}) {
+  for (const std::string& damaged : {text.substr(0, text.size() / 2), std::string()}) {
     std::ofstream(model, std::ios::trunc) << damaged;
     try {
       make(small_options("xgb"))->load(dir.path.string(), schema);
