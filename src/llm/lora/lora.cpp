@@ -104,17 +104,19 @@ LoraAdapter load_lora_adapter(const std::string& dir, const ModelConfig& model, 
                 "is the adapter for this model" + base_model + ", and are its two files from the same save?");
   }
   for (const auto& m : adapter.modules) {
-    for (const char which : {'A', 'B'}) {
+    // The stored tensor of m's A or B, which must be finite.
+    auto finite_tensor = [&](char which) {
       const auto& stored = matched.stored.at(lora_tensor_name(m.name, which));
-      if (!torch::isfinite(tensors.at(stored)).all().item<bool>()) {
+      const torch::Tensor& t = tensors.at(stored);
+      if (!torch::isfinite(t).all().item<bool>()) {
         throw Error(file + ": tensor '" + stored + "' holds NaN or infinite values; the adapter would turn every "
                         "output into NaN",
                     "the fine-tuning run that wrote it diverged: retrain with a lower learning rate, or use an "
                     "earlier checkpoint");
       }
-    }
-    adapter.weights[m.name] = {tensors.at(matched.stored.at(lora_tensor_name(m.name, 'A'))),
-                               tensors.at(matched.stored.at(lora_tensor_name(m.name, 'B')))};
+      return t;
+    };
+    adapter.weights[m.name] = {finite_tensor('A'), finite_tensor('B')};
   }
   return adapter;
 }
