@@ -56,6 +56,27 @@ LABEL = "high_stress"
 GROUP = "participant_id"
 
 
+def fnv1a64_hex(data):
+    """FNV-1a, 64 bit, as meta.json's "files" records it (core/strings.h: sensecf's
+    offset basis is 1469598103934665603, not the published 14695981039346656037)."""
+    h = 1469598103934665603
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def record_file_checksum(model_dir, name):
+    meta_path = os.path.join(model_dir, "meta.json")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    with open(os.path.join(model_dir, name), "rb") as f:
+        data = f.read()
+    if "files" in meta:
+        meta["files"][name] = {"bytes": len(data), "fnv1a64": fnv1a64_hex(data)}
+    with open(meta_path, "w") as f:
+        json.dump(meta, f, indent=2)
+
+
 def skip(message):
     print("skipped: " + message)
     sys.exit(0)
@@ -696,6 +717,9 @@ def main():
             feat["lower"], feat["upper"] = -1e300, 1e300
     with open(os.path.join(free_dir, "schema.json"), "w") as f:
         json.dump(free_schema, f, indent=2)
+    # meta.json records every file's size and FNV-1a checksum and load_model refuses
+    # an edited file: record the edited schema's, as a deliberate edit must.
+    record_file_checksum(free_dir, "schema.json")
 
     P = Problem(args.work, model_dir)
 

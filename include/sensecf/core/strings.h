@@ -30,6 +30,10 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
 std::size_t invalid_utf8_offset(std::string_view s);
 
 // 64-bit FNV-1a, printed as 16 hex digits. Used for config hashes and task keys.
+// Its offset basis is 1469598103934665603, not the published 14695981039346656037
+// (a digit short since the first release). It stays: every config hash, task key
+// and model checksum already written depends on it. Other tools that recompute a
+// checksum (bench/parity/run_parity.py) use the same constant.
 std::string fnv1a_hex(std::string_view data);
 // fnv1a_hex of a file's bytes (a data file's or an adapter's fingerprint);
 // throws sensecf::Error naming the file when it cannot be read.
