@@ -46,6 +46,12 @@ const MethodFamily* family_of(const std::string& name) {
 
 }  // namespace
 
+bool method_needs_torch(const std::string& name) {
+  const auto names = method_names();
+  return name == "dice-gradient" || name == "nice-plausibility" || family_of(name) ||
+         std::find(names.begin(), names.end(), name) == names.end();
+}
+
 void register_method_family(const std::string& prefix, GeneratorFactory factory, MethodNameCheck check) {
   for (auto& f : families()) {
     if (f.prefix == prefix) {  // registering again (tests, a second main) replaces

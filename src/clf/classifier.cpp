@@ -159,6 +159,16 @@ void verify_files(const nlohmann::json& files, const std::string& dir) {
 }
 }  // namespace
 
+bool kind_needs_torch(const std::string& kind) { return kind != "xgb" && kind != "rf" && kind != "svm"; }
+
+std::string saved_kind(const std::string& dir) {
+  std::ifstream in(dir + "/meta.json");
+  if (!in) return "";
+  const auto meta = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!meta.is_object() || !meta.contains("kind") || !meta.at("kind").is_string()) return "";
+  return meta.at("kind").get<std::string>();
+}
+
 TrainedModel load_model(const std::string& dir) {
   auto read_json = [&](const std::string& name) {
     const std::string path = dir + "/" + name;

@@ -69,7 +69,10 @@ int cmd_explain(const std::vector<std::string>& args) {
   options.add("explain.out", &out, "CSV file for the counterfactuals", "out");
   options.add("explain.json", &json, "print the metrics as JSON", "json").not_hashed();
   declare_common_options(options, log);
-  if (!parse_and_start(options, log, args)) return 0;
+  if (!parse_and_start(options, log, args, [&] {
+        return cf::method_needs_torch(cf_options.method) || clf::kind_needs_torch(clf::saved_kind(model_dir));
+      }))
+    return 0;
 
   cf_options.llm.adapter = lm.adapter;
   cf_options.llm.device = lm.device;
@@ -120,7 +123,8 @@ int cmd_evaluate_cf(const std::vector<std::string>& args) {
   options.add("evaluate.cfs", &cfs_path, "CSV written by `sensecf explain`", "cfs");
   options.add("evaluate.json", &json, "print the metrics as JSON", "json").not_hashed();
   declare_common_options(options, log);
-  if (!parse_and_start(options, log, args)) return 0;
+  if (!parse_and_start(options, log, args, [&] { return clf::kind_needs_torch(clf::saved_kind(model_dir)); }))
+    return 0;
 
   const clf::ModelAndData md = clf::load_model_and_data(model_dir, options, data_options);
   const cf::CfsCsv file = cf::read_cfs_csv(cfs_path, md.data.schema, md.data.group);

@@ -110,7 +110,10 @@ int cmd_train_clf(const std::vector<std::string>& args) {
       if (!(r >= 0 && r < 1)) throw UsageError(fmt::format("train.reduce values must be in [0, 1), got {}", r));
   });
   declare_common_options(options, log);
-  if (!parse_and_start(options, log, args)) return 0;
+  // --reduce trains all four kinds, nn among them.
+  if (!parse_and_start(options, log, args,
+                       [&] { return clf::kind_needs_torch(clf_options.model) || !t.reduce.empty(); }))
+    return 0;
 
   data::Dataset d = data::load_dataset(data_options, "train-clf");
   const auto split = data::patient_split(d, data_options.test_fraction, clf_options.seed);

@@ -23,6 +23,8 @@ std::unique_ptr<Communicator> job_communicator() {
   }
   return std::make_unique<SingleProcess>();
 }
+void hand_over_command(const std::string& /*name*/, char** /*argv*/) {}
+void hand_over_if(const std::function<bool()>& /*needs_torch*/) {}
 int error_rank() { return 0; }
 int end_after_error(int exit_code, bool /*every_rank*/) { return exit_code; }
 

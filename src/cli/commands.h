@@ -1,8 +1,11 @@
-// The sub-commands of the single `sensecf` binary. Each parses its own options
-// (`sensecf <cmd> --help`), runs, and returns the process exit code. Errors are
-// thrown as sensecf::Error / UsageError and reported by main().
+// The sub-commands of `sensecf`. Each parses its own options (`sensecf <cmd>
+// --help`), runs, and returns the process exit code. Errors are thrown as
+// sensecf::Error / UsageError and reported by main(). The same sources build
+// sensecf-full (every command) and the front-end `sensecf`, which runs only
+// what needs no LibTorch and hands the rest to sensecf-full (docs/binaries.md).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,9 +27,15 @@ struct Command {
 };
 inline constexpr const char* kLmSummary =
     "LLM tools: tokenize, init-tiny, init-adapter, finetune, convert, logits, generate, bench (`sensecf lm --help`)";
+using CommandFunction = int (*)(const std::vector<std::string>&);
+// Every command with its line in `sensecf --help`, `run` taken from `runs`
+// (nullptr where `runs` has none: the front-end's commands of sensecf-full).
+// sensecf-full and the front-end print the same list.
+std::map<std::string, Command> command_table(const std::map<std::string, CommandFunction>& runs);
 
 // The build's command set (command_set.cpp: all of them, under MPI;
-// command_set_llm.cpp: `lm` alone, no MPI) and its error handling.
+// command_set_llm.cpp: `lm` alone, no MPI; front/command_set_front.cpp: the
+// front-end) and its error handling.
 const std::map<std::string, Command>& commands();
 // Adds run-time library versions (MPI's) to version_string().
 void register_runtime_versions();
@@ -42,10 +51,22 @@ std::unique_ptr<Communicator> job_communicator();
 // After an error: ends MPI cleanly (every_rank) or aborts the job; returns exit_code.
 int end_after_error(int exit_code, bool every_rank);
 
+// The front-end hands an invocation that needs LibTorch to sensecf-full, by
+// execv with the same argv, before it has logged or written anything: a whole
+// command (lm, sweep, info) in hand_over_command, called by main() before the
+// command runs, and a case that depends on options (an nn classifier, a
+// LibTorch CF method) in hand_over_if, called by parse_and_start after parsing.
+// Both do nothing in the other builds, which run everything themselves.
+void hand_over_command(const std::string& name, char** argv);
+void hand_over_if(const std::function<bool()>& needs_torch);
+
 // Options every command has: [log] level, all_ranks.
 void declare_common_options(Options& options, LogOptions& log);
-// Parses args; returns false if --help was printed. Installs logging.
-bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::string>& args);
+// Parses args; returns false if --help was printed. Then, in the front-end,
+// hands the invocation to sensecf-full when needs_torch() says so (see
+// hand_over_if; an empty function: never). Installs logging.
+bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::string>& args,
+                     const std::function<bool()>& needs_torch = {});
 // --device, --dtype, --attention of the `lm` commands (cmd_lm.cpp).
 void declare_model_options(Options& options, llm::ModelOptions& model);
 

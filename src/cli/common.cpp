@@ -3,12 +3,36 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <utility>
 
 #include "commands.h"
 #include "sensecf/core/strings.h"
 
 namespace sensecf::cli {
+
+std::map<std::string, Command> command_table(const std::map<std::string, CommandFunction>& runs) {
+  static const std::pair<const char*, const char*> kSummaries[] = {
+      {"synth", "write a synthetic AI-READI-like cohort (12 features per 2-h window) as CSV"},
+      {"ingest", "an AI-READI release (CGM, Garmin sleep/stress/steps) -> the feature table, one row per 2-h window"},
+      {"train-clf", "train a classifier (nn|xgb|rf|svm) on a CSV, save it, print test metrics"},
+      {"score", "compute ACC/PRE/REC/F1/AUC of a predictions CSV (columns y_true, score)"},
+      {"info", "print versions, MPI ranks and GPU binding of this build"},
+      {"explain", "counterfactuals (NICE, DiCE, CFNOW, an LLM) for test rows of a trained classifier, as CSV"},
+      {"lm", kLmSummary},
+      {"status", "where a sweep stands (done, running on which rank, failed, pending; ETA), while it runs"},
+      {"export", "one table of a results file (metrics, tasks, counterfactuals) as CSV or JSON"},
+      {"report", "Tables III/IV and Figs. 1, 6, 7, 8 (markdown, CSV, LaTeX, PNG/SVG) from a results file"},
+      {"sweep", "run or resume a sweep (the paper's study or a variation) under MPI into an HDF5 file"},
+      {"evaluate-cf", "CF metrics (validity, distance, sparsity, plausibility, ...) of a CF CSV"},
+  };
+  std::map<std::string, Command> table;
+  for (const auto& [name, summary] : kSummaries) {
+    const auto run = runs.find(name);
+    table[name] = Command{run == runs.end() ? nullptr : run->second, summary};
+  }
+  return table;
+}
 
 void declare_common_options(Options& options, LogOptions& log) {
   options.add("log.level", &log.level, "log level on stderr (-v: debug, -q: warn)").choices({"trace", "debug", "info", "warn", "error", "off"}).not_hashed();
@@ -28,8 +52,10 @@ std::pair<int, int> launcher_rank_and_size() {
   return {0, 1};
 }
 
-bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::string>& args) {
+bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::string>& args,
+                     const std::function<bool()>& needs_torch) {
   if (!options.parse(args)) return false;
+  if (needs_torch) hand_over_if(needs_torch);
   const auto [rank, size] = launcher_rank_and_size();
   init_logging(log, rank, size);
   // One line at info (what differs from the defaults, and where it came

@@ -1,8 +1,9 @@
 // sensecf: entry point. Dispatches to a sub-command and turns exceptions into
 // messages and exit codes (0 ok, 1 runtime error, 2 usage error). The command
 // table and what an error does to MPI come from the build's command set:
-// command_set.cpp (every command, MPI) or command_set_llm.cpp (the LLM-only
-// build of the GPU kit: `lm` alone, no MPI).
+// command_set.cpp (sensecf-full: every command, MPI), front/command_set_front.cpp
+// (the front-end `sensecf`: no LibTorch, hands the rest to sensecf-full) or
+// command_set_llm.cpp (the LLM-only build of the GPU kit: `lm` alone, no MPI).
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   }
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {
+    sensecf::cli::hand_over_command(name, argv);  // the front-end: sensecf-full runs lm, sweep, info
     return it->second.run(args);
   } catch (const sensecf::UsageError& e) {
     print_error(name, e.what(), e.hint());

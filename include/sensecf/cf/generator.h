@@ -108,6 +108,10 @@ void declare_options(Options& options, CfOptions& cf);
 // "dice-genetic", "dice-kdtree", "dice-gradient", "cfnow-greedy", "cfnow-random",
 // "cfnow-random-sequential".
 std::vector<std::string> method_names();
+// Whether a method needs LibTorch: dice-gradient (the NN's gradients),
+// nice-plausibility (the autoencoder), every family method (the LLMs) and any
+// name not in method_names(). The front-end `sensecf` hands these to sensecf-full.
+bool method_needs_torch(const std::string& name);
 
 // The black box f as CF methods see it: P(y = 1) on a batch. Counts calls and
 // rows (thread-safe) so a method's cost can be reported.

@@ -91,6 +91,14 @@ void save_model(const Classifier& model, const data::Schema& schema, nlohmann::j
 // checked for models saved before checksums), and bad schemas or weights.
 TrainedModel load_model(const std::string& dir);
 
+// Whether a classifier kind needs LibTorch: every kind but xgb, rf and svm
+// (nn, and names this build does not know).
+bool kind_needs_torch(const std::string& kind);
+// The "kind" in `dir`/meta.json without loading or checking anything else; ""
+// when the file is missing or unreadable, not JSON or has no string "kind".
+// The front-end `sensecf` uses it to decide which binary runs a command.
+std::string saved_kind(const std::string& dir);
+
 // 0/1 predictions: 1 where P(y=1) > 0.5.
 std::vector<int> predict(const Classifier& clf, const data::Matrix& x);
 
