@@ -3,7 +3,8 @@
 
 Runs NICEx 0.2.3, dice-ml 0.12 and cfnow 0.0.6 (checked out by the user, found
 through $SENSECF_PARITY_REFS, see bench/parity/README.md) and `sensecf explain`
-on the same synthetic cohort, the same trained NN (re-built here in numpy from
+on the same data (the synthetic cohort, or --dataset diabetes: scikit-learn's
+diabetes data in raw units), the same trained NN (re-built here in numpy from
 the model's nn.json) and the same query rows, then prints
 
   (a) a parity table: the CF metrics of docs/cf-metrics.md, computed by ONE
@@ -52,8 +53,19 @@ REFERENCE_NAME = {"nice": "NICEx 0.2.3", "dice": "dice-ml 0.12", "cfnow": "cfnow
 # no immutables and unbounded continuous ranges (same network, same encoder).
 FREE_FAMILIES = ("nice", "cfnow")
 MODEL_TOL = 1e-5
-LABEL = "high_stress"
 GROUP = "participant_id"
+# The data sets (--dataset): the label column and the `sensecf train-clf` data
+# options. "synth" is `sensecf synth --seed S` (its defaults name the columns);
+# "diabetes" is scikit-learn's diabetes data in raw units (ships with scikit-learn,
+# no download): continuous immutable age, categorical sex (1/2), eight continuous
+# measurements with 1, 2 or 4 decimals; label = target above its median; every
+# row its own participant.
+DATASETS = {
+    "synth": {"label": "high_stress", "train_options": []},
+    "diabetes": {"label": "progression_high",
+                 "train_options": ["--label", "progression_high", "--categorical", "sex", "--immutable", "age",
+                                   "--data.units", ""]},
+}
 
 
 def fnv1a64_hex(data):
@@ -115,7 +127,14 @@ def parse_args():
     ap.add_argument("--n", default="", help="per-method overrides of --queries, e.g. dice-genetic=10,cfnow-random=10")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
     ap.add_argument("--out", required=True, help="output directory (parity.json, parity.md, work/)")
+    ap.add_argument("--dataset", choices=sorted(DATASETS), default="synth",
+                    help="synth: `sensecf synth --seed S` (default); diabetes: scikit-learn's diabetes data "
+                         "in raw units (age immutable, sex categorical)")
     ap.add_argument("--seed", type=int, default=7, help="`sensecf synth` seed (default 7)")
+    ap.add_argument("--clf-seed", type=int, default=None,
+                    help="`sensecf train-clf --seed` (split, initialisation; default: train-clf's own)")
+    ap.add_argument("--per-query", action="store_true",
+                    help="print every compared query (identical, or the features that differ) under the tables")
     ap.add_argument("--query-timeout", type=float, default=300.0,
                     help="seconds one reference query may take before it is abandoned (default 300)")
     ap.add_argument("--budget", type=float, default=600.0,
@@ -197,10 +216,29 @@ def must(result, what):
 # Data and model
 
 
+def write_diabetes_csv(path, label):
+    """scikit-learn's diabetes data in raw units as a sensecf CSV: participant_id (row
+    number), the ten features as in the raw file (integral columns without decimals,
+    the others as Python prints the float: 32.1, 4.0, 4.8598), and `label` = target
+    above its median."""
+    import numpy as np
+    from sklearn.datasets import load_diabetes
+    bunch = load_diabetes(scaled=False)
+    x, y = bunch.data, bunch.target
+    names = list(bunch.feature_names)
+    integral = [bool(np.all(x[:, j] == np.round(x[:, j]))) for j in range(x.shape[1])]
+    high = (y > np.median(y)).astype(int)
+    with open(path, "w") as f:
+        f.write(",".join([GROUP] + names + [label]) + "\n")
+        for i in range(x.shape[0]):
+            cells = [str(int(v)) if integral[j] else repr(float(v)) for j, v in enumerate(x[i])]
+            f.write(",".join([str(i + 1)] + cells + [str(high[i])]) + "\n")
+
+
 class Problem:
     """Schema, data (category codes), train/test rows and the NN as a numpy function."""
 
-    def __init__(self, work, model_dir):
+    def __init__(self, work, model_dir, label):
         import numpy as np
         import pandas as pd
         self.np, self.pd = np, pd
@@ -256,7 +294,8 @@ class Problem:
             else:
                 x[:, j] = df[name].astype(np.float64).to_numpy()
         self.x = x
-        self.y = df[LABEL].astype(int).to_numpy()
+        self.label = label
+        self.y = df[label].astype(int).to_numpy()
         self.group = df[GROUP].astype(str).to_numpy()
         # Training bounds = schema bounds (learned from the training rows).
         self.lo = np.array([f.get("lower", 0.0) for f in self.features], dtype=np.float64)
@@ -303,7 +342,7 @@ class Problem:
     # -- rows of the data file as the references see them
     def frame(self, rows, with_label=False):
         """DataFrame of raw values (category text) for DiCE."""
-        cols = self.names + ([LABEL] if with_label else [])
+        cols = self.names + ([self.label] if with_label else [])
         return self.df.iloc[list(rows)][cols].reset_index(drop=True)
 
     def codes_from_text_row(self, values):
@@ -521,7 +560,8 @@ def make_theirs(P, method, train_rows, log):
     if fam == "dice":
         import dice_ml
         train_df = P.frame(train_rows, with_label=True)
-        data = dice_ml.Data(dataframe=train_df, continuous_features=[P.names[j] for j in P.cont], outcome_name=LABEL)
+        data = dice_ml.Data(dataframe=train_df, continuous_features=[P.names[j] for j in P.cont],
+                             outcome_name=P.label)
         model = dice_ml.Model(model=DiceModel(P), backend="sklearn", model_type="classifier")
         exp = dice_ml.Dice(data, model, method=variant)
 
@@ -655,19 +695,19 @@ def same_cf(a, b):
     return all(x == y for x, y in zip(a[0], b[0]))
 
 
+def describe_query(P, row, o, t):
+    """One compared query: 'identical', or which side has no CF, or the features that differ."""
+    if same_cf(o, t):
+        return f"row {row}: identical"
+    if not o or not t:
+        return f"row {row}: ours {'no CF' if not o else 'a CF'}, theirs {'no CF' if not t else 'a CF'}"
+    diffs = [f"{P.names[j]} {o[0][j]:.10g} vs {t[0][j]:.10g}" for j in range(P.d) if o[0][j] != t[0][j]]
+    return f"row {row}: " + ", ".join(diffs)
+
+
 def first_difference(P, rows, ours, theirs, limit=5):
-    out = []
-    for row, o, t in zip(rows, ours, theirs):
-        if same_cf(o, t):
-            continue
-        if not o or not t:
-            out.append(f"row {row}: ours {'no CF' if not o else 'a CF'}, theirs {'no CF' if not t else 'a CF'}")
-        else:
-            diffs = [f"{P.names[j]} {o[0][j]:.10g} vs {t[0][j]:.10g}" for j in range(P.d) if o[0][j] != t[0][j]]
-            out.append(f"row {row}: " + ", ".join(diffs))
-        if len(out) >= limit:
-            break
-    return out
+    out = [describe_query(P, row, o, t) for row, o, t in zip(rows, ours, theirs) if not same_cf(o, t)]
+    return out[:limit]
 
 
 def median(values):
@@ -698,10 +738,17 @@ def main():
     commands = []
 
     # 1. data and model
-    log("== data and model")
-    for cmd in (["synth", "--out", csv_path, "--seed", args.seed],
-                ["train-clf", "--data", csv_path, "--model", "nn", "--out", model_dir]):
-        commands.append(" ".join([args.sensecf] + [str(c) for c in cmd]))
+    log(f"== data ({args.dataset}) and model")
+    dataset = DATASETS[args.dataset]
+    steps = [["train-clf", "--data", csv_path, "--model", "nn", "--out", model_dir] + dataset["train_options"]
+             + ([] if args.clf_seed is None else ["--seed", args.clf_seed])]
+    if args.dataset == "synth":
+        steps.insert(0, ["synth", "--out", csv_path, "--seed", args.seed])
+    else:
+        write_diabetes_csv(csv_path, dataset["label"])
+        commands.append(f"(the {args.dataset} CSV written by run_parity.py: {csv_path})")
+    for cmd in steps:
+        commands.append(" ".join([args.sensecf] + [repr(c) if c == "" else str(c) for c in cmd]))
         must(run_sensecf(args.sensecf, cmd, 600), "sensecf " + cmd[0])
     # The like-for-like copy for NICE/CFNOW: same network, schema without immutables
     # and with unbounded continuous ranges (all codes allowed).
@@ -721,7 +768,7 @@ def main():
     # an edited file: record the edited schema's, as a deliberate edit must.
     record_file_checksum(free_dir, "schema.json")
 
-    P = Problem(args.work, model_dir)
+    P = Problem(args.work, model_dir, dataset["label"])
 
     # 2. train/test rows: the test rows are those `sensecf explain --queries test` lists;
     #    training rows = every row of a participant not among them (scenario "full").
@@ -758,7 +805,8 @@ def main():
              f"(tolerance {MODEL_TOL}), {target_mismatch} target mismatches; nothing was compared")
 
     # 3. methods
-    report = {"references": {k: dict(v, name=REFERENCE_NAME[k]) for k, v in found.items()}, "refs_dir": refs,
+    report = {"dataset": args.dataset, "references": {k: dict(v, name=REFERENCE_NAME[k]) for k, v in found.items()},
+              "refs_dir": refs,
               "sensecf": args.sensecf, "model_check": model_check, "commands": commands, "methods": {},
               "python": sys.version.split()[0], "numpy": np.__version__}
     for method in args.methods:
@@ -806,6 +854,7 @@ def main():
                 t_cfs = [q["cfs"][:1] for q in theirs["results"]]
                 entry["identical"] = sum(same_cf(a, b) for a, b in zip(o_cfs, t_cfs))
                 entry["first_differences"] = first_difference(P, rows[:k], o_cfs, t_cfs)
+                entry["per_query"] = [describe_query(P, r, a, b) for r, a, b in zip(rows[:k], o_cfs, t_cfs)]
         report["methods"][method] = entry
         with open(os.path.join(args.out, "parity.json"), "w") as f:
             json.dump(report, f, indent=1, default=str)
@@ -876,16 +925,27 @@ def main():
         if "metrics" not in o or e["n_compared"] != e["n_requested"]:
             continue
         for key in ("coverage", "validity", "distance", "sparsity", "plausibility"):
-            a, b = o["metrics"].get(key), rep.get(key)
+            # This harness's validity is over the returned CFs: sensecf's validity_returned
+            # (its `validity` counts a query without CF as invalid, docs/cf-metrics.md).
+            their_key = "validity_returned" if key == "validity" and "validity_returned" in rep else key
+            a, b = o["metrics"].get(key), rep.get(their_key)
             if isinstance(a, float) and isinstance(b, (int, float)) and not math.isnan(a):
                 worst = max(worst, abs(a - b))
                 checked += 1
     report["metric_cross_check"] = {"values": checked, "max_abs_diff": worst}
     header += (f" Metric cross-check: this harness's metrics vs sensecf's own JSON on the default runs: "
                f"max |diff| = {worst:.1e} over {checked} values.")
-    text = ("# sensecf vs the original Python baselines\n\n" + header + "\n\n## (a) Parity\n\n" + parity_md
+    per_query = ""
+    if args.per_query:
+        for method in args.methods:
+            lines = report["methods"][method].get("per_query")
+            if lines:
+                per_query += (f"\n### {method}: every compared query (sensecf vs reference)\n\n"
+                              + "\n".join("* " + line for line in lines) + "\n")
+    text = (f"# sensecf vs the original Python baselines ({args.dataset} data)\n\n" + header
+            + "\n\n## (a) Parity\n\n" + parity_md
             + "\n\n" + "\n".join("* " + n for n in notes) + ("\n" if notes else "")
-            + "\n## (b) Speed\n\n" + speed_md + "\n")
+            + "\n## (b) Speed\n\n" + speed_md + "\n" + per_query)
     report["parity_table"] = parity_md
     report["speed_table"] = speed_md
     with open(os.path.join(args.out, "parity.json"), "w") as f:

@@ -8,6 +8,9 @@
 //     of the search right after setting it); we restore the closest valid value.
 //   - precision: dice-ml crashes on a mode printed in scientific notation
 //     ('1e-05'.split('.')); we count its decimals instead.
+// Mirrored on purpose, because they decide the last digit of a CF: dice-ml's
+// float columns are float32 (the query always, the kd-tree's CF rows too; see
+// stored_row), and its rounding is numpy's (ties to even, round_to).
 #include "dice_common.h"
 
 #include <spdlog/fmt/fmt.h>
@@ -26,7 +29,8 @@ namespace sensecf::cf::dice {
 double round_to(double v, int decimals) {
   if (!std::isfinite(v)) return v;
   const double scale = std::pow(10.0, decimals);
-  const double r = std::round(v * scale) / scale;
+  // nearbyint in the default rounding mode is numpy's rint: ties to even.
+  const double r = std::nearbyint(v * scale) / scale;
   return std::isfinite(r) ? r : v;
 }
 
@@ -75,6 +79,12 @@ double quantile(std::vector<double> v, double q) {
   return v[lo] + frac * (v[hi] - v[lo]);
 }
 
+std::vector<double> DiceData::stored_row(const std::vector<double>& x) const {
+  std::vector<double> out(x.size());
+  for (std::size_t j = 0; j < x.size(); ++j) out[j] = stored(j, x[j]);
+  return out;
+}
+
 bool DiceData::in_range(std::size_t j, double v) const {
   if (is_categorical[j]) {
     const int code = static_cast<int>(v);
@@ -105,6 +115,7 @@ DiceData build_dice_data(const Context& context, const DiceOptions& options, con
   data.upper.assign(d, 0.0);
   data.allowed.assign(d, {});
   data.precision.assign(d, 0);
+  data.is_float32.assign(d, false);
   data.train_min.assign(d, 0.0);
   data.train_max.assign(d, 0.0);
   data.mad.assign(d, 1.0);
@@ -133,6 +144,8 @@ DiceData build_dice_data(const Context& context, const DiceOptions& options, con
     data.lower[j] = feature.lower;
     data.upper[j] = feature.upper;
     data.precision[j] = decimal_precision(column);
+    data.is_float32[j] =
+        !std::all_of(column.begin(), column.end(), [](double v) { return v == std::floor(v); });
     const double med = median(column);
     std::vector<double> deviation(column.size());
     for (std::size_t r = 0; r < column.size(); ++r) deviation[r] = std::abs(column[r] - med);
@@ -232,16 +245,17 @@ void binary_search(const DiceData& data, const BlackBox& f, const std::vector<do
 void posthoc_sparsity(const DiceData& data, const BlackBox& f, const std::vector<double>& x, int target,
                       std::vector<std::vector<double>>& cfs, const Deadline& deadline, int limit_steps) {
   if (!(data.posthoc_param > 0)) return;
+  const std::vector<double> xs = data.stored_row(x);  // the query as dice-ml holds it
   for (auto& cf : cfs) {
     if (deadline.passed()) return;
     const bool row_valid = is_valid(f.predict_proba(cf), target);  // dice-ml's current_pred of the row
     for (std::size_t j : data.posthoc_order) {
-      const double diff = x[j] - cf[j];
+      const double diff = xs[j] - cf[j];
       if (diff == 0.0 || !(std::abs(diff) <= data.posthoc_q[j])) continue;  // diff == 0: nothing to move
       if (data.posthoc_algorithm == "binary") {
-        binary_search(data, f, x, target, cf, j, deadline, limit_steps);
+        binary_search(data, f, xs, target, cf, j, deadline, limit_steps);
       } else {
-        linear_search(data, f, x, target, cf, j, row_valid, deadline, limit_steps);
+        linear_search(data, f, xs, target, cf, j, row_valid, deadline, limit_steps);
       }
     }
   }
@@ -249,9 +263,15 @@ void posthoc_sparsity(const DiceData& data, const BlackBox& f, const std::vector
 
 void round_continuous(const DiceData& data, const std::vector<double>& x, std::vector<double>& cf) {
   // Only changed values: rounding an untouched query value (8.33 at precision 1)
-  // would report a change the method never made.
-  for (std::size_t j : data.continuous)
-    if (cf[j] != x[j]) cf[j] = round_to(cf[j], data.precision[j]);
+  // would report a change the method never made. A CF value equal to the stored
+  // (float32) query value is that query value.
+  for (std::size_t j : data.continuous) {
+    if (cf[j] == x[j] || cf[j] == data.stored(j, x[j])) {
+      cf[j] = x[j];
+    } else {
+      cf[j] = round_to(cf[j], data.precision[j]);
+    }
+  }
 }
 
 QueryResult finish(const DiceData& data, const Context& context, const std::vector<double>& x, int target,

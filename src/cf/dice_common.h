@@ -38,9 +38,14 @@ class Deadline {
   std::chrono::steady_clock::time_point end_;
 };
 
-// round(v, decimals) as Python/numpy do for display precision (half away from
-// zero on the scaled value; decimals >= 0).
+// numpy's round(v, decimals) (np.around, what pandas' Series.round and so
+// dice-ml's round_to_precision call): rint(v * 10^decimals) / 10^decimals, ties to
+// even on the scaled binary value: round_to(3.85, 1) == 3.8 (3.85 * 10 is 38.5
+// in float64), round_to(4.25, 1) == 4.2. decimals >= 0.
 double round_to(double v, int decimals);
+// v as a float32 column holds it, back in double: dice-ml stores every float
+// column as float32 (public_data_interface.py, _set_feature_dtypes).
+inline double as_float32(double v) { return static_cast<double>(static_cast<float>(v)); }
 // Number of decimals of Python's str() of a float32 (DiCE stores float columns
 // as float32): 45.3 -> 1, 3.0 -> 1, 1e-05 -> 5.
 int float32_decimals(double v);
@@ -63,6 +68,9 @@ struct DiceData {
   std::vector<double> lower, upper;          // [d] permitted range (continuous; schema bounds)
   std::vector<std::vector<int>> allowed;     // [d] permitted codes (categorical; schema `allowed`)
   std::vector<int> precision;                // [d] decimals (continuous), 0 for categorical
+  // [d] dice-ml holds the column as float32: continuous with a non-integral value
+  // (pandas reads it as float; an integral column is int32 and exact).
+  std::vector<bool> is_float32;
   std::vector<double> train_min, train_max;  // [d] min / max over the training rows
   std::vector<double> mad;                   // [d] valid MAD of the raw column (<= 0 -> 1); 1 for categorical
   // Post-hoc sparsity: q_f = min(quantile_param(|U_f - median(U_f)|), mad_f),
@@ -73,6 +81,10 @@ struct DiceData {
   std::vector<std::size_t> posthoc_order;
 
   bool in_range(std::size_t j, double v) const;  // permitted range / allowed codes of feature j
+  // v as dice-ml's DataFrame holds feature j: as_float32(v) for a float32 column, else v.
+  double stored(std::size_t j, double v) const { return is_float32[j] ? as_float32(v) : v; }
+  // A data row (query or training row) as dice-ml holds it: `stored` per feature.
+  std::vector<double> stored_row(const std::vector<double>& x) const;
 };
 
 // Builds DiceData; throws sensecf::Error naming `method` when the context lacks
@@ -82,15 +94,22 @@ DiceData build_dice_data(const Context& context, const DiceOptions& options, con
 // dice-ml's do_posthoc_sparsity_enhancement on `cfs` (each valid for `target`):
 // for every CF and every continuous feature f in posthoc_order with
 // |x_f - cf_f| <= q_f, move cf_f towards x_f (linear: steps of 10^-prec while
-// valid, at most limit_steps; binary: x_f if valid, else a binary search).
-// One black-box call per step, as in dice-ml. Stops early when `deadline` passes.
+// valid and |x_f - cf_f| > 1e-3, at most limit_steps; binary: x_f if valid, else
+// a binary search). x is taken as dice-ml holds the query (stored_row: float32
+// columns, dice-ml's prepare_query_instance), so the linear search stops where
+// dice-ml's does; the steps themselves add in float64, as in dice-ml (its first
+// `+=` turns the column into float64). A CF moved all the way gets the stored
+// query value (round_continuous turns it back into x_f). One black-box call per
+// step, as in dice-ml. Stops early when `deadline` passes.
 void posthoc_sparsity(const DiceData& data, const BlackBox& f, const std::vector<double>& x, int target,
                       std::vector<std::vector<double>>& cfs, const Deadline& deadline,
                       int limit_steps = 10000);
 
-// Rounds the changed continuous features of `cf` to their precision (dice-ml's
-// round_to_precision; dice-ml also rounds untouched query values, which then
-// count as changes: deliberately not done here).
+// Rounds the changed continuous features of `cf` to their precision with
+// numpy's rounding (dice-ml's round_to_precision). A value equal to x_f or to
+// its stored (float32) form is unchanged and set to x_f exactly: dice-ml also
+// rounds untouched query values, which then count as changes; deliberately
+// not done here.
 void round_continuous(const DiceData& data, const std::vector<double>& x, std::vector<double>& cf);
 
 // The last step of every DiCE method: projects each CF onto the constraints

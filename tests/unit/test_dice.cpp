@@ -9,11 +9,14 @@
 // mutation reaches values above the lower bound (dice-ml's uniform(lo, lo) bug)
 // and a target no row reaches ends the bounded random init instead of looping;
 // gradient refuses a non-NN model with a clear error; a mutable categorical
-// stays inside its permitted codes. The shared helpers (precision from the
-// modes, numpy quantile/median) are checked against values numpy/pandas give.
+// stays inside its permitted codes; a kdtree CF matches dice-ml's to the last
+// digit (float32 columns, numpy rounding; values from dice-ml itself). The
+// shared helpers (precision from the modes, numpy quantile/median/round) are
+// checked against values numpy/pandas give.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "../../src/cf/dice_common.h"  // internal helpers, tested directly below
@@ -373,6 +376,80 @@ TEST(DiceGenetic, UnreachableTargetEndsWithANote) {
   ASSERT_EQ(results.size(), 1u);
   EXPECT_TRUE(results[0].cfs.empty());
   EXPECT_NE(results[0].note.find("initial population"), std::string::npos) << results[0].note;
+}
+
+// p1 = 0.9 where t (feature 1) >= 3.5, else 0.1.
+class StepOnT final : public clf::Classifier {
+ public:
+  std::string kind() const override { return "step"; }
+  void fit(const data::Schema&, const data::Matrix&, const std::vector<int>&) override {}
+  std::vector<double> predict_proba(const data::Matrix& x) const override {
+    std::vector<double> p(x.n_rows);
+    for (std::size_t r = 0; r < x.n_rows; ++r) p[r] = x.at(r, 1) >= 3.5 ? 0.9 : 0.1;
+    return p;
+  }
+  void save(const std::string&) const override {}
+  void load(const std::string&, const data::Schema&) override {}
+};
+
+// dice-ml holds float columns as float32 and rounds with numpy (half to even on
+// the scaled binary value); the kdtree CF must come out as dice-ml's. Rows,
+// query and model are those of bench/parity/dice_kdtree_golden.py, whose run of
+// dice-ml 0.12 (kdtree, defaults, total_CFs=1, features_to_vary=[a, t]) gave the
+// expected CF (4.5099, 3.8, 50), precisions (4, 1, 0). The training row picked
+// is (4.4773, 3.85, 50):
+//   - a: post-hoc sparsity steps 1e-4 from float32(4.4773) towards
+//     float32(4.5109) while |diff| > 1e-3; the float32 ends stop it at 4.5099,
+//     float64 ends take one more step (4.51);
+//   - t: 3.85 at precision 1 is 3.8 (float32 3.8499999 rounds down; float64
+//     3.85 * 10 is exactly 38.5, which half away from zero takes to 3.9).
+TEST(DiceKdTree, RoundsLikeDiceMl) {
+  data::Schema schema;
+  data::Feature a = test::feature("a"), t = test::feature("t"), c = test::feature("c");
+  c.immutable = true;
+  const std::vector<std::array<double, 3>> rows = {
+      {4.4773, 3.85, 50}, {4.2, 3.6, 60},  {4.9, 4.0, 40},  {4.3, 2.0, 50}, {4.6, 2.5, 45},  {4.25, 3.0, 55},
+      {4.65, 2.0, 52},    {4.7, 2.2, 48},  {4.35, 2.0, 51}, {4.75, 2.8, 53}, {4.4, 1.5, 47}, {4.8, 3.2, 49}};
+  data::Matrix train_x(rows.size(), 3);
+  std::vector<int> train_y;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    for (std::size_t j = 0; j < 3; ++j) train_x.at(r, j) = rows[r][j];
+    train_y.push_back(rows[r][1] >= 3.5 ? 1 : 0);
+  }
+  a.lower = 4.2, a.upper = 4.9;  // the training ranges (dice-ml's permitted range)
+  t.lower = 1.5, t.upper = 4.0;
+  c.lower = 40, c.upper = 60;
+  schema.features = {a, t, c};
+  const StepOnT model;
+  const BlackBox f(model);
+  Context context{&f, &schema, &train_x, &train_y};
+  CfOptions o = dice_options("dice-kdtree");
+  o.n_cfs = 1;
+  data::Matrix query(1, 3);
+  query.at(0, 0) = 4.5109;
+  query.at(0, 1) = 2.0;
+  query.at(0, 2) = 50;
+  auto generator = make_dice_kdtree(o);
+  generator->prepare(context);
+  const auto results = explain_all(*generator, context, query, {1}, o);
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_EQ(results[0].cfs.size(), 1u) << results[0].note;
+  const std::vector<double>& cf = results[0].cfs[0].x;
+  EXPECT_EQ(cf[0], 4.5099);  // the double nearest 4.5099, as numpy's round gives it
+  EXPECT_EQ(cf[1], 3.8);
+  EXPECT_EQ(cf[2], 50.0);
+}
+
+// numpy's round(v, d): rint(v * 10^d) / 10^d, ties to even on the scaled value
+// (np.round(2.5) == 2.0, np.round(4.25, 1) == 4.2, np.round(-0.125, 2) == -0.12).
+TEST(DiceCommon, RoundsLikeNumpy) {
+  EXPECT_EQ(dice::round_to(2.5, 0), 2.0);
+  EXPECT_EQ(dice::round_to(3.5, 0), 4.0);
+  EXPECT_EQ(dice::round_to(4.25, 1), 4.2);
+  EXPECT_EQ(dice::round_to(-0.125, 2), -0.12);
+  EXPECT_EQ(dice::round_to(3.85, 1), 3.8);  // 3.85 * 10 == 38.5 in float64
+  EXPECT_EQ(dice::round_to(static_cast<float>(2.65), 1), 2.7);  // float32 2.6500001
+  EXPECT_EQ(dice::round_to(2.65, 1), 2.6);                      // float64 2.6499999...
 }
 
 }  // namespace
