@@ -9,8 +9,8 @@
 //            until f(c) is the target class (at most d steps, one batched
 //            predict_proba per step).
 //
-// HEOM here is NICEx's: sum over numeric |a - b| / scale (numpy's pairwise
-// summation order) + number of differing categorical codes; no square root.
+// HEOM here is NICEx's (cf/heom.h); the NUN search does not compute it to
+// every candidate but finds the same row, first on ties (NearestRow).
 //
 // Deliberate differences from NICEx, all about sensecf's constraints (NICEx
 // knows no immutable features or permitted ranges):
@@ -45,35 +45,13 @@
 #include <cmath>
 
 #include "sensecf/cf/autoencoder.h"
+#include "sensecf/cf/heom.h"
 #include "sensecf/core/error.h"
 
 namespace sensecf::cf {
 namespace {
 
-constexpr double kEps = 1e-11;  // NICEx's eps: scale floor and proximity denominator
-
-// np.sum of a contiguous double array: numpy's pairwise summation (sequential
-// below 8 values, 8 accumulators up to 128, halves above).
-double numpy_sum(const double* a, std::size_t n) {
-  if (n < 8) {
-    double res = 0.0;
-    for (std::size_t i = 0; i < n; ++i) res += a[i];
-    return res;
-  }
-  if (n <= 128) {
-    double r[8];
-    for (int k = 0; k < 8; ++k) r[k] = a[k];
-    std::size_t i = 8;
-    for (; i < n - (n % 8); i += 8)
-      for (int k = 0; k < 8; ++k) r[k] += a[i + k];
-    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < n; ++i) res += a[i];
-    return res;
-  }
-  std::size_t n2 = n / 2;
-  n2 -= n2 % 8;
-  return numpy_sum(a, n2) + numpy_sum(a + n2, n - n2);
-}
+constexpr double kEps = 1e-11;  // NICEx's eps: the proximity reward's denominator
 
 // np.argmax: first maximum; a NaN wins at its first position.
 std::size_t numpy_argmax(const std::vector<double>& v) {
@@ -113,44 +91,16 @@ class NiceGenerator final : public Generator {
                   "pass the training labels in Context::train_y, or set cf.nice_justified = false");
     }
 
-    numeric_.clear();
-    categorical_.clear();
     mutable_.clear();
     for (std::size_t j = 0; j < d_; ++j) {
-      (schema.features[j].is_categorical() ? categorical_ : numeric_).push_back(j);
       if (!schema.features[j].immutable) mutable_.push_back(j);
     }
-
-    // Numeric scales over all training rows: max - min, or population std.
-    scale_.assign(numeric_.size(), 1.0);
-    for (std::size_t k = 0; k < numeric_.size(); ++k) {
-      const std::size_t j = numeric_[k];
-      double s = 0.0;
-      if (options_.nice.normalization == "minmax") {
-        double lo = train.at(0, j), hi = train.at(0, j);
-        for (std::size_t r = 1; r < train.n_rows; ++r) {
-          lo = std::min(lo, train.at(r, j));
-          hi = std::max(hi, train.at(r, j));
-        }
-        s = hi - lo;
-      } else if (options_.nice.normalization == "std") {
-        double mean = 0.0;
-        for (std::size_t r = 0; r < train.n_rows; ++r) mean += train.at(r, j);
-        mean /= static_cast<double>(train.n_rows);
-        double ss = 0.0;
-        for (std::size_t r = 0; r < train.n_rows; ++r) ss += (train.at(r, j) - mean) * (train.at(r, j) - mean);
-        s = std::sqrt(ss / static_cast<double>(train.n_rows));
-      } else {
-        throw UsageError("nice: unknown cf.nice_normalization '" + options_.nice.normalization + "'",
-                         "use minmax or std");
-      }
-      scale_[k] = s < kEps ? kEps : s;
-    }
+    heom_ = Heom(schema, train, options_.nice.normalization);
 
     // Candidates: correctly classified rows (justified) whose mutable values are
     // permitted, split by predicted class; training order is kept.
     const std::vector<double> p1 = context.f->predict_proba(train);
-    for (auto& pool : pool_) pool.clear();
+    std::vector<std::size_t> pool[2];
     std::size_t n_unjustified = 0, n_out_of_bounds = 0;
     for (std::size_t r = 0; r < train.n_rows; ++r) {
       const int cls = predicted_class(p1[r]);
@@ -162,8 +112,9 @@ class NiceGenerator final : public Generator {
         ++n_out_of_bounds;
         continue;
       }
-      pool_[cls].push_back(r);
+      pool[cls].push_back(r);
     }
+    for (int cls = 0; cls < 2; ++cls) nun_[cls] = NearestRow(heom_, train, std::move(pool[cls]));
 
     if (reward_ == "plausibility") {
       AutoencoderOptions ae;
@@ -173,7 +124,7 @@ class NiceGenerator final : public Generator {
     }
     spdlog::info("{}: {} training rows, candidates {} of class 0 and {} of class 1 ({} misclassified left out{}, "
                  "{} outside the schema's bounds left out), HEOM scaling {}",
-                 name(), train.n_rows, pool_[0].size(), pool_[1].size(), n_unjustified,
+                 name(), train.n_rows, nun_[0].size(), nun_[1].size(), n_unjustified,
                  options_.nice.justified ? "" : " (not justified: none)", n_out_of_bounds,
                  options_.nice.normalization);
   }
@@ -187,27 +138,18 @@ class NiceGenerator final : public Generator {
     result.target = target;
     if (options_.n_cfs > 1) result.note = fmt::format("NICE returns one counterfactual per query ({} asked)", options_.n_cfs);
 
-    const std::vector<std::size_t>& pool = pool_[target];
-    if (pool.empty()) {
+    const NearestRow& candidates = nun_[target];
+    if (candidates.empty()) {
       add_note(result, fmt::format("no candidate training row is predicted as class {} (NICE's pool is empty)", target));
       return result;
     }
-    const data::Matrix& train = *context_.train_x;
-    std::size_t nun_row = pool[0];
-    double best = heom(x.data(), train.row(pool[0]));
-    for (std::size_t i = 1; i < pool.size(); ++i) {
-      const double dist = heom(x.data(), train.row(pool[i]));
-      if (dist < best) {
-        best = dist;
-        nun_row = pool[i];
-      }
-    }
-    const double* nun = train.row(nun_row);
+    const std::size_t nun_row = candidates.nearest(x.data());
+    const double* nun = context_.train_x->row(nun_row);
 
     if (reward_ == "none") {
       std::vector<double> cf = x;
       for (std::size_t j : mutable_) cf[j] = nun[j];
-      if (cf != std::vector<double>(nun, nun + d_) && predicted_class(context_.f->predict_proba(cf)) != target) {
+      if (!std::equal(cf.begin(), cf.end(), nun) && predicted_class(context_.f->predict_proba(cf)) != target) {
         add_note(result, no_cf_note(nun_row, target));
         return result;
       }
@@ -222,8 +164,11 @@ class NiceGenerator final : public Generator {
       if (!value_permitted(schema.features[j], c[j])) c[j] = nun[j];
     }
     double p_c = context_.f->predict_proba(c);
-    double heom_c = reward_ == "proximity" ? heom(x.data(), c.data()) : 0.0;
+    double heom_c = reward_ == "proximity" ? heom_(x.data(), c.data()) : 0.0;
+    // Buffers of the steps, sized for the first (the largest).
     std::vector<std::size_t> diff;
+    data::Matrix prune(mutable_.size(), d_);
+    std::vector<double> score, heom_prune;
     for (std::size_t step = 0;; ++step) {
       diff.clear();
       for (std::size_t j : mutable_) {
@@ -235,20 +180,21 @@ class NiceGenerator final : public Generator {
         return result;
       }
       // X_prune: [|D|, d], row r = c with feature diff[r] copied from the NUN.
-      data::Matrix prune(diff.size(), d_);
+      prune.n_rows = diff.size();
+      prune.values.resize(diff.size() * d_);
       for (std::size_t r = 0; r < diff.size(); ++r) {
         std::copy(c.begin(), c.end(), prune.row(r));
         prune.at(r, diff[r]) = nun[diff[r]];
       }
       const std::vector<double> p_prune = context_.f->predict_proba(prune);
-      std::vector<double> score(diff.size());
-      std::vector<double> heom_prune;
+      score.resize(diff.size());
+      heom_prune.clear();
       if (reward_ == "sparsity") {
         for (std::size_t r = 0; r < diff.size(); ++r) score[r] = p_target(p_prune[r], target) - p_target(p_c, target);
       } else if (reward_ == "proximity") {
         heom_prune.resize(diff.size());
         for (std::size_t r = 0; r < diff.size(); ++r) {
-          heom_prune[r] = heom(x.data(), prune.row(r));
+          heom_prune[r] = heom_(x.data(), prune.row(r));
           score[r] = (p_target(p_prune[r], target) - p_target(p_c, target)) / (heom_prune[r] - heom_c + kEps);
         }
       } else {  // plausibility: [p_t(X_prune) - p_t(c)] * [AE(c) - AE(X_prune)]
@@ -276,21 +222,6 @@ class NiceGenerator final : public Generator {
   }
 
  private:
-  // NICEx's HEOM between rows a and b: [d] each.
-  double heom(const double* a, const double* b) const {
-    double terms[128];
-    std::vector<double> many;
-    double* t = terms;
-    if (numeric_.size() > 128) {
-      many.resize(numeric_.size());
-      t = many.data();
-    }
-    for (std::size_t k = 0; k < numeric_.size(); ++k) t[k] = std::abs(b[numeric_[k]] - a[numeric_[k]]) / scale_[k];
-    double n_diff = 0.0;
-    for (std::size_t j : categorical_) n_diff += b[j] != a[j] ? 1.0 : 0.0;
-    return numpy_sum(t, numeric_.size()) + n_diff;
-  }
-
   static bool value_permitted(const data::Feature& f, double v) {
     if (f.is_categorical()) {
       const int code = static_cast<int>(v);
@@ -320,11 +251,9 @@ class NiceGenerator final : public Generator {
   CfOptions options_;
   std::string reward_;
   std::size_t d_ = 0;
-  std::vector<std::size_t> numeric_;      // feature indices, schema order
-  std::vector<std::size_t> categorical_;
   std::vector<std::size_t> mutable_;
-  std::vector<double> scale_;             // [numeric_.size()]
-  std::vector<std::size_t> pool_[2];      // candidate training rows by predicted class
+  Heom heom_;
+  NearestRow nun_[2];                     // candidate training rows by predicted class
   std::unique_ptr<Autoencoder> autoencoder_;
 };
 

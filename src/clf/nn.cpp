@@ -10,7 +10,11 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <cstring>
 #include <algorithm>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -18,6 +22,7 @@
 #include "sensecf/clf/preprocess.h"
 #include "sensecf/core/error.h"
 #include "sensecf/core/random.h"
+#include "sensecf/core/simd.h"
 
 namespace sensecf::clf {
 namespace {
@@ -41,6 +46,134 @@ torch::Tensor to_tensor(const data::Matrix& m) {
   for (std::size_t r = 0; r < m.n_rows; ++r)
     for (std::size_t c = 0; c < m.n_cols; ++c) acc[static_cast<long>(r)][static_cast<long>(c)] = static_cast<float>(m.at(r, c));
   return t;
+}
+
+// out[o] = b[o] + wt[i0][o] a[i0] + wt[i1][o] a[i1] + ..., over the inputs i
+// with a[i] != 0 in increasing order (one-hot and ReLU zeros are left out), for
+// one Linear layer; wt: [n_in, n_out] row-major. The non-zero inputs are listed
+// first without a branch (ReLU zeros fall at random, a branch per input would
+// be mispredicted half the time); the outputs then go in chunks held in
+// registers across the whole input list (AVX-512, AVX2 or SSE2: core/simd.h),
+// no FMA. Each
+// output's sum is the same sequence of roundings as one output alone, so the
+// result depends neither on the chunking nor on the vector width.
+
+// One output at a time: the same sums.
+inline void dense_outputs(const double* a, const std::uint32_t* nonzero, std::size_t n_nonzero, const double* wt,
+                          const double* b, std::size_t n_out, double* out, std::size_t o) {
+  for (; o < n_out; ++o) {
+    double acc = b[o];
+    for (std::size_t t = 0; t < n_nonzero; ++t) acc += wt[nonzero[t] * n_out + o] * a[nonzero[t]];
+    out[o] = acc;
+  }
+}
+
+// The non-zero inputs' indices, in order, listed without a branch.
+inline std::size_t list_nonzero(const double* a, std::size_t n_in, std::uint32_t* nonzero) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < n_in; ++i) {
+    nonzero[n] = static_cast<std::uint32_t>(i);
+    n += a[i] != 0.0 ? 1 : 0;  // NaN counts as non-zero, as in a plain "skip zeros" loop
+  }
+  return n;
+}
+
+#if defined(__GNUC__)
+// Element-wise arithmetic on 4 or 8 doubles (GCC/Clang vector extension): the
+// compiler keeps a chunk's sums in registers and never vectorises across the
+// input list instead (which it does for plain loops here, with gathers).
+typedef double Double4 __attribute__((vector_size(32)));
+typedef double Double8 __attribute__((vector_size(64)));
+
+// Outputs [o, ...) in chunks of kVectors vectors of Vec; returns the first output not done.
+template <class Vec, std::size_t kVectors>
+__attribute__((always_inline)) inline std::size_t dense_chunks(const double* a, const std::uint32_t* nonzero,
+                                                                std::size_t n_nonzero, const double* wt,
+                                                                const double* b, std::size_t n_out, double* out,
+                                                                std::size_t o) {
+  constexpr std::size_t kLanes = sizeof(Vec) / sizeof(double);
+  constexpr std::size_t kChunk = kLanes * kVectors;
+  for (; o + kChunk <= n_out; o += kChunk) {
+    Vec acc[kVectors];
+    std::memcpy(acc, b + o, sizeof acc);
+    for (std::size_t t = 0; t < n_nonzero; ++t) {
+      const std::uint32_t i = nonzero[t];
+      const double ai = a[i];
+      const double* w = wt + i * n_out + o;
+      for (std::size_t v = 0; v < kVectors; ++v) {
+        Vec wv;
+        std::memcpy(&wv, w + kLanes * v, sizeof wv);
+        acc[v] += wv * ai;
+      }
+    }
+    std::memcpy(out + o, acc, sizeof acc);
+  }
+  return o;
+}
+#endif
+
+// nonzero: room for n_in indices. Chunks of 32 outputs, then 4, then single ones.
+__attribute__((always_inline)) inline void dense_layer_4(const double* a, std::size_t n_in, const double* wt,
+                                                         const double* b, std::size_t n_out, double* out,
+                                                         std::uint32_t* nonzero) {
+  const std::size_t n = list_nonzero(a, n_in, nonzero);
+  std::size_t o = 0;
+#if defined(__GNUC__)
+  o = dense_chunks<Double4, 8>(a, nonzero, n, wt, b, n_out, out, o);
+  o = dense_chunks<Double4, 1>(a, nonzero, n, wt, b, n_out, out, o);
+#endif
+  dense_outputs(a, nonzero, n, wt, b, n_out, out, o);
+}
+
+void dense_layer_baseline(const double* a, std::size_t n_in, const double* wt, const double* b, std::size_t n_out,
+                          double* out, std::uint32_t* nonzero) {
+  dense_layer_4(a, n_in, wt, b, n_out, out, nonzero);
+}
+
+#if SENSECF_HAVE_SIMD_VARIANTS
+SENSECF_TARGET_AVX2 void dense_layer_avx2(const double* a, std::size_t n_in, const double* wt, const double* b,
+                                          std::size_t n_out, double* out, std::uint32_t* nonzero) {
+  dense_layer_4(a, n_in, wt, b, n_out, out, nonzero);
+}
+
+// AVX-512: chunks of 64 outputs (8 registers of 8), then 32, then 8, then single
+// ones; the non-zero inputs are listed 8 at a time with a compress-store.
+SENSECF_TARGET_AVX512 void dense_layer_avx512(const double* a, std::size_t n_in, const double* wt,
+                                              const double* b, std::size_t n_out, double* out,
+                                              std::uint32_t* nonzero) {
+  std::size_t n = 0, i = 0;
+  const __m256i step = _mm256_set1_epi32(8);
+  __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (; i + 8 <= n_in; i += 8) {
+    // != 0, true for NaN (unordered), as a[i] != 0.0 is.
+    const __mmask8 keep = _mm512_cmp_pd_mask(_mm512_loadu_pd(a + i), _mm512_setzero_pd(), _CMP_NEQ_UQ);
+    _mm256_mask_compressstoreu_epi32(nonzero + n, keep, index);
+    n += static_cast<std::size_t>(__builtin_popcount(keep));
+    index = _mm256_add_epi32(index, step);
+  }
+  for (; i < n_in; ++i) {
+    nonzero[n] = static_cast<std::uint32_t>(i);
+    n += a[i] != 0.0 ? 1 : 0;
+  }
+  std::size_t o = dense_chunks<Double8, 8>(a, nonzero, n, wt, b, n_out, out, 0);
+  o = dense_chunks<Double8, 4>(a, nonzero, n, wt, b, n_out, out, o);
+  o = dense_chunks<Double8, 1>(a, nonzero, n, wt, b, n_out, out, o);
+  dense_outputs(a, nonzero, n, wt, b, n_out, out, o);
+}
+#endif
+
+// out[o] = b[o] + wt[i0][o] a[i0] + wt[i1][o] a[i1] + ... (see above) at the
+// SIMD level in force (core/simd.h); every level gives the same bits.
+void dense_layer(const double* a, std::size_t n_in, const double* wt, const double* b, std::size_t n_out,
+                 double* out, std::uint32_t* nonzero) {
+#if SENSECF_HAVE_SIMD_VARIANTS
+  switch (simd_level()) {
+    case SimdLevel::kAvx512: return dense_layer_avx512(a, n_in, wt, b, n_out, out, nonzero);
+    case SimdLevel::kAvx2: return dense_layer_avx2(a, n_in, wt, b, n_out, out, nonzero);
+    case SimdLevel::kBaseline: break;
+  }
+#endif
+  dense_layer_baseline(a, n_in, wt, b, n_out, out, nonzero);
 }
 
 class NnClassifier final : public Classifier {
@@ -138,8 +271,9 @@ class NnClassifier final : public Classifier {
 
   std::vector<double> predict_proba(const data::Matrix& x) const override {
     if (!net_) throw Error("nn: predict_proba called before fit/load");
+    // Small batches: the float64 loop (a wrong x falls through to transform's error).
+    if (x.n_rows <= kSmallBatch && encoder_.fitted() && x.n_cols == encoder_.n_features()) return forward_small(x);
     const data::Matrix in = encoder_.transform(x);  // [B, n_inputs]
-    if (in.n_rows <= kSmallBatch) return forward_small(in);
     torch::NoGradGuard no_grad;
     torch::nn::Sequential net = net_;  // forward() is non-const; the handle copy shares the module
     const torch::Tensor p = torch::sigmoid(net->forward(to_tensor(in)).squeeze(1)).contiguous();
@@ -239,25 +373,25 @@ class NnClassifier final : public Classifier {
   }
 
   // h = relu(W h + b) per hidden layer, then p = sigmoid(W h + b); in: [B, n_inputs].
-  // Each output sums b + w_0 a_0 + w_1 a_1 + ... in input order; the loop runs
-  // over outputs innermost (vectorisable) and skips zero inputs (one-hot and
-  // ReLU zeros), which leaves every sum unchanged.
-  std::vector<double> forward_small(const data::Matrix& in) const {
-    std::vector<double> out(in.n_rows), a, next;
-    for (std::size_t r = 0; r < in.n_rows; ++r) {
-      a.assign(in.row(r), in.row(r) + in.n_cols);
+  // Each output sums b + w_0 a_0 + w_1 a_1 + ... in input order (dense_layer).
+  // x: [B, d] raw rows, encoded one at a time into a per-thread buffer.
+  std::vector<double> forward_small(const data::Matrix& x) const {
+    std::vector<double> out(x.n_rows);
+    std::size_t width = encoder_.n_inputs();
+    for (const Dense& layer : dense_) width = std::max(width, layer.n_out);
+    thread_local std::vector<double> a, next;
+    thread_local std::vector<std::uint32_t> nonzero;
+    a.resize(width);
+    next.resize(width);
+    nonzero.resize(width);
+    for (std::size_t r = 0; r < x.n_rows; ++r) {
+      encoder_.transform_row(x.row(r), a.data());
       for (std::size_t l = 0; l < dense_.size(); ++l) {
         const Dense& layer = dense_[l];
-        next.assign(layer.b.begin(), layer.b.end());
-        double* acc = next.data();
-        for (std::size_t i = 0; i < layer.n_in; ++i) {
-          const double ai = a[i];
-          if (ai == 0.0) continue;
-          const double* w = layer.wt.data() + i * layer.n_out;
-          for (std::size_t o = 0; o < layer.n_out; ++o) acc[o] += w[o] * ai;
-        }
+        dense_layer(a.data(), layer.n_in, layer.wt.data(), layer.b.data(), layer.n_out, next.data(),
+                    nonzero.data());
         if (l + 1 < dense_.size())
-          for (double& v : next) v = std::max(0.0, v);
+          for (std::size_t o = 0; o < layer.n_out; ++o) next[o] = std::max(0.0, next[o]);
         std::swap(a, next);
       }
       out[r] = 1.0 / (1.0 + std::exp(-a[0]));

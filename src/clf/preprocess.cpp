@@ -5,6 +5,7 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "sensecf/core/error.h"
@@ -79,23 +80,24 @@ data::Matrix InputEncoder::transform(const data::Matrix& x) const {
                             x.n_cols, features_.size()));
   }
   data::Matrix out(x.n_rows, n_inputs_, 0.0);
-  for (std::size_t r = 0; r < x.n_rows; ++r) {
-    const double* in = x.row(r);
-    double* enc = out.row(r);
-    for (std::size_t j = 0; j < features_.size(); ++j) {
-      const EncodedFeature& e = features_[j];
-      if (!e.categorical) {
-        enc[e.offset] = (in[j] - e.mean) / e.std;
-        continue;
-      }
-      const double code = in[j];
-      // Out-of-range, fractional or NaN codes leave the block at zero.
-      if (code >= 0.0 && code < static_cast<double>(e.n_categories) && code == std::floor(code)) {
-        enc[e.offset + static_cast<std::size_t>(code)] = 1.0;
-      }
+  for (std::size_t r = 0; r < x.n_rows; ++r) transform_row(x.row(r), out.row(r));
+  return out;
+}
+
+void InputEncoder::transform_row(const double* in, double* enc) const {
+  std::fill(enc, enc + n_inputs_, 0.0);
+  for (std::size_t j = 0; j < features_.size(); ++j) {
+    const EncodedFeature& e = features_[j];
+    if (!e.categorical) {
+      enc[e.offset] = (in[j] - e.mean) / e.std;
+      continue;
+    }
+    const double code = in[j];
+    // Out-of-range, fractional or NaN codes leave the block at zero.
+    if (code >= 0.0 && code < static_cast<double>(e.n_categories) && code == std::floor(code)) {
+      enc[e.offset + static_cast<std::size_t>(code)] = 1.0;
     }
   }
-  return out;
 }
 
 std::vector<std::string> InputEncoder::input_names() const {

@@ -44,6 +44,10 @@ class InputEncoder {
 
   // x: [n, d] -> [n, n_inputs]. Throws sensecf::Error if not fitted or d differs.
   data::Matrix transform(const data::Matrix& x) const;
+  // One row: in [d] -> out [n_inputs] (every entry written). The caller checks
+  // fitted() and d; this is transform()'s inner loop, for callers that keep
+  // their own buffers.
+  void transform_row(const double* in, double* out) const;
 
   bool fitted() const { return fitted_; }
   std::size_t n_features() const { return features_.size(); }  // d
