@@ -14,20 +14,11 @@
 namespace sensecf::cli {
 
 const std::map<std::string, Command>& commands() {
-  static const std::map<std::string, Command> table = command_table({
-      {"synth", cmd_synth},
-      {"ingest", cmd_ingest},
-      {"train-clf", cmd_train_clf},
-      {"score", cmd_score},
-      {"info", cmd_info},
-      {"explain", cmd_explain},
-      {"lm", cmd_lm},
-      {"status", cmd_status},
-      {"export", cmd_export},
-      {"report", cmd_report},
-      {"sweep", cmd_sweep},
-      {"evaluate-cf", cmd_evaluate_cf},
-  });
+  static const std::map<std::string, Command> table = [] {
+    std::map<std::string, CommandFunction> runs = torch_free_commands();
+    runs.insert({{"info", cmd_info}, {"lm", cmd_lm}, {"sweep", cmd_sweep}});
+    return command_table(runs);
+  }();
   return table;
 }
 

@@ -32,6 +32,9 @@ using CommandFunction = int (*)(const std::vector<std::string>&);
 // (nullptr where `runs` has none: the front-end's commands of sensecf-full).
 // sensecf-full and the front-end print the same list.
 std::map<std::string, Command> command_table(const std::map<std::string, CommandFunction>& runs);
+// The commands both binaries run themselves (command_list.cpp); sensecf-full
+// adds info, lm and sweep.
+std::map<std::string, CommandFunction> torch_free_commands();
 
 // The build's command set (command_set.cpp: all of them, under MPI;
 // command_set_llm.cpp: `lm` alone, no MPI; front/command_set_front.cpp: the

@@ -66,17 +66,7 @@ std::string full_binary() {
 
 const std::map<std::string, Command>& commands() {
   // lm, sweep and info have no function here: hand_over_command runs sensecf-full for them.
-  static const std::map<std::string, Command> table = command_table({
-      {"synth", cmd_synth},
-      {"ingest", cmd_ingest},
-      {"train-clf", cmd_train_clf},
-      {"score", cmd_score},
-      {"explain", cmd_explain},
-      {"status", cmd_status},
-      {"export", cmd_export},
-      {"report", cmd_report},
-      {"evaluate-cf", cmd_evaluate_cf},
-  });
+  static const std::map<std::string, Command> table = command_table(torch_free_commands());
   return table;
 }
 
