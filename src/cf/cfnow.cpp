@@ -258,12 +258,7 @@ std::unique_ptr<Generator> make_cfnow(const CfOptions& options, const std::strin
     throw UsageError(
         fmt::format("cf.cfnow_threshold_changes must be at least 1, got {}", options.cfnow.threshold_changes),
         "e.g. --cf.cfnow_threshold_changes 100 (the default)");
-  if (options.n_cfs < 1)
-    throw UsageError(fmt::format("cf.n_cfs must be at least 1, got {}", options.n_cfs),
-                     "e.g. --cf.n_cfs 1 (the default)");
-  if (!(options.time_limit > 0))
-    throw UsageError(fmt::format("cf.time_limit must be positive, got {}", options.time_limit),
-                     "seconds per query, e.g. --cf.time_limit 120 (the default)");
+  check_query_limits(options);
   s.it_max = options.cfnow.it_max;
   s.change_factor = options.cfnow.change_factor;
   s.ft_it_max = options.cfnow.ft_it_max != 0 ? options.cfnow.ft_it_max

@@ -15,6 +15,14 @@
 
 namespace sensecf::cf {
 
+void check_query_limits(const CfOptions& cf) {
+  if (cf.n_cfs < 1)
+    throw UsageError(fmt::format("cf.n_cfs must be at least 1, got {}", cf.n_cfs), "e.g. --cf.n_cfs 1 (the default)");
+  if (!(cf.time_limit > 0))
+    throw UsageError(fmt::format("cf.time_limit must be positive, got {}", cf.time_limit),
+                     "seconds per query, e.g. --cf.time_limit 120 (the default)");
+}
+
 void declare_options(Options& options, CfOptions& cf) {
   options.add("cf.method", &cf.method,
               "counterfactual method ('nice' = nice-sparsity, NICEx's default; llm:<model>:<mode> for an LLM)",
@@ -92,12 +100,7 @@ void declare_options(Options& options, CfOptions& cf) {
     if (!(cf.llm.top_p > 0 && cf.llm.top_p <= 1))
       throw UsageError(fmt::format("cf.llm_top_p must be in (0, 1], got {}", cf.llm.top_p),
                        "e.g. --cf.llm_top_p 0.95 (the default), or 1 for no nucleus cut");
-    if (cf.n_cfs < 1)
-      throw UsageError(fmt::format("cf.n_cfs must be at least 1, got {}", cf.n_cfs),
-                       "e.g. --cf.n_cfs 1 (the default)");
-    if (!(cf.time_limit > 0))
-      throw UsageError(fmt::format("cf.time_limit must be positive, got {}", cf.time_limit),
-                       "seconds per query, e.g. --cf.time_limit 120 (the default)");
+    check_query_limits(cf);
     if (cf.dice.sample_size < 1 || cf.dice.max_iterations < 1 || cf.cfnow.it_max < 1)
       throw UsageError(fmt::format("cf sample sizes and iteration counts must be positive, got "
                                    "cf.dice_sample_size {}, cf.dice_max_iterations {}, cf.cfnow_it_max {}",

@@ -104,6 +104,9 @@ struct CfOptions {
 };
 
 void declare_options(Options& options, CfOptions& cf);
+// cf.n_cfs >= 1 and cf.time_limit > 0, else UsageError naming the option:
+// checked when options are parsed and by generators built from code (CFNOW).
+void check_query_limits(const CfOptions& cf);
 // "nice", "nice-sparsity", "nice-proximity", "nice-plausibility", "dice-random",
 // "dice-genetic", "dice-kdtree", "dice-gradient", "cfnow-greedy", "cfnow-random",
 // "cfnow-random-sequential".
