@@ -12,12 +12,12 @@
 #include <cstdint>
 #include <cstring>
 #include <algorithm>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 #include <cmath>
 #include <fstream>
 #include <limits>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "sensecf/clf/preprocess.h"
 #include "sensecf/core/error.h"
@@ -54,9 +54,8 @@ torch::Tensor to_tensor(const data::Matrix& m) {
 // first without a branch (ReLU zeros fall at random, a branch per input would
 // be mispredicted half the time); the outputs then go in chunks held in
 // registers across the whole input list (AVX-512, AVX2 or SSE2: core/simd.h),
-// no FMA. Each
-// output's sum is the same sequence of roundings as one output alone, so the
-// result depends neither on the chunking nor on the vector width.
+// no FMA. Each output's sum is the same sequence of roundings as one output
+// alone, so the result depends neither on the chunking nor on the vector width.
 
 // One output at a time: the same sums.
 inline void dense_outputs(const double* a, const std::uint32_t* nonzero, std::size_t n_nonzero, const double* wt,
@@ -68,10 +67,11 @@ inline void dense_outputs(const double* a, const std::uint32_t* nonzero, std::si
   }
 }
 
-// The non-zero inputs' indices, in order, listed without a branch.
-inline std::size_t list_nonzero(const double* a, std::size_t n_in, std::uint32_t* nonzero) {
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < n_in; ++i) {
+// Appends the indices i in [from, n_in) with a[i] != 0, in order and without a
+// branch, to the n already in `nonzero`; returns the new count.
+inline std::size_t list_nonzero(const double* a, std::size_t from, std::size_t n_in, std::uint32_t* nonzero,
+                                std::size_t n) {
+  for (std::size_t i = from; i < n_in; ++i) {
     nonzero[n] = static_cast<std::uint32_t>(i);
     n += a[i] != 0.0 ? 1 : 0;  // NaN counts as non-zero, as in a plain "skip zeros" loop
   }
@@ -116,7 +116,7 @@ __attribute__((always_inline)) inline std::size_t dense_chunks(const double* a, 
 __attribute__((always_inline)) inline void dense_layer_4(const double* a, std::size_t n_in, const double* wt,
                                                          const double* b, std::size_t n_out, double* out,
                                                          std::uint32_t* nonzero) {
-  const std::size_t n = list_nonzero(a, n_in, nonzero);
+  const std::size_t n = list_nonzero(a, 0, n_in, nonzero, 0);
   std::size_t o = 0;
 #if defined(__GNUC__)
   o = dense_chunks<Double4, 8>(a, nonzero, n, wt, b, n_out, out, o);
@@ -151,10 +151,7 @@ SENSECF_TARGET_AVX512 void dense_layer_avx512(const double* a, std::size_t n_in,
     n += static_cast<std::size_t>(__builtin_popcount(keep));
     index = _mm256_add_epi32(index, step);
   }
-  for (; i < n_in; ++i) {
-    nonzero[n] = static_cast<std::uint32_t>(i);
-    n += a[i] != 0.0 ? 1 : 0;
-  }
+  n = list_nonzero(a, i, n_in, nonzero, n);
   std::size_t o = dense_chunks<Double8, 8>(a, nonzero, n, wt, b, n_out, out, 0);
   o = dense_chunks<Double8, 4>(a, nonzero, n, wt, b, n_out, out, o);
   o = dense_chunks<Double8, 1>(a, nonzero, n, wt, b, n_out, out, o);
