@@ -15,6 +15,7 @@
 
 #include "llm_util.h"
 #include "sensecf/core/error.h"
+#include "sensecf/llm/io/config.h"
 #include "sensecf/llm/io/weights.h"
 #include "sensecf/llm/lora/lora.h"
 #include "sensecf/llm/model/decoder.h"
@@ -115,6 +116,63 @@ TEST(LlmFinetune, ACheckpointOfOtherSettingsIsRefusedNamingThem) {
   EXPECT_THROW_WITH(finetune(changed), UsageError, "other settings (lr, r differ)");
   changed.resume = false;  // starting over is allowed when asked for
   EXPECT_EQ(finetune(changed).resumed_from, 0);
+}
+
+// A given starting adapter: the fresh adapter the trainer would make, written
+// out and passed back, trains the same curve to the last bit; another one (a
+// rank pattern, random B) is trained in its own shape and saved in it; a
+// checkpoint of a run from one adapter is not continued from another.
+TEST(LlmFinetune, InitAdapterStartsFromTheGivenAdapterInItsShape) {
+  torch::set_num_threads(1);
+  test::TempDir dir;
+  auto o = small_run(dir, "fresh");
+  o.max_steps = 3;
+  o.eval_fraction = 0;
+  const auto fresh = finetune(o);
+  const ModelConfig model = load_config(o.model_dir + "/config.json");
+
+  LoraConfig same;
+  same.r = o.r;
+  same.lora_alpha = o.alpha;
+  same.target_modules = o.targets;
+  save_lora_adapter(dir.file("same-init"), init_lora_adapter(same, model, LoraInit::kZero, o.seed));
+  auto from_same = o;
+  from_same.out_dir = dir.file("from-same");
+  from_same.init_adapter = dir.file("same-init");
+  from_same.r = 99;  // ignored: the adapter's shape wins
+  const auto again = finetune(from_same);
+  ASSERT_EQ(again.curve.size(), fresh.curve.size());
+  for (std::size_t i = 0; i < fresh.curve.size(); ++i) {
+    EXPECT_EQ(again.curve[i].loss, fresh.curve[i].loss) << "step " << i + 1;
+    EXPECT_EQ(again.curve[i].grad_norm, fresh.curve[i].grad_norm) << "step " << i + 1;
+  }
+  expect_same_adapter(dir.file("fresh"), dir.file("from-same"));
+
+  LoraConfig other;
+  other.r = 6;
+  other.lora_alpha = 3;
+  other.target_modules = {"q_proj", "v_proj", "down_proj"};
+  other.rank_pattern = {{"v_proj", 2}};
+  save_lora_adapter(dir.file("other-init"), init_lora_adapter(other, model, LoraInit::kRandom, 11));
+  auto from_other = o;
+  from_other.out_dir = dir.file("from-other");
+  from_other.init_adapter = dir.file("other-init");
+  const auto trained = finetune(from_other);
+  EXPECT_NE(trained.curve.front().loss, fresh.curve.front().loss);  // the random B changes the model at once
+  const auto written = load_lora_config(dir.file("from-other"));
+  EXPECT_EQ(written.r, 6);
+  EXPECT_EQ(written.lora_alpha, 3);
+  EXPECT_EQ(written.target_modules, other.target_modules);
+  ASSERT_EQ(written.rank_pattern.size(), 1u);
+  EXPECT_EQ(written.rank_pattern[0].second, 2);
+  EXPECT_EQ(load_weights(dir.file("from-other/adapter_model.safetensors")).size(),
+            load_weights(dir.file("other-init/adapter_model.safetensors")).size());
+
+  int polls = 0;
+  from_other.out_dir = dir.file("stopped");
+  ASSERT_TRUE(finetune(from_other, [&] { return ++polls == 1; }).interrupted);
+  from_other.init_adapter = dir.file("same-init");
+  EXPECT_THROW_WITH(finetune(from_other), UsageError, "other settings (init_adapter differ)");
 }
 
 TEST(LlmFinetune, TrainingLowersTheLossOfWhatItLearns) {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "sensecf/core/communicator.h"
@@ -37,6 +38,10 @@ void declare_options(Options& options, FinetuneOptions& f) {
   options.add("finetune.eval_data", &f.eval_path, "evaluation JSONL (default: hold out eval_fraction of --data)",
               "eval-data");
   options.add("finetune.out", &f.out_dir, "output directory: adapter, train_curve.csv, checkpoint/", "out");
+  options.add("finetune.init_adapter", &f.init_adapter,
+              "start from this PEFT adapter directory instead of a fresh one; its r, alpha, rslora and targets are "
+              "used",
+              "init-adapter");
   options.add("finetune.max_length", &f.max_length, "tokens per example, prompt + completion", "max-length");
   options.add("finetune.eval_fraction", &f.eval_fraction, "share of --data held out for evaluation (0: none)",
               "eval-fraction");
@@ -195,6 +200,10 @@ nlohmann::json run_identity(const FinetuneOptions& o) {
   return {{"model", fs::absolute(o.model_dir).lexically_normal().string()},
           {"data", fnv1a_file_hex(o.data_path)},
           {"eval_data", o.eval_path.empty() ? "" : fnv1a_file_hex(o.eval_path)},
+          {"init_adapter", o.init_adapter.empty() ? ""
+                                                  : fnv1a_file_hex((fs::path(o.init_adapter) / "adapter_config.json").string()) +
+                                                        fnv1a_file_hex((fs::path(o.init_adapter) /
+                                                                        "adapter_model.safetensors").string())},
           {"dtype", o.model.dtype},
           {"quant", o.model.quant},
           {"max_length", o.max_length},
@@ -278,9 +287,12 @@ class Run {
     const std::string checkpoint = (fs::path(o_.out_dir) / "checkpoint").string();
     if (o_.resume && fs::exists(checkpoint + "/trainer_state.json")) {
       restore(checkpoint);
+    } else if (initial_) {
+      model_->attach(std::move(*initial_));
     } else {
       model_->attach(init_lora_adapter(config_, model_->config(), LoraInit::kZero, o_.seed));
     }
+    initial_.reset();
     model_->set_lora_trainable(true);
     for (auto& [name, t] : model_->lora_parameters()) params_.push_back(t);
     optimizer_ = std::make_unique<AdamW>(params_, AdamWOptions{0.9, 0.999, 1e-8, o_.weight_decay});
@@ -334,12 +346,25 @@ class Run {
     if (result_.n_truncated > 0 && lead_)
       spdlog::warn("finetune: {} completions were cut at max_length {}", result_.n_truncated, o_.max_length);
 
-    config_.r = o_.r;
-    config_.lora_alpha = o_.alpha;
-    config_.use_rslora = o_.rslora;
+    if (!o_.init_adapter.empty()) {
+      // The given adapter's shape (rank and alpha patterns included) is the
+      // run's; it is also what a checkpoint holds, so a resumed run reads the
+      // same config back.
+      initial_ = load_lora_adapter(o_.init_adapter, model_->config(), model_->device());
+      config_ = initial_->config;
+      if (lead_) {
+        spdlog::info("finetune: starting from the adapter in '{}' (r {}, alpha {}, rslora {}); --r, --alpha, "
+                     "--rslora and --targets are taken from it",
+                     o_.init_adapter, config_.r, config_.lora_alpha, config_.use_rslora);
+      }
+    } else {
+      config_.r = o_.r;
+      config_.lora_alpha = o_.alpha;
+      config_.use_rslora = o_.rslora;
+      config_.targets = LoraConfig::Targets::kList;
+      config_.target_modules = o_.targets;
+    }
     config_.lora_dropout = o_.dropout;
-    config_.targets = LoraConfig::Targets::kList;
-    config_.target_modules = o_.targets;
     config_.base_model_name_or_path = o_.model_dir;
     total_ = o_.max_steps > 0 ? o_.max_steps : steps_per_epoch(train_.size(), o_) * o_.epochs;
     warmup_ = static_cast<std::int64_t>(std::ceil(o_.warmup_ratio * static_cast<double>(total_)));
@@ -349,8 +374,11 @@ class Run {
     if (lead_) {
       spdlog::info("finetune: {} training and {} evaluation examples, {} steps of {} x {} examples, LoRA r {} alpha "
                    "{} dropout {} on {}; {}",
-                   train_.size(), eval_.size(), total_, o_.batch_size, o_.grad_accum, o_.r, o_.alpha, o_.dropout,
-                   join(o_.targets, ","), comm_.describe());
+                   train_.size(), eval_.size(), total_, o_.batch_size, o_.grad_accum, config_.r, config_.lora_alpha,
+                   o_.dropout,
+                   config_.targets == LoraConfig::Targets::kList ? join(config_.target_modules, ",")
+                                                                 : "the adapter's targets",
+                   comm_.describe());
     }
   }
 
@@ -592,6 +620,7 @@ class Run {
   std::unique_ptr<Decoder> model_;
   std::vector<TrainExample> train_, eval_;
   LoraConfig config_;
+  std::optional<LoraAdapter> initial_;  // init_adapter, until attached
   std::int64_t total_ = 0, warmup_ = 0;
   LrSchedule schedule_ = LrSchedule::kLinear;
   std::vector<torch::Tensor> params_;

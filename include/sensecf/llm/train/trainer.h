@@ -47,6 +47,7 @@ struct FinetuneOptions {
   std::string data_path;   // training JSONL
   std::string eval_path;   // evaluation JSONL; empty: eval_fraction of data_path is held out
   std::string out_dir;     // adapter, curve and checkpoint
+  std::string init_adapter;  // start from this PEFT adapter (its r, alpha, rslora, targets) instead of a fresh one
   ModelOptions model;      // device, dtype (the adapter is trained in fp32 whatever the dtype)
   std::size_t max_length = 512;
   double eval_fraction = 0.1;  // without eval_path; 0: no evaluation
