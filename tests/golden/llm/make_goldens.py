@@ -20,13 +20,23 @@ the CPU and writes
                       PeftModel.from_pretrained, and (b) an adapter PEFT writes
                       itself, saved beside it as peft-<family>/
                       (adapter_config.json, adapter_model.safetensors)
-                      (tests/python/test_llm_peft_golden.py).
+                      (tests/python/test_llm_peft_golden.py);
+  train-<family>.json PEFT's training curve: an adapter PEFT wrote (saved as
+                      train-<family>/init/) trained for 10 AdamW steps on
+                      train-<family>/train.jsonl by a plain PyTorch loop over
+                      the PEFT model (torch.optim.AdamW, transformers' linear
+                      warmup schedule, clip_grad_norm_); the loss, gradient
+                      norm and learning rate of each step, the logits of the
+                      trained adapter, and the trained adapter itself
+                      (train-<family>/final/)
+                      (tests/python/test_finetune_peft_golden.py).
 
 The fixtures are small (a few hundred KB in all). Nothing here is compared: the
 tests do that, in CI, without transformers or PEFT.
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -114,12 +124,7 @@ def peft_fixture(family, model_dir, ids, out_dir, work, sensecf):
         written_logits = model(x).logits[0]
     effect_b = float((written_logits - base_logits).abs().max())
     written = os.path.join(out_dir, f"peft-{family}")
-    shutil.rmtree(written, ignore_errors=True)
-    model.save_pretrained(written, safe_serialization=True)
-    # Only what an adapter is: save_pretrained may add a README.md model card.
-    for name in os.listdir(written):
-        if name not in ("adapter_config.json", "adapter_model.safetensors"):
-            os.remove(os.path.join(written, name))
+    save_adapter(model, written)
     print(f"{family}: PEFT reads sensecf's adapter (moves logits by {effect_a:.3g}); "
           f"PEFT's adapter written to {written} (moves logits by {effect_b:.3g})")
     return {"family": family, "seed": SEED, "ids": ids,
@@ -129,6 +134,123 @@ def peft_fixture(family, model_dir, ids, out_dir, work, sensecf):
             "peft_adapter_logits_rows": rows_of(written_logits, ids),
             "base_logits_rows": rows_of(base_logits, ids),
             "peft": peft.__version__, "transformers": transformers.__version__, "torch": torch.__version__}
+
+
+# The PEFT training curve (train_fixture). 8 examples, one optimiser step =
+# every example (sensecf: batch 4 x gradient accumulation 2), so the data
+# order does not matter; dropout 0, so nothing random happens while training.
+TRAIN_EXAMPLES = [
+    ("A 52-year-old participant slept 6.1 h with deep sleep 11.2% and REM 17.9%; steps 4200. Change:",
+     " deep sleep 16.0%, steps 7000"),
+    ("glucose 182 mg/dL, time in range 48%. Change:", " glucose 140 mg/dL, time in range 70%"),
+    ("steps 900. Change:", " steps 5200"),
+    ("REM 12.4%, light sleep 61.0%, awake 9.8%, steps 3100, glucose 160 mg/dL. Change:",
+     " REM 19.0%, awake 5.0%"),
+    ("age 71, gender female, medication yes; deep sleep 8.0%. Change:", " deep sleep 14.5%"),
+    ("time in range 35%, glucose variability 41%. Change:", " time in range 62%, glucose variability 30%"),
+    ("steps 12000, deep sleep 21%, REM 22%. Change:", " none needed"),
+    ("light sleep 70%, steps 2500. Change:", " light sleep 58%, steps 6500, REM 20%"),
+]
+TRAIN = {"steps": 10, "lr": 2e-3, "warmup_ratio": 0.2, "max_grad_norm": 1.0, "batch_size": 4, "grad_accum": 2}
+# The starting adapter PEFT writes: llama plain, mistral with rsLoRA and a rank pattern.
+TRAIN_LORA = {"llama": dict(r=8, lora_alpha=16),
+              "mistral": dict(r=8, lora_alpha=16, use_rslora=True, rank_pattern={"v_proj": 4})}
+
+
+def train_examples(model_dir):
+    """Each example as `lm finetune` documents plain examples (llm/train/data.h):
+    BOS (the tokenizer's template prefix) + prompt + completion + the first EOS
+    id of config.json, with the prompt's length; tokenized by Hugging Face's
+    tokenizers library."""
+    import tokenizers
+    tok = tokenizers.Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    with open(os.path.join(model_dir, "config.json")) as f:
+        config = json.load(f)
+    eos = config["eos_token_id"]
+    eos = eos[0] if isinstance(eos, list) else eos
+    out = []
+    for prompt, completion in TRAIN_EXAMPLES:
+        p = tok.encode(prompt, add_special_tokens=True).ids
+        if p[0] != config["bos_token_id"]:
+            raise RuntimeError(f"the tokenizer's template does not start with bos_token_id: {p[:3]}")
+        out.append((p + tok.encode(completion, add_special_tokens=False).ids + [eos], len(p)))
+    return out
+
+
+def train_fixture(family, model_dir, ids, out_dir):
+    import peft
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import get_linear_schedule_with_warmup
+
+    folder = os.path.join(out_dir, f"train-{family}")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    with open(os.path.join(folder, "train.jsonl"), "w") as f:
+        for prompt, completion in TRAIN_EXAMPLES:
+            f.write(json.dumps({"prompt": prompt, "completion": completion}) + "\n")
+
+    # The starting adapter: PEFT's random init for A and B (B scaled down so the
+    # tiny model's loss stays moderate), saved and loaded back as trainable.
+    torch.manual_seed(11)
+    config = LoraConfig(target_modules=PROJECTIONS, lora_dropout=0.0, bias="none", init_lora_weights=False,
+                        task_type="CAUSAL_LM", **TRAIN_LORA[family])
+    model = get_peft_model(load_hf(model_dir), config)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.mul_(0.1)
+    init = os.path.join(folder, "init")
+    save_adapter(model, init)
+    model = PeftModel.from_pretrained(load_hf(model_dir), init, is_trainable=True)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise RuntimeError("PeftModel.from_pretrained(is_trainable=True) left no trainable parameter")
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        init_logits = model(x).logits[0]
+
+    examples = train_examples(model_dir)
+    n_loss = sum(len(e) - max(p, 1) for e, p in examples)
+    steps = TRAIN["steps"]
+    warmup = math.ceil(TRAIN["warmup_ratio"] * steps)
+    optimizer = torch.optim.AdamW(params, lr=TRAIN["lr"], betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    schedule = get_linear_schedule_with_warmup(optimizer, warmup, steps)
+    losses, norms, lrs = [], [], []
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for e, p in examples:  # one example per forward: no padding at all
+            t = torch.tensor([e])
+            logits = model(input_ids=t).logits[0].float()
+            start = max(p, 1)
+            loss = torch.nn.functional.cross_entropy(logits[start - 1:len(e) - 1], t[0, start:], reduction="sum")
+            (loss / n_loss).backward()
+            total += float(loss)
+        norms.append(float(torch.nn.utils.clip_grad_norm_(params, TRAIN["max_grad_norm"])))
+        lrs.append(optimizer.param_groups[0]["lr"])
+        losses.append(total / n_loss)
+        optimizer.step()
+        schedule.step()
+    model.eval()
+    with torch.no_grad():
+        final_logits = model(x).logits[0]
+    save_adapter(model, os.path.join(folder, "final"))
+    print(f"{family}: PEFT training curve {[round(v, 4) for v in losses]}")
+    return {"family": family, "seed": SEED, "ids": ids, "folder": f"train-{family}", "train": TRAIN,
+            "lora": TRAIN_LORA[family], "examples_ids": [e for e, _ in examples],
+            "prompt_lens": [p for _, p in examples], "loss": losses, "grad_norm": norms, "lr": lrs,
+            "init_logits_rows": rows_of(init_logits, ids), "final_logits_rows": rows_of(final_logits, ids),
+            "peft": peft.__version__, "transformers": transformers.__version__, "torch": torch.__version__}
+
+
+def save_adapter(model, folder):
+    """save_pretrained, keeping only what an adapter is (it may add a README.md model card)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    for name in os.listdir(folder):
+        if name not in ("adapter_config.json", "adapter_model.safetensors"):
+            os.remove(os.path.join(folder, name))
 
 
 def main():
@@ -152,6 +274,7 @@ def main():
             if not args.skip_peft:
                 steps.append((f"peft-{family}.json",
                               lambda: peft_fixture(family, model_dir, ids, args.out, work, args.bin)))
+                steps.append((f"train-{family}.json", lambda: train_fixture(family, model_dir, ids, args.out)))
             # Each fixture on its own: one that fails (a library change) does not cost the others.
             for name, make in steps:
                 try:
