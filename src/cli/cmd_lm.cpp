@@ -7,6 +7,7 @@
 //   logits        the last layer's logits of a text (here)
 //   generate      batched generation (here)
 //   bench         prefill/decode speed at real shapes (cmd_lm_bench.cpp)
+//   bench-train   LoRA/QLoRA training-step speed and memory at real shapes (cmd_lm_bench_train.cpp)
 // The model and generation options are declared by the llm module
 // (sensecf/llm/model/options.h).
 #include <spdlog/fmt/fmt.h>
@@ -306,6 +307,7 @@ int cmd_lm(const std::vector<std::string>& args) {
       {"logits", {lm_logits, "last-layer logits [T, V] of a text to HDF5 (dataset logits) or NumPy (.npy)"}},
       {"generate", {lm_generate, "generate text (batched; greedy, temperature, top-k, top-p)"}},
       {"bench", {cmd_lm_bench, "prefill/decode tokens/s at real model shapes with random weights"}},
+      {"bench-train", {cmd_lm_bench_train, "LoRA/QLoRA training-step tokens/s, MFU and memory at real shapes"}},
       {"convert", {cmd_lm_convert, "rewrite a checkpoint (pytorch_model.bin, ...) as safetensors shards"}},
   };
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {

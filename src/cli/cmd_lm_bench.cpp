@@ -27,9 +27,8 @@
 #include "sensecf/llm/model/tiny.h"
 
 namespace sensecf::cli {
-namespace {
 
-llm::ModelConfig bench_config(const std::string& shape, long layers) {
+llm::ModelConfig lm_bench_config(const std::string& shape, long layers) {
   llm::ModelConfig config;
   if (shape == "tiny-llama" || shape == "tiny-mistral") {
     config = llm::ModelConfig::tiny(shape == "tiny-llama" ? llm::Family::kLlama : llm::Family::kMistral, 512);
@@ -42,6 +41,8 @@ llm::ModelConfig bench_config(const std::string& shape, long layers) {
   config.validate("--shape " + shape);
   return config;
 }
+
+namespace {
 
 // Bytes one decode step must read: every weight except the embedding table
 // (only B rows of it are gathered) and, per layer, the K and V cache of S tokens.
@@ -96,7 +97,7 @@ int lm_bench(const std::vector<std::string>& args) {
   declare_common_options(options, log);
   if (!parse_and_start(options, log, args)) return 0;
 
-  const auto config = bench_config(shape, layers);
+  const auto config = lm_bench_config(shape, layers);
   std::vector<long> batch_sizes;
   for (const auto& b : batches)
     for (const auto& part : split_list(b)) {

@@ -87,6 +87,10 @@ int cmd_status(const std::vector<std::string>& args);   // cmd_status.cpp
 int cmd_lm(const std::vector<std::string>& args);       // cmd_lm.cpp: tokenize, init-tiny, init-adapter, logits, generate
 int cmd_lm_tokenize(const std::vector<std::string>& args);  // cmd_lm_tokenize.cpp
 int cmd_lm_bench(const std::vector<std::string>& args);     // cmd_lm_bench.cpp
+int cmd_lm_bench_train(const std::vector<std::string>& args);  // cmd_lm_bench_train.cpp
+// The model config of `lm bench --shape` (a preset name, tiny-llama/-mistral or
+// a config.json path), with num_hidden_layers overridden when layers > 0.
+llm::ModelConfig lm_bench_config(const std::string& shape, long layers);  // cmd_lm_bench.cpp
 int cmd_lm_convert(const std::vector<std::string>& args);   // cmd_lm_convert.cpp
 int cmd_lm_init_adapter(const std::vector<std::string>& args);  // cmd_lm_adapter.cpp
 int cmd_lm_finetune(const std::vector<std::string>& args);      // cmd_lm_finetune.cpp

@@ -23,6 +23,7 @@
 #include "sensecf/llm/io/weights.h"
 #include "sensecf/llm/lora/lora.h"
 #include "sensecf/llm/model/decoder.h"
+#include "sensecf/llm/train/batch.h"
 #include "sensecf/llm/train/data.h"
 #include "sensecf/llm/train/optim.h"
 
@@ -105,59 +106,6 @@ void declare_options(Options& options, FinetuneOptions& f) {
 }
 
 namespace {
-
-// Left-padded micro-batch: ids and mask [B, T], and the next-token targets of
-// positions 0..T-2 that are completion tokens.
-struct Batch {
-  torch::Tensor ids, mask;
-  torch::Tensor rows, cols, targets;  // [K] each: logits[rows, cols] predict targets
-  std::int64_t n_loss_tokens = 0, n_tokens = 0;
-};
-
-Batch make_batch(const std::vector<TrainExample>& examples, const std::vector<std::size_t>& which,
-                 c10::Device device) {
-  std::size_t T = 0;
-  for (auto i : which) T = std::max(T, examples[i].ids.size());
-  const auto B = static_cast<std::int64_t>(which.size());
-  std::vector<std::int64_t> ids(static_cast<std::size_t>(B) * T, 0), mask(ids.size(), 0), rows, cols, targets;
-  Batch b;
-  for (std::int64_t r = 0; r < B; ++r) {
-    const TrainExample& e = examples[which[static_cast<std::size_t>(r)]];
-    const std::size_t offset = T - e.ids.size();
-    for (std::size_t i = 0; i < e.ids.size(); ++i) {
-      ids[static_cast<std::size_t>(r) * T + offset + i] = e.ids[i];
-      mask[static_cast<std::size_t>(r) * T + offset + i] = 1;
-      // Token i is predicted by position offset + i - 1: a loss term when it is a completion token.
-      if (i >= e.prompt_len && i >= 1) {
-        rows.push_back(r);
-        cols.push_back(static_cast<std::int64_t>(offset + i - 1));
-        targets.push_back(e.ids[i]);
-      }
-    }
-    b.n_tokens += static_cast<std::int64_t>(e.ids.size());
-  }
-  const auto shape = std::vector<std::int64_t>{B, static_cast<std::int64_t>(T)};
-  b.ids = torch::tensor(ids).view(shape).to(device);
-  b.mask = torch::tensor(mask).view(shape).to(device);
-  b.rows = torch::tensor(rows).to(device);
-  b.cols = torch::tensor(cols).to(device);
-  b.targets = torch::tensor(targets).to(device);
-  b.n_loss_tokens = static_cast<std::int64_t>(targets.size());
-  return b;
-}
-
-// The loss terms of one example: its completion tokens after the first token.
-std::int64_t loss_token_count(const TrainExample& e) {
-  return static_cast<std::int64_t>(e.ids.size()) - static_cast<std::int64_t>(std::max<std::size_t>(e.prompt_len, 1));
-}
-
-// Sum of the next-token cross-entropy over the batch's completion tokens:
-// only those positions go through the head and the log-softmax.
-torch::Tensor completion_loss_sum(const Decoder& model, const Batch& b) {
-  const auto picked = model.forward_at(b.ids, b.mask, b.rows, b.cols).to(torch::kFloat32);  // [K, V]
-  return torch::nn::functional::cross_entropy(
-      picked, b.targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-}
 
 // The micro-batches of one epoch: a permutation from the seed, grouped by
 // length within windows of 16 batches when asked.
@@ -463,7 +411,7 @@ class Run {
       std::vector<std::size_t> which;
       for (std::size_t i = start; i < std::min(eval_.size(), start + static_cast<std::size_t>(o_.batch_size)); ++i)
         which.push_back(i);
-      const Batch b = make_batch(eval_, which, model_->device());
+      const TrainBatch b = make_train_batch(eval_, which, model_->device());
       sum += completion_loss_sum(*model_, b).item<double>();
       n += b.n_loss_tokens;
     }
@@ -481,14 +429,14 @@ class Run {
         // Every rank knows the whole step (the data order is the seed's): the
         // token counts are global, the micro-batches are dealt round robin.
         std::int64_t loss_tokens = 0, tokens = 0;
-        std::vector<Batch> micro;
+        std::vector<TrainBatch> micro;
         for (std::size_t i = pos_.next_batch; i < end; ++i) {
           for (auto e : batches[i]) {
             loss_tokens += loss_token_count(train_[e]);
             tokens += static_cast<std::int64_t>(train_[e].ids.size());
           }
           if (static_cast<int>((i - pos_.next_batch) % static_cast<std::size_t>(comm_.size())) == comm_.rank())
-            micro.push_back(make_batch(train_, batches[i], model_->device()));
+            micro.push_back(make_train_batch(train_, batches[i], model_->device()));
         }
         model_->set_lora_dropout(o_.dropout);
         torch::manual_seed(derive_seed(o_.seed, fmt::format("finetune/dropout/{}/{}", pos_.step, comm_.rank())));
