@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "sensecf/core/provenance.h"
 #include "sensecf/dist/mpi_communicator.h"
+#include "sensecf/dist/nccl_communicator.h"
 #include "sensecf/dist/mpi_env.h"
 #include "sensecf/llmcf/generator.h"
 
@@ -30,6 +31,12 @@ void register_runtime_versions() {
 std::unique_ptr<Communicator> job_communicator() {
   if (launcher_rank_and_size().second > 1) return dist::world_communicator();
   return std::make_unique<SingleProcess>();
+}
+
+std::unique_ptr<Communicator> job_training_communicator(std::string& device) {
+  auto bound = dist::training_communicator(job_communicator(), device, launcher_local_rank());
+  device = bound.device;
+  return std::move(bound.comm);
 }
 
 namespace {
@@ -58,7 +65,9 @@ int end_after_error(int exit_code, bool every_rank) {
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const int rank = error_rank();
   if (size > 1 && !every_rank) {
-    std::cerr << "sensecf: aborting all " << size << " ranks after the error on rank " << rank << "\n";
+    std::cerr << "sensecf: aborting all " + std::to_string(size) + " ranks after the error on rank " +
+                     std::to_string(rank) + "\n"
+              << std::flush;
     MPI_Abort(MPI_COMM_WORLD, exit_code);
   }
   MPI_Finalize();

@@ -20,10 +20,13 @@ namespace {
 using sensecf::cli::commands;
 
 void print_error(const std::string& command, const char* what, const std::string& hint) {
+  // One write: std::cerr is unbuffered, and the ranks of an MPI job share
+  // one stderr, so piecewise output interleaves with other ranks' messages.
   const int rank = sensecf::cli::error_rank();
-  std::cerr << "sensecf " << command << ": error" << (rank ? " on rank " + std::to_string(rank) : "") << ": "
-            << what << "\n";
-  if (!hint.empty()) std::cerr << "  hint: " << hint << "\n";
+  std::string message = "sensecf " + command + ": error" + (rank ? " on rank " + std::to_string(rank) : "") + ": " +
+                        what + "\n";
+  if (!hint.empty()) message += "  hint: " + hint + "\n";
+  std::cerr << message << std::flush;
 }
 
 void print_usage() {
