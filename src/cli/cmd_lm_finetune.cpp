@@ -3,7 +3,9 @@
 // SIGUSR1 (what Slurm sends before a time limit) end the run after the current
 // optimiser step with a checkpoint and exit code 75; the same command then
 // continues from it. Under mpirun with k ranks it trains data-parallel (the
-// step's micro-batches dealt to the ranks, gradients summed over MPI).
+// step's micro-batches dealt to the ranks, gradients summed over MPI, or over
+// NCCL on GPUs where the build has it; --lm.device cuda gives each rank its
+// node-local GPU).
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -42,7 +44,7 @@ int cmd_lm_finetune(const std::vector<std::string>& args) {
   if (!parse_and_start(options, log, args)) return 0;
 
   for (int sig : {SIGTERM, SIGINT, SIGUSR1}) std::signal(sig, on_finetune_stop_signal);
-  const auto comm = job_communicator();
+  const auto comm = job_training_communicator(f.model.device);
   const auto result = llm::finetune(f, [] { return g_stop_signal.load() != 0; }, comm.get());
   if (json && comm->rank() == 0) {
     nlohmann::json j = {{"steps", result.steps},           {"total_steps", result.total_steps},

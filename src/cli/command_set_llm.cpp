@@ -23,6 +23,7 @@ std::unique_ptr<Communicator> job_communicator() {
   }
   return std::make_unique<SingleProcess>();
 }
+std::unique_ptr<Communicator> job_training_communicator(std::string& /*device*/) { return job_communicator(); }
 void hand_over_command(const std::string& /*name*/, char** /*argv*/) {}
 void hand_over_if(const std::function<bool()>& /*needs_torch*/) {}
 int error_rank() { return 0; }

@@ -51,6 +51,12 @@ std::pair<int, int> launcher_rank_and_size();
 // launcher started more than one rank (command_set.cpp), else one process.
 // The LLM-only build has no MPI and refuses more than one rank.
 std::unique_ptr<Communicator> job_communicator();
+// The launcher's node-local rank (Open MPI, MPICH/PMI, Slurm), else 0.
+int launcher_local_rank();
+// job_communicator() for data-parallel training on `device`: with more than
+// one rank on CUDA, "cuda" becomes this rank's GPU and the gradients go over
+// NCCL where the build has it (dist/nccl_communicator.h, command_set.cpp).
+std::unique_ptr<Communicator> job_training_communicator(std::string& device);
 // After an error: ends MPI cleanly (every_rank) or aborts the job; returns exit_code.
 int end_after_error(int exit_code, bool every_rank);
 

@@ -52,6 +52,13 @@ std::pair<int, int> launcher_rank_and_size() {
   return {0, 1};
 }
 
+int launcher_local_rank() {
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK", "SLURM_LOCALID"}) {
+    if (const char* value = std::getenv(var)) return std::max(0, std::atoi(value));
+  }
+  return 0;
+}
+
 bool parse_and_start(Options& options, LogOptions& log, const std::vector<std::string>& args,
                      const std::function<bool()>& needs_torch) {
   if (!options.parse(args)) return false;

@@ -3,6 +3,7 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "sensecf/core/error.h"
@@ -31,6 +32,7 @@ class WorldCommunicator final : public Communicator {
   void all_reduce_sum(float* data, std::size_t n) override { comm_.all_reduce_sum(data, n); }
   void all_reduce_sum(double* data, std::size_t n) override { comm_.all_reduce_sum(data, n); }
   bool any(bool flag) override { return comm_.any(flag); }
+  void broadcast(void* data, std::size_t bytes, int root) override { comm_.broadcast(data, bytes, root); }
   std::string describe() const override { return comm_.describe(); }
 
  private:
@@ -53,6 +55,16 @@ bool MpiCommunicator::any(bool flag) {
   int local = flag ? 1 : 0, global = 0;
   MPI_Allreduce(&local, &global, 1, MPI_INT, MPI_MAX, comm_);
   return global != 0;
+}
+
+void MpiCommunicator::broadcast(void* data, std::size_t bytes, int root) {
+  constexpr std::size_t kChunk = static_cast<std::size_t>(INT_MAX / 2);
+  auto* p = static_cast<unsigned char*>(data);
+  for (std::size_t start = 0; start < bytes; start += kChunk) {
+    const int count = static_cast<int>(std::min(kChunk, bytes - start));
+    const int rc = MPI_Bcast(p + start, count, MPI_BYTE, root, comm_);
+    if (rc != MPI_SUCCESS) throw Error(fmt::format("MPI_Bcast of {} bytes from rank {} failed (code {})", count, root, rc));
+  }
 }
 
 std::string MpiCommunicator::describe() const { return fmt::format("MPI, {} ranks", size_); }

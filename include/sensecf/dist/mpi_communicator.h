@@ -18,7 +18,9 @@ class MpiCommunicator final : public Communicator {
   void all_reduce_sum(float* data, std::size_t n) override;
   void all_reduce_sum(double* data, std::size_t n) override;
   bool any(bool flag) override;
+  void broadcast(void* data, std::size_t bytes, int root) override;
   std::string describe() const override;
+  MPI_Comm comm() const { return comm_; }
 
  private:
   MPI_Comm comm_;

@@ -23,6 +23,7 @@
 #include "sensecf/llm/io/weights.h"
 #include "sensecf/llm/lora/lora.h"
 #include "sensecf/llm/model/decoder.h"
+#include "sensecf/llm/model/device_memory.h"
 #include "sensecf/llm/train/batch.h"
 #include "sensecf/llm/train/data.h"
 #include "sensecf/llm/train/optim.h"
@@ -504,11 +505,15 @@ class Run {
           const double rate = session_seconds > 0 ? static_cast<double>(session_tokens) / session_seconds : 0;
           const double eta = static_cast<double>(total_ - pos_.step) * session_seconds /
                              static_cast<double>(pos_.step - result_.resumed_from);
+          const auto device_peak = peak_device_memory(model_->device());
           spdlog::info("finetune: step {}/{} (epoch {:.2f}) loss {:.4f}{} lr {:.3g} grad-norm {:.3g} | {:.0f} tok/s | "
-                       "ETA {} | peak RSS {:.0f} MiB",
+                       "ETA {} | peak RSS {:.0f} MiB{}",
                        pos_.step, total_, p.epoch, loss,
                        std::isfinite(p.eval_loss) ? fmt::format(" eval {:.4f}", p.eval_loss) : "", lr, norm, rate,
-                       std::isfinite(eta) ? format_duration(eta) : "?", peak_rss_mib());
+                       std::isfinite(eta) ? format_duration(eta) : "?", peak_rss_mib(),
+                       device_peak ? fmt::format(", {} peak {:.2f} GiB", model_->device().str(),
+                                                 *device_peak / (1024.0 * 1024.0 * 1024.0))
+                                   : "");
         }
         if (o_.save_every > 0 && pos_.step % o_.save_every == 0 && !last) save_checkpoint(checkpoint);
         if (!last && comm_.any(stop_ && stop_())) {
@@ -537,7 +542,9 @@ class Run {
   }
 
   // Sums every LoRA gradient across the ranks (a rank without a micro-batch
-  // in this step contributes zeros). One flat fp32 host buffer per step.
+  // in this step contributes zeros). One flat fp32 buffer per step: in device
+  // memory when the model is on a GPU and the communicator sums device
+  // buffers (NCCL), else in host memory.
   void reduce_gradients() {
     torch::NoGradGuard no_grad;
     std::vector<torch::Tensor> grads;
@@ -545,8 +552,14 @@ class Run {
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
       grads.push_back(p.grad().reshape({-1}));
     }
-    auto flat = torch::cat(grads).to(torch::kCPU, torch::kFloat32).contiguous();
-    comm_.all_reduce_sum(flat.data_ptr<float>(), static_cast<std::size_t>(flat.numel()));
+    const bool on_device = model_->device().is_cuda() && comm_.device_buffers();
+    auto flat = torch::cat(grads).to(on_device ? model_->device() : torch::Device(torch::kCPU), torch::kFloat32)
+                    .contiguous();
+    if (on_device) {
+      comm_.all_reduce_sum_device(flat.data_ptr<float>(), static_cast<std::size_t>(flat.numel()));
+    } else {
+      comm_.all_reduce_sum(flat.data_ptr<float>(), static_cast<std::size_t>(flat.numel()));
+    }
     std::int64_t offset = 0;
     for (auto& p : params_) {
       const auto n = p.numel();

@@ -41,6 +41,7 @@
 #include "sensecf/core/random.h"
 #include "sensecf/core/strings.h"
 #include "sensecf/dist/mpi_communicator.h"
+#include "sensecf/dist/nccl_communicator.h"
 #include "sensecf/llm/train/trainer.h"
 #include "sensecf/llmcf/answer.h"
 #include "sensecf/llmcf/generator.h"
@@ -174,7 +175,9 @@ class Finetune final : public TaskKind {
     const bool chat = llmcf::chat_prompts(model_dir, env.config->cf.llm.prompt_format);
     std::unique_ptr<Communicator> comm;
     if (env.gang != MPI_COMM_SELF) {
-      comm = std::make_unique<dist::MpiCommunicator>(env.gang);
+      // The runner bound env.device to this rank's GPU already: NCCL for the
+      // gang's gradients where the build has it, MPI otherwise.
+      comm = dist::training_communicator(std::make_unique<dist::MpiCommunicator>(env.gang), env.device, 0).comm;
     } else {
       comm = std::make_unique<SingleProcess>();
     }
