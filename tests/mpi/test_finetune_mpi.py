@@ -4,6 +4,8 @@
   run 1 rank computes with all of them: the same losses, evaluation losses and
   gradient norms to float rounding, and the same adapter (dropout 0: each rank
   draws its own dropout masks).
+- On a machine with 2 or more GPUs (skipped elsewhere): 2 ranks on 2 GPUs sum
+  their gradients over NCCL in device memory and compute what 1 GPU computes.
 - SIGUSR1 to one rank of a 2-rank run: both ranks stop after the same step,
   rank 0 writes the checkpoint, the job exits 75; the same command then resumes
   and ends with exactly the adapter and curve of an uninterrupted 2-rank run.
@@ -102,6 +104,24 @@ class FinetuneMpiTest(unittest.TestCase):
         self.assertLess(worst, 1e-2, "adapters differ by more than float rounding can explain")
         moved = max(np.abs(wa[k]).max() for k in wa if "lora_B" in k)
         self.assertGreater(moved, 0.0, "B never left zero: nothing was trained")
+
+    def test_two_gpus_over_nccl_compute_what_one_gpu_computes(self):
+        try:
+            gpus = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.count("GPU ")
+        except OSError:
+            gpus = 0
+        if gpus < 2:
+            self.skipTest(f"{gpus} GPU(s) visible: NCCL data parallelism needs 2")
+        args = ("--max-steps", "5", "--eval-every", "2", "--lm.dtype", "float32")
+        rc, log = run(finetune_cmd(1, self.model, self.data, self.out("gpu-one"), "--lm.device", "cuda:0", *args))
+        self.assertEqual(rc, 0, log)
+        rc, log = run(finetune_cmd(2, self.model, self.data, self.out("gpu-two"), "--lm.device", "cuda", *args))
+        self.assertEqual(rc, 0, log)
+        self.assertIn("NCCL on CUDA device 0, 2 ranks", log)
+        for a, b in zip(curve(self.out("gpu-one")), curve(self.out("gpu-two"))):
+            for key in ("loss", "grad_norm"):
+                x, y = float(a[key]), float(b[key])
+                self.assertLess(abs(x - y), 1e-4 * abs(x), f"step {a['step']} {key}: {x} vs {y}")
 
     def test_a_signal_stops_every_rank_and_the_rerun_resumes_exactly(self):
         args = ("--max-steps", "300", "--save-every", "50", "--eval-every", "100")
