@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -178,6 +179,68 @@ TEST_P(LlmAutograd, ZeroBGivesTheBaseLogitsExactly) {
     } else {
       EXPECT_GT(t.grad().abs().max().item<double>(), 0.0) << name;
     }
+  }
+}
+
+// The training loss with the head in chunks (loss_sum_at, which keeps the
+// input's gradient instead of the logits) against forward_at + cross_entropy
+// under autograd: the same sum and the same LoRA gradients, in float32 to
+// rounding and in float64 to 1e-12, for chunks of 1 and 7 rows (the chunked
+// function) and 256 (all 32 rows in one: the plain path); without grad mode
+// the same sum.
+TEST_P(LlmAutograd, ChunkedHeadLossEqualsTheLogitsAndCrossEntropy) {
+  for (const std::string dtype : {"float32", "float64"}) {
+    ModelOptions options;
+    options.dtype = dtype;
+    const auto model = Decoder::load(model_dir(), options);
+    model->attach(all_linear_adapter(model->config(), LoraInit::kRandom));
+    model->set_lora_trainable();
+    const auto batch = two_sequences(static_cast<int>(model->config().vocab_size));
+    // Every real position but the last of each row predicts its next token: 19 + 13 = 32 terms.
+    std::vector<std::int64_t> rows, cols, targets;
+    for (std::int64_t r = 0; r < 2; ++r) {
+      for (std::int64_t c = 0; c + 1 < 20; ++c) {
+        if (batch.mask[r][c].item<std::int64_t>() == 0) continue;
+        rows.push_back(r);
+        cols.push_back(c);
+        targets.push_back(batch.ids[r][c + 1].item<std::int64_t>());
+      }
+    }
+    ASSERT_EQ(rows.size(), 32u);
+    const auto R = torch::tensor(rows), C = torch::tensor(cols), Y = torch::tensor(targets);
+    const auto grads = [&](const torch::Tensor& loss) {
+      loss.backward();
+      std::vector<torch::Tensor> out;
+      for (auto& [name, t] : model->lora_parameters()) {
+        out.push_back(t.grad().clone());
+        t.mutable_grad() = torch::Tensor();
+      }
+      return out;
+    };
+    const auto plain = torch::nn::functional::cross_entropy(
+        model->forward_at(batch.ids, batch.mask, R, C), Y,
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    const double plain_value = plain.item<double>();
+    const auto plain_grads = grads(plain);
+    const double tol = dtype == "float64" ? 1e-12 : 2e-6;
+    for (const std::int64_t chunk : {1, 7, 256}) {
+      const auto chunked = model->loss_sum_at(batch.ids, batch.mask, R, C, Y, chunk);
+      ASSERT_TRUE(chunked.requires_grad());
+      EXPECT_NEAR(chunked.item<double>(), plain_value, tol * std::abs(plain_value)) << dtype << " chunk " << chunk;
+      const auto chunked_grads = grads(chunked);
+      ASSERT_EQ(chunked_grads.size(), plain_grads.size());
+      double worst = 0, scale = 0;
+      for (std::size_t i = 0; i < plain_grads.size(); ++i) {
+        worst = std::max(worst, (chunked_grads[i] - plain_grads[i]).abs().max().item<double>());
+        scale = std::max(scale, plain_grads[i].abs().max().item<double>());
+      }
+      EXPECT_GT(scale, 0.0);
+      EXPECT_LE(worst, tol * scale * 10) << dtype << " chunk " << chunk << ": gradients differ by " << worst;
+    }
+    torch::NoGradGuard no_grad;
+    const auto evaluated = model->loss_sum_at(batch.ids, batch.mask, R, C, Y, 5);
+    EXPECT_FALSE(evaluated.requires_grad());
+    EXPECT_NEAR(evaluated.item<double>(), plain_value, tol * std::abs(plain_value)) << dtype << " without grad";
   }
 }
 

@@ -434,6 +434,64 @@ torch::Tensor Decoder::forward_at(const torch::Tensor& ids, const torch::Tensor&
   return head(h.index({rows.to(device_, torch::kInt64), cols.to(device_, torch::kInt64)}));  // [K, V]
 }
 
+namespace {
+
+// Sum over rows r of cross_entropy(x_r Wᵀ in `compute`, target_r) for a frozen
+// W [V, H], `chunk` rows at a time. Forward also computes d(sum)/dx =
+// (softmax - onehot) W chunk by chunk and keeps only that [K, H]; backward
+// scales it by the incoming gradient. The [chunk, V] logits are the largest
+// temporary. (No gradient is computed when x does not require one.)
+class ChunkedHeadLoss : public torch::autograd::Function<ChunkedHeadLoss> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& targets, std::int64_t chunk,
+                               c10::ScalarType compute) {
+    const bool want_grad = x.requires_grad();
+    const auto K = x.size(0);
+    auto total = torch::zeros({}, x.options().dtype(compute));
+    torch::Tensor grad = want_grad ? torch::empty_like(x) : torch::Tensor();
+    for (std::int64_t start = 0; start < K; start += chunk) {
+      const auto n = std::min(chunk, K - start);
+      const auto t = targets.narrow(0, start, n).unsqueeze(1);
+      // As cross_entropy computes it: nll of log_softmax, whose gradient is
+      // softmax - onehot with softmax = exp(log_softmax).
+      const auto log_probs = torch::log_softmax(torch::matmul(x.narrow(0, start, n), weight.t()).to(compute), 1);
+      total -= log_probs.gather(1, t).sum();
+      if (want_grad) {
+        auto g = log_probs.exp();
+        g.scatter_add_(1, t, torch::full({n, 1}, -1.0, g.options()));
+        grad.narrow(0, start, n).copy_(torch::matmul(g.to(x.scalar_type()), weight));
+      }
+    }
+    ctx->save_for_backward({grad});
+    return total;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                  torch::autograd::variable_list grads) {
+    const auto grad = ctx->get_saved_variables()[0];
+    return {grad * grads[0].to(grad.scalar_type()), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor Decoder::loss_sum_at(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& rows,
+                                   const torch::Tensor& cols, const torch::Tensor& targets,
+                                   std::int64_t chunk_rows) const {
+  if (chunk_rows < 1) throw Error("loss_sum_at: chunk_rows must be positive");
+  KvCache cache = empty_cache(ids.size(0));
+  const auto h = hidden(ids.to(device_, torch::kInt64), mask, cache);  // [B, T, H]
+  const auto picked = h.index({rows.to(device_, torch::kInt64), cols.to(device_, torch::kInt64)});  // [K, H]
+  const auto y = targets.to(device_, torch::kInt64);
+  if (picked.size(0) <= chunk_rows) {  // one chunk: the logits and cross_entropy under autograd, as forward_at
+    return torch::nn::functional::cross_entropy(
+        head(picked), y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  }
+  return ChunkedHeadLoss::apply(rms_norm(picked, norm_).contiguous(), lm_head_, y, chunk_rows, compute_);
+}
+
 // The last layer's hidden states [B, T, H] (before the final norm) of new
 // tokens; extends the cache.
 // One decoder layer whose activations are not kept: forward runs without a

@@ -46,9 +46,7 @@ std::int64_t loss_token_count(const TrainExample& e) {
 }
 
 at::Tensor completion_loss_sum(const Decoder& model, const TrainBatch& b) {
-  const auto picked = model.forward_at(b.ids, b.mask, b.rows, b.cols).to(torch::kFloat32);  // [K, V]
-  return torch::nn::functional::cross_entropy(
-      picked, b.targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  return model.loss_sum_at(b.ids, b.mask, b.rows, b.cols, b.targets).to(torch::kFloat32);
 }
 
 }  // namespace sensecf::llm

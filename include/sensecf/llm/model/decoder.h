@@ -119,6 +119,15 @@ class Decoder final : public CausalLM {
   // mode and precision as forward().
   at::Tensor forward_at(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& rows,
                         const at::Tensor& cols) const;
+  // Sum over k of the cross-entropy of targets[k] under the logits of position
+  // (rows[k], cols[k]): forward_at and the loss in one, the training loss.
+  // Up to `chunk_rows` positions it is exactly forward_at + cross_entropy.
+  // Beyond, the frozen head runs chunk_rows positions at a time inside one
+  // autograd function that keeps d(loss)/d(its input) [K, H] instead of the
+  // logits [K, V], so the head costs one chunk's logits of memory whatever K
+  // is; value and gradients equal the one-chunk path's to float rounding.
+  at::Tensor loss_sum_at(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& rows,
+                         const at::Tensor& cols, const at::Tensor& targets, std::int64_t chunk_rows = 256) const;
 
  private:
   struct Layer {

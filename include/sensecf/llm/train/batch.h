@@ -4,8 +4,8 @@
 // A batch is left-padded to its longest example. The loss is the next-token
 // cross-entropy summed over the completion tokens only (TrainExample's ids
 // from prompt_len on, never the first token); only those positions go through
-// the LM head and the log-softmax (Decoder::forward_at), so a 128k vocabulary
-// costs logits for the answer tokens, not for every position.
+// the LM head and the log-softmax, 256 at a time (Decoder::loss_sum_at), so a
+// 128k vocabulary costs the logits of 256 answer tokens, not of every position.
 //
 // Only light ATen headers here; batch.cpp includes <torch/torch.h>.
 #pragma once
