@@ -71,7 +71,7 @@ int lm_bench_train(const std::vector<std::string>& args) {
   std::string shape = "tiny-llama", json_out;
   bool json = false, checkpointing = false;
   llm::ModelOptions model_options;
-  long layers = 0, batch = 4, seq_len = 512, completion_len = 128, steps = 10, warmup = 3, r = 16;
+  long layers = 0, batch = 4, seq_len = 512, completion_len = 128, steps = 10, warmup = 3, r = 16, head_chunk = 256;
   double alpha = 32, dropout = 0.03, peak_tflops = 0;
   std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
   unsigned long seed = 1;
@@ -92,6 +92,10 @@ int lm_bench_train(const std::vector<std::string>& args) {
   options.add("bench.targets", &targets, "projections with an adapter", "targets");
   options.add("bench.gradient_checkpointing", &checkpointing, "recompute each layer in backward",
               "gradient-checkpointing");
+  options.add("bench.head_chunk", &head_chunk,
+              "loss positions per pass of the LM head (the trainer's 256; more than batch x completion-len: the "
+              "logits of all at once)",
+              "head-chunk");
   options.add("bench.peak_tflops", &peak_tflops,
               "the device's dense bf16 peak in TFLOP/s for MFU (H100 SXM / H200: 989; 0: skip)", "peak-tflops");
   options.add("bench.seed", &seed, "seed of the random weights, adapter and tokens", "seed");
@@ -99,8 +103,8 @@ int lm_bench_train(const std::vector<std::string>& args) {
   options.add("bench.out", &json_out, "also write the JSON line to this file", "out").not_hashed();
   llm::declare_options(options, model_options);
   options.add_check([&] {
-    if (batch < 1 || seq_len < 2 || steps < 1 || warmup < 0 || r < 1)
-      throw UsageError("--batch, --steps and --r must be >= 1, --seq-len >= 2 and --warmup >= 0");
+    if (batch < 1 || seq_len < 2 || steps < 1 || warmup < 0 || r < 1 || head_chunk < 1)
+      throw UsageError("--batch, --steps, --r and --head-chunk must be >= 1, --seq-len >= 2 and --warmup >= 0");
     if (completion_len < 1 || completion_len >= seq_len)
       throw UsageError(fmt::format("--completion-len must be in [1, --seq-len), got {} for --seq-len {}",
                                    completion_len, seq_len),
@@ -147,7 +151,7 @@ int lm_bench_train(const std::vector<std::string>& args) {
   const llm::TrainBatch b = llm::make_train_batch(examples, which, device);
   double last_loss = 0;
   auto step = [&] {
-    const auto loss = llm::completion_loss_sum(*model, b);
+    const auto loss = llm::completion_loss_sum(*model, b, head_chunk);
     (loss / static_cast<double>(b.n_loss_tokens)).backward();
     llm::clip_grad_norm(params, 1.0);  // reads the norm on the host: the backward has finished
     optimizer.step(2e-4);
@@ -194,6 +198,7 @@ int lm_bench_train(const std::vector<std::string>& args) {
                                            {"batch", batch},
                                            {"seq_len", seq_len},
                                            {"completion_len", completion_len},
+                                           {"head_chunk", head_chunk},
                                            {"r", r},
                                            {"trainable_params", trainable},
                                            {"steps", steps},

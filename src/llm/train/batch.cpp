@@ -45,8 +45,8 @@ std::int64_t loss_token_count(const TrainExample& e) {
   return static_cast<std::int64_t>(e.ids.size()) - static_cast<std::int64_t>(std::max<std::size_t>(e.prompt_len, 1));
 }
 
-at::Tensor completion_loss_sum(const Decoder& model, const TrainBatch& b) {
-  return model.loss_sum_at(b.ids, b.mask, b.rows, b.cols, b.targets).to(torch::kFloat32);
+at::Tensor completion_loss_sum(const Decoder& model, const TrainBatch& b, std::int64_t head_chunk) {
+  return model.loss_sum_at(b.ids, b.mask, b.rows, b.cols, b.targets, head_chunk).to(torch::kFloat32);
 }
 
 }  // namespace sensecf::llm

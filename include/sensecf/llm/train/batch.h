@@ -39,6 +39,7 @@ std::int64_t loss_token_count(const TrainExample& example);
 
 // Sum (not mean) of the cross-entropy over the batch's completion tokens, fp32,
 // under the caller's grad mode.
-at::Tensor completion_loss_sum(const Decoder& model, const TrainBatch& batch);
+// head_chunk: completion positions per pass of the head (Decoder::loss_sum_at).
+at::Tensor completion_loss_sum(const Decoder& model, const TrainBatch& batch, std::int64_t head_chunk = 256);
 
 }  // namespace sensecf::llm
