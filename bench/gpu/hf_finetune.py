@@ -9,9 +9,11 @@ clip_grad_norm_(1.0), torch.optim.AdamW (fused where available) and
 zero_grad: a Trainer step without the Trainer. LoRA r 16, alpha 32, dropout
 0.03 on the seven projections (the paper's Table I). --quant nf4 replaces the
 seven projections by bitsandbytes Linear4bit (NF4, blocksize 64, bf16 compute)
-as from_pretrained(quantization_config=BitsAndBytesConfig(load_in_4bit=True))
-would, then prepare_model_for_kbit_training; without bitsandbytes that row
-says so and is skipped.
+and keeps everything else in bf16, as `lm bench-train --lm.quant nf4` does
+(prepare_model_for_kbit_training would also cast the embedding and the head to
+fp32, 4 GiB more at 8B: not like for like); without bitsandbytes that row says
+so and is skipped. --gradient-checkpointing: transformers' non-reentrant
+checkpointing of every decoder layer, as sensecf's.
 
 Model FLOPs are counted as `lm bench-train` counts them (its file comment):
 4·N·B·T for the projections, 12·L·T·H·d·B·T for attention, 4·V·h·B·C for the
@@ -72,8 +74,8 @@ def quantize_nf4(model):
             if child_name in PROJECTIONS and isinstance(child, torch.nn.Linear):
                 q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=False, compute_dtype=torch.bfloat16,
                                       quant_type="nf4", device="meta")
-                q.weight = bnb.nn.Params4bit(child.weight.data.to("cpu"), requires_grad=False, quant_type="nf4",
-                                             blocksize=64).to("cuda")
+                q.weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False, quant_type="nf4",
+                                             blocksize=64).to(child.weight.device)  # quantises on the move
                 setattr(module, child_name, q)
     torch.cuda.empty_cache()
     return model
@@ -94,11 +96,9 @@ def bench(args, quant):
     start = time.perf_counter()
     model, config = random_model(args.shape, args.layers, args.attention)
     if quant == "nf4":
-        from peft import prepare_model_for_kbit_training
-        model = prepare_model_for_kbit_training(quantize_nf4(model),
-                                                use_gradient_checkpointing=args.gradient_checkpointing)
-    elif args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model = quantize_nf4(model)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.03, target_modules=PROJECTIONS, bias="none",
                       task_type="CAUSAL_LM")
