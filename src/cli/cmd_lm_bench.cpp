@@ -42,6 +42,12 @@ llm::ModelConfig lm_bench_config(const std::string& shape, long layers) {
   return config;
 }
 
+void declare_bench_shape_options(Options& options, std::string& shape, long& layers) {
+  options.add("bench.shape", &shape,
+              "llama-3.1-8b, biomistral-7b, tiny-llama, tiny-mistral, or a config.json path", "shape");
+  options.add("bench.layers", &layers, "override num_hidden_layers (0: the config's), e.g. 2 on a CPU", "layers");
+}
+
 namespace {
 
 // Bytes one decode step must read: every weight except the embedding table
@@ -75,9 +81,7 @@ int lm_bench(const std::vector<std::string>& args) {
   Options options("lm bench",
                   "Prefill and decode tokens/s of the Llama/Mistral decoder with random weights at a model's real\n"
                   "shapes (made directly on the device), and batch-1 decode against the memory-bandwidth roofline.");
-  options.add("bench.shape", &shape,
-              "llama-3.1-8b, biomistral-7b, tiny-llama, tiny-mistral, or a config.json path", "shape");
-  options.add("bench.layers", &layers, "override num_hidden_layers (0: the config's), e.g. 2 on a CPU", "layers");
+  declare_bench_shape_options(options, shape, layers);
   options.add("bench.batch", &batches, "batch sizes to measure", "batch");
   options.add("bench.prompt_len", &prompt_len, "prompt tokens per sequence", "prompt-len");
   options.add("bench.new_tokens", &new_tokens, "new tokens per sequence (no stop tokens)", "new-tokens");

@@ -42,6 +42,7 @@
 #include "sensecf/llm/model/device_memory.h"
 #include "sensecf/llm/train/batch.h"
 #include "sensecf/llm/train/optim.h"
+#include "sensecf/llm/train/trainer.h"
 
 namespace sensecf::cli {
 namespace {
@@ -71,16 +72,16 @@ int lm_bench_train(const std::vector<std::string>& args) {
   std::string shape = "tiny-llama", json_out;
   bool json = false, checkpointing = false;
   llm::ModelOptions model_options;
-  long layers = 0, batch = 4, seq_len = 512, completion_len = 128, steps = 10, warmup = 3, r = 16, head_chunk = 256;
-  double alpha = 32, dropout = 0.03, peak_tflops = 0;
-  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  long layers = 0, batch = 4, seq_len = 512, completion_len = 128, steps = 10, warmup = 3, head_chunk = 256;
+  const llm::FinetuneOptions paper;  // LoRA settings: lm finetune's defaults, the paper's Table I
+  long r = static_cast<long>(paper.r);
+  double alpha = paper.alpha, dropout = paper.dropout, peak_tflops = 0;
+  std::vector<std::string> targets = paper.targets;
   unsigned long seed = 1;
   Options options("lm bench-train",
                   "LoRA / QLoRA training-step tokens/s, MFU and peak device memory of `lm finetune`'s step at a\n"
                   "model's real shapes, with random weights made directly on the device.");
-  options.add("bench.shape", &shape,
-              "llama-3.1-8b, biomistral-7b, tiny-llama, tiny-mistral, or a config.json path", "shape");
-  options.add("bench.layers", &layers, "override num_hidden_layers (0: the config's), e.g. 2 on a CPU", "layers");
+  declare_bench_shape_options(options, shape, layers);
   options.add("bench.batch", &batch, "sequences per step", "batch");
   options.add("bench.seq_len", &seq_len, "tokens per sequence (no padding)", "seq-len");
   options.add("bench.completion_len", &completion_len, "loss tokens at the end of each sequence", "completion-len");

@@ -97,6 +97,8 @@ int cmd_lm_bench_train(const std::vector<std::string>& args);  // cmd_lm_bench_t
 // The model config of `lm bench --shape` (a preset name, tiny-llama/-mistral or
 // a config.json path), with num_hidden_layers overridden when layers > 0.
 llm::ModelConfig lm_bench_config(const std::string& shape, long layers);  // cmd_lm_bench.cpp
+// bench.shape and bench.layers (--shape, --layers), as lm_bench_config reads them.
+void declare_bench_shape_options(Options& options, std::string& shape, long& layers);  // cmd_lm_bench.cpp
 int cmd_lm_convert(const std::vector<std::string>& args);   // cmd_lm_convert.cpp
 int cmd_lm_init_adapter(const std::vector<std::string>& args);  // cmd_lm_adapter.cpp
 int cmd_lm_finetune(const std::vector<std::string>& args);      // cmd_lm_finetune.cpp
