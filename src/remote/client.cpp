@@ -147,31 +147,6 @@ void validate(const RemoteOptions& o) {
     throw UsageError("lm.offline needs a response cache", "set lm.cache_dir to the directory of earlier answers");
 }
 
-Usage& Usage::operator+=(const Usage& o) {
-  requests += o.requests;
-  answers += o.answers;
-  cache_hits += o.cache_hits;
-  retries += o.retries;
-  failures += o.failures;
-  prompt_tokens += o.prompt_tokens;
-  completion_tokens += o.completion_tokens;
-  cost_usd += o.cost_usd;
-  seconds += o.seconds;
-  return *this;
-}
-
-nlohmann::json to_json(const Usage& u) {
-  return {{"requests", u.requests},
-          {"answers", u.answers},
-          {"cache_hits", u.cache_hits},
-          {"retries", u.retries},
-          {"failures", u.failures},
-          {"prompt_tokens", u.prompt_tokens},
-          {"completion_tokens", u.completion_tokens},
-          {"cost_usd", u.cost_usd},
-          {"seconds", u.seconds}};
-}
-
 // Rate limits shared by a client's workers, by reservation: each request
 // reserves its start time under the lock and sleeps outside it.
 //   requests: one start every 60 / rpm seconds
