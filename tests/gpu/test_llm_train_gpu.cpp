@@ -2,7 +2,10 @@
 // tests/python/test_finetune_golden.py ties to PyTorch's optimiser and
 // test_nf4_golden.py to a NumPy NF4): NF4 quantisation on the GPU gives the
 // CPU's bytes, fp32 fine-tuning on the GPU gives the CPU's loss curve, and a
-// bf16 QLoRA (nf4-dq) run trains with finite, falling losses.
+// bf16 QLoRA (nf4-dq) run trains with finite, falling losses; the chunked
+// LM-head loss equals the one-chunk path on the GPU too, and the peak device
+// memory figure (lm bench-train, the trainer's progress line) is the CUDA
+// allocator's.
 //
 // Skips, saying so, where no CUDA device is visible; scripts/device/gpu-check
 // runs it on a GPU machine and the "measured: ..." lines record the numbers.
@@ -13,6 +16,9 @@
 #include <iostream>
 
 #include "llm_util.h"
+#include "sensecf/llm/lora/lora.h"
+#include "sensecf/llm/model/decoder.h"
+#include "sensecf/llm/model/device_memory.h"
 #include "sensecf/llm/model/nf4.h"
 #include "sensecf/llm/train/trainer.h"
 
@@ -100,6 +106,62 @@ TEST(GpuTrain, Fp16LoRaTrainsWithLossScalingOnCuda) {
   std::cout << "measured: fp16 LoRA loss " << r.curve.front().loss << " -> " << r.curve.back().loss << " ("
             << finite << "/" << r.curve.size() << " finite steps)\n";
   EXPECT_LT(r.curve.back().loss, r.curve.front().loss);
+}
+
+TEST(GpuTrain, ChunkedHeadLossOnCudaEqualsTheOneChunkPath) {
+  SENSECF_REQUIRE_CUDA();
+  ModelOptions options;
+  options.device = "cuda:0";
+  options.dtype = "float32";
+  const auto model = Decoder::load(test::tiny_checkpoint("llama"), options);
+  LoraConfig lora;
+  lora.r = 4;
+  lora.lora_alpha = 8;
+  lora.targets = LoraConfig::Targets::kAllLinear;
+  model->attach(init_lora_adapter(lora, model->config(), LoraInit::kRandom, 7));
+  model->set_lora_trainable();
+  // Three full rows of 40 tokens; all 117 next-token terms (the trainer's batches live on the device).
+  const auto ids = torch::randint(0, model->config().vocab_size, {3, 40}, torch::kInt64).to(torch::kCUDA);
+  const auto mask = torch::ones({3, 40}, torch::kInt64).to(torch::kCUDA);
+  const auto rows = torch::arange(3).repeat_interleave(39).to(torch::kCUDA);
+  const auto cols = torch::arange(39).repeat({3}).to(torch::kCUDA);
+  const auto targets = ids.narrow(1, 1, 39).reshape({-1});
+  std::vector<torch::Tensor> grads[2];
+  double losses[2];
+  for (int chunked = 0; chunked < 2; ++chunked) {
+    const auto loss = model->loss_sum_at(ids, mask, rows, cols, targets, chunked ? 16 : 1000);
+    loss.backward();
+    losses[chunked] = loss.item<double>();
+    for (auto& [name, t] : model->lora_parameters()) {
+      grads[chunked].push_back(t.grad().cpu().clone());
+      t.mutable_grad() = torch::Tensor();
+    }
+  }
+  double worst = 0, scale = 0;
+  for (std::size_t i = 0; i < grads[0].size(); ++i) {
+    worst = std::max(worst, (grads[0][i] - grads[1][i]).abs().max().item<double>());
+    scale = std::max(scale, grads[0][i].abs().max().item<double>());
+  }
+  std::cout << "measured: chunked head on CUDA, loss rel diff " << std::abs(losses[1] - losses[0]) / losses[0]
+            << ", gradient max diff " << worst << " of " << scale << "\n";
+  EXPECT_LE(std::abs(losses[1] - losses[0]), 1e-5 * losses[0]);
+  EXPECT_LE(worst, 1e-4 * scale);
+}
+
+TEST(GpuTrain, PeakDeviceMemoryIsTheAllocatorsPeak) {
+  SENSECF_REQUIRE_CUDA();
+  const c10::Device cuda("cuda:0");
+  reset_peak_device_memory(cuda);
+  const auto base = peak_device_memory(cuda);
+  ASSERT_TRUE(base.has_value()) << "no figure on CUDA: the build lacks the CUDA paths (SENSECF_TORCH_CUDA)";
+  {
+    const auto big = torch::empty({64 << 20}, torch::TensorOptions().dtype(torch::kFloat32).device(cuda));  // 256 MiB
+    EXPECT_GE(*peak_device_memory(cuda), *base + 256.0 * (1 << 20));
+  }
+  const double after = *peak_device_memory(cuda);
+  reset_peak_device_memory(cuda);
+  EXPECT_LT(*peak_device_memory(cuda), after - 255.0 * (1 << 20)) << "the reset did not start a new peak";
+  EXPECT_FALSE(peak_device_memory(c10::Device("cpu")).has_value());
 }
 
 }  // namespace
