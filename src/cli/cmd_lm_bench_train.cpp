@@ -78,13 +78,15 @@ int lm_bench_train(const std::vector<std::string>& args) {
   double alpha = paper.alpha, dropout = paper.dropout, peak_tflops = 0;
   std::vector<std::string> targets = paper.targets;
   unsigned long seed = 1;
-  Options options("lm bench-train",
-                  "LoRA / QLoRA training-step tokens/s, MFU and peak device memory of `lm finetune`'s step at a\n"
-                  "model's real shapes, with random weights made directly on the device.");
+  Options options(
+      "lm bench-train",
+      "LoRA / QLoRA training-step tokens/s, MFU and peak device memory of `lm finetune`'s step at a\n"
+      "model's real shapes, with random weights made directly on the device.");
   declare_bench_shape_options(options, shape, layers);
   options.add("bench.batch", &batch, "sequences per step", "batch");
   options.add("bench.seq_len", &seq_len, "tokens per sequence (no padding)", "seq-len");
-  options.add("bench.completion_len", &completion_len, "loss tokens at the end of each sequence", "completion-len");
+  options.add("bench.completion_len", &completion_len, "loss tokens at the end of each sequence",
+              "completion-len");
   options.add("bench.steps", &steps, "timed steps", "steps");
   options.add("bench.warmup", &warmup, "untimed steps first (allocator, kernels)", "warmup");
   options.add("bench.r", &r, "LoRA rank", "r");
@@ -93,19 +95,22 @@ int lm_bench_train(const std::vector<std::string>& args) {
   options.add("bench.targets", &targets, "projections with an adapter", "targets");
   options.add("bench.gradient_checkpointing", &checkpointing, "recompute each layer in backward",
               "gradient-checkpointing");
-  options.add("bench.head_chunk", &head_chunk,
-              "loss positions per pass of the LM head (the trainer's 256; more than batch x completion-len: the "
-              "logits of all at once)",
-              "head-chunk");
+  options.add(
+      "bench.head_chunk", &head_chunk,
+      "loss positions per pass of the LM head (the trainer's 256; more than batch x completion-len: the "
+      "logits of all at once)",
+      "head-chunk");
   options.add("bench.peak_tflops", &peak_tflops,
-              "the device's dense bf16 peak in TFLOP/s for MFU (H100 SXM / H200: 989; 0: skip)", "peak-tflops");
+              "the device's dense bf16 peak in TFLOP/s for MFU (H100 SXM / H200: 989; 0: skip)",
+              "peak-tflops");
   options.add("bench.seed", &seed, "seed of the random weights, adapter and tokens", "seed");
   options.add("bench.json", &json, "print one JSON line instead of the table", "json").not_hashed();
   options.add("bench.out", &json_out, "also write the JSON line to this file", "out").not_hashed();
   llm::declare_options(options, model_options);
   options.add_check([&] {
     if (batch < 1 || seq_len < 2 || steps < 1 || warmup < 0 || r < 1 || head_chunk < 1)
-      throw UsageError("--batch, --steps, --r and --head-chunk must be >= 1, --seq-len >= 2 and --warmup >= 0");
+      throw UsageError(
+          "--batch, --steps, --r and --head-chunk must be >= 1, --seq-len >= 2 and --warmup >= 0");
     if (completion_len < 1 || completion_len >= seq_len)
       throw UsageError(fmt::format("--completion-len must be in [1, --seq-len), got {} for --seq-len {}",
                                    completion_len, seq_len),
@@ -134,10 +139,11 @@ int lm_bench_train(const std::vector<std::string>& args) {
     trainable += static_cast<double>(t.numel());
   }
   llm::AdamW optimizer(params, llm::AdamWOptions{});
-  spdlog::info("{}: {} layers, hidden {}, vocab {}, quant {}; random weights on {} in {:.1f} s; LoRA r {} on {} "
-               "({:.1f}M trainable)",
-               shape, config.num_hidden_layers, config.hidden_size, config.vocab_size, model_options.quant,
-               model_options.device, seconds_since(start), r, join(targets, ","), trainable / 1e6);
+  spdlog::info(
+      "{}: {} layers, hidden {}, vocab {}, quant {}; random weights on {} in {:.1f} s; LoRA r {} on {} "
+      "({:.1f}M trainable)",
+      shape, config.num_hidden_layers, config.hidden_size, config.vocab_size, model_options.quant,
+      model_options.device, seconds_since(start), r, join(targets, ","), trainable / 1e6);
 
   // Random sequences of seq_len tokens whose last completion_len tokens are the loss tokens.
   Rng rng(seed);
@@ -178,8 +184,8 @@ int lm_bench_train(const std::vector<std::string>& args) {
   getrusage(RUSAGE_SELF, &usage);
   const double host_gib = static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);
   if (!json) {
-    std::cout << fmt::format("{:>10} {:>8} {:>12} {:>10} {:>9} {:>6} {:>16} {:>14}\n", "quant", "step ms", "tokens/s",
-                             "TFLOP/s", "MFU", "loss", "peak device GiB", "peak host GiB");
+    std::cout << fmt::format("{:>10} {:>8} {:>12} {:>10} {:>9} {:>6} {:>16} {:>14}\n", "quant", "step ms",
+                             "tokens/s", "TFLOP/s", "MFU", "loss", "peak device GiB", "peak host GiB");
     std::cout << fmt::format("{:>10} {:>8.1f} {:>12.0f} {:>10.1f} {:>9} {:>6.3f} {:>16} {:>14.2f}\n",
                              model_options.quant, step_s * 1e3, tokens / step_s, tflops,
                              peak_tflops > 0 ? fmt::format("{:.1f}%", 100 * mfu) : "-", last_loss,

@@ -36,10 +36,11 @@ class NcclCommunicator final : public Communicator {
   NcclCommunicator(std::unique_ptr<Communicator> host, int device) : host_(std::move(host)), device_(device) {
     const int visible = cuda_device_count();
     if (device < 0 || device >= visible) {
-      throw Error(fmt::format("rank {}: NCCL needs CUDA device {}, but {} CUDA devices are visible", host_->rank(),
-                              device, visible),
-                  "run data-parallel GPU training on ranks that each see a GPU (check CUDA_VISIBLE_DEVICES and "
-                  "the job's GPUs per task), or train on the CPU");
+      throw Error(
+          fmt::format("rank {}: NCCL needs CUDA device {}, but {} CUDA devices are visible", host_->rank(),
+                      device, visible),
+          "run data-parallel GPU training on ranks that each see a GPU (check CUDA_VISIBLE_DEVICES and "
+          "the job's GPUs per task), or train on the CPU");
     }
     SENSECF_CUDA_CHECK(cudaSetDevice(device));
     ncclUniqueId id;
@@ -66,7 +67,8 @@ class NcclCommunicator final : public Communicator {
     SENSECF_CUDA_CHECK(cudaStreamSynchronize(nullptr));
   }
   std::string describe() const override {
-    return fmt::format("NCCL on CUDA device {}, {} ranks (host side: {})", device_, size(), host_->describe());
+    return fmt::format("NCCL on CUDA device {}, {} ranks (host side: {})", device_, size(),
+                       host_->describe());
   }
 
  private:
@@ -96,7 +98,8 @@ std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicato
 #endif
 }
 
-TrainingComm training_communicator(std::unique_ptr<Communicator> host, const std::string& device, int local_rank) {
+TrainingComm training_communicator(std::unique_ptr<Communicator> host, const std::string& device,
+                                   int local_rank) {
   int index = cuda_index(device);
   if (host->size() < 2 || index < 0) return {std::move(host), device};
   std::string bound = device;
@@ -107,8 +110,9 @@ TrainingComm training_communicator(std::unique_ptr<Communicator> host, const std
   }
   if (!nccl_built()) {
     if (host->rank() == 0) {
-      spdlog::warn("data parallel on {}: this build has no NCCL, the gradients are summed over {} through host memory",
-                   device, host->describe());
+      spdlog::warn(
+          "data parallel on {}: this build has no NCCL, the gradients are summed over {} through host memory",
+          device, host->describe());
     }
     return {std::move(host), bound};
   }

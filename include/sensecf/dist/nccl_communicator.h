@@ -39,6 +39,7 @@ struct TrainingComm {
   std::unique_ptr<Communicator> comm;
   std::string device;
 };
-TrainingComm training_communicator(std::unique_ptr<Communicator> host, const std::string& device, int local_rank);
+TrainingComm training_communicator(std::unique_ptr<Communicator> host, const std::string& device,
+                                   int local_rank);
 
 }  // namespace sensecf::dist

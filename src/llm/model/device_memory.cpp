@@ -9,7 +9,8 @@ namespace sensecf::llm {
 
 void reset_peak_device_memory(c10::Device device) {
 #ifdef SENSECF_TORCH_CUDA
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+  if (device.is_cuda())
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
 #else
   (void)device;
 #endif
@@ -18,7 +19,8 @@ void reset_peak_device_memory(c10::Device device) {
 std::optional<double> peak_device_memory(c10::Device device) {
 #ifdef SENSECF_TORCH_CUDA
   if (device.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    const auto stats =
+        c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
     return static_cast<double>(stats.allocated_bytes[0].peak);  // [0]: StatType::AGGREGATE, every pool
   }
 #else

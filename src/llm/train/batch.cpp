@@ -42,7 +42,8 @@ TrainBatch make_train_batch(const std::vector<TrainExample>& examples, const std
 }
 
 std::int64_t loss_token_count(const TrainExample& e) {
-  return static_cast<std::int64_t>(e.ids.size()) - static_cast<std::int64_t>(std::max<std::size_t>(e.prompt_len, 1));
+  return static_cast<std::int64_t>(e.ids.size()) -
+         static_cast<std::int64_t>(std::max<std::size_t>(e.prompt_len, 1));
 }
 
 at::Tensor completion_loss_sum(const Decoder& model, const TrainBatch& b, std::int64_t head_chunk) {

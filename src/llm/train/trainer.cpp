@@ -144,15 +144,19 @@ double peak_rss_mib() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
+// The starting adapter's files, hashed ("" without one).
+std::string init_adapter_identity(const std::string& dir) {
+  if (dir.empty()) return "";
+  return fnv1a_file_hex((fs::path(dir) / "adapter_config.json").string()) +
+         fnv1a_file_hex((fs::path(dir) / "adapter_model.safetensors").string());
+}
+
 // What must be equal for a checkpoint to be continued.
 nlohmann::json run_identity(const FinetuneOptions& o) {
   return {{"model", fs::absolute(o.model_dir).lexically_normal().string()},
           {"data", fnv1a_file_hex(o.data_path)},
           {"eval_data", o.eval_path.empty() ? "" : fnv1a_file_hex(o.eval_path)},
-          {"init_adapter", o.init_adapter.empty() ? ""
-                                                  : fnv1a_file_hex((fs::path(o.init_adapter) / "adapter_config.json").string()) +
-                                                        fnv1a_file_hex((fs::path(o.init_adapter) /
-                                                                        "adapter_model.safetensors").string())},
+          {"init_adapter", init_adapter_identity(o.init_adapter)},
           {"dtype", o.model.dtype},
           {"quant", o.model.quant},
           {"max_length", o.max_length},

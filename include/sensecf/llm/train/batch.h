@@ -24,10 +24,10 @@ namespace sensecf::llm {
 class Decoder;
 
 struct TrainBatch {
-  at::Tensor ids, mask;               // [B, T], left-padded
-  at::Tensor rows, cols, targets;     // [K] each: logits[rows, cols] predict targets
-  std::int64_t n_loss_tokens = 0;     // K
-  std::int64_t n_tokens = 0;          // real (unpadded) tokens
+  at::Tensor ids, mask;            // [B, T], left-padded
+  at::Tensor rows, cols, targets;  // [K] each: logits[rows, cols] predict targets
+  std::int64_t n_loss_tokens = 0;  // K
+  std::int64_t n_tokens = 0;       // real (unpadded) tokens
 };
 
 // The examples examples[which[0]], examples[which[1]], ... as one batch on `device`.
