@@ -171,6 +171,9 @@ TEST(LlmFinetune, InitAdapterStartsFromTheGivenAdapterInItsShape) {
   int polls = 0;
   from_other.out_dir = dir.file("stopped");
   ASSERT_TRUE(finetune(from_other, [&] { return ++polls == 1; }).interrupted);
+  auto resumed = from_other;
+  resumed.r = 3;  // not read with a starting adapter: no reason to refuse the checkpoint
+  EXPECT_EQ(finetune(resumed).resumed_from, 1);
   from_other.init_adapter = dir.file("same-init");
   EXPECT_THROW_WITH(finetune(from_other), UsageError, "other settings (init_adapter differ)");
 }

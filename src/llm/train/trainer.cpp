@@ -153,6 +153,10 @@ std::string init_adapter_identity(const std::string& dir) {
 
 // What must be equal for a checkpoint to be continued.
 nlohmann::json run_identity(const FinetuneOptions& o) {
+  // With a starting adapter its files stand for the LoRA shape: --r, --alpha,
+  // --rslora and --targets are not read, so they do not count.
+  const bool given = !o.init_adapter.empty();
+  const auto shape = [given](const auto& value) { return given ? nlohmann::json() : nlohmann::json(value); };
   return {{"model", fs::absolute(o.model_dir).lexically_normal().string()},
           {"data", fnv1a_file_hex(o.data_path)},
           {"eval_data", o.eval_path.empty() ? "" : fnv1a_file_hex(o.eval_path)},
@@ -161,11 +165,11 @@ nlohmann::json run_identity(const FinetuneOptions& o) {
           {"quant", o.model.quant},
           {"max_length", o.max_length},
           {"eval_fraction", o.eval_fraction},
-          {"r", o.r},
-          {"alpha", o.alpha},
+          {"r", shape(o.r)},
+          {"alpha", shape(o.alpha)},
           {"dropout", o.dropout},
-          {"rslora", o.rslora},
-          {"targets", o.targets},
+          {"rslora", shape(o.rslora)},
+          {"targets", shape(o.targets)},
           {"epochs", o.epochs},
           {"max_steps", o.max_steps},
           {"batch_size", o.batch_size},
