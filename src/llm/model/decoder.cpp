@@ -429,9 +429,14 @@ torch::Tensor Decoder::forward(const torch::Tensor& ids, const torch::Tensor& ne
 
 torch::Tensor Decoder::forward_at(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& rows,
                                   const torch::Tensor& cols) const {
+  return head(hidden_at(ids, mask, rows, cols));  // [K, V]
+}
+
+torch::Tensor Decoder::hidden_at(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& rows,
+                                 const torch::Tensor& cols) const {
   KvCache cache = empty_cache(ids.size(0));
   const auto h = hidden(ids.to(device_, torch::kInt64), mask, cache);  // [B, T, H]
-  return head(h.index({rows.to(device_, torch::kInt64), cols.to(device_, torch::kInt64)}));  // [K, V]
+  return h.index({rows.to(device_, torch::kInt64), cols.to(device_, torch::kInt64)});
 }
 
 namespace {
@@ -481,9 +486,7 @@ torch::Tensor Decoder::loss_sum_at(const torch::Tensor& ids, const torch::Tensor
                                    const torch::Tensor& cols, const torch::Tensor& targets,
                                    std::int64_t chunk_rows) const {
   if (chunk_rows < 1) throw Error("loss_sum_at: chunk_rows must be positive");
-  KvCache cache = empty_cache(ids.size(0));
-  const auto h = hidden(ids.to(device_, torch::kInt64), mask, cache);  // [B, T, H]
-  const auto picked = h.index({rows.to(device_, torch::kInt64), cols.to(device_, torch::kInt64)});  // [K, H]
+  const auto picked = hidden_at(ids, mask, rows, cols);  // [K, H]
   const auto y = targets.to(device_, torch::kInt64);
   if (picked.size(0) <= chunk_rows) {  // one chunk: the logits and cross_entropy under autograd, as forward_at
     return torch::nn::functional::cross_entropy(

@@ -145,6 +145,10 @@ class Decoder final : public CausalLM {
   // The last layer's hidden states [B, T, H] of new tokens (before the final
   // norm and the head); extends `cache`.
   at::Tensor hidden(const at::Tensor& ids, const at::Tensor& new_mask, KvCache& cache) const;
+  // The last layer's hidden states [K, H] of positions (rows[k], cols[k]) of a
+  // whole batch (forward_at, loss_sum_at).
+  at::Tensor hidden_at(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& rows,
+                       const at::Tensor& cols) const;
   KvCache empty_cache(long batch, long reserve = 0) const;
   // Throws an Error naming the sequence and position of an id outside [0, vocab_size).
   at::Tensor ids_tensor(const std::vector<std::vector<int>>& rows) const;
