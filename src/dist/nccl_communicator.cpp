@@ -4,6 +4,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -104,8 +105,9 @@ TrainingComm training_communicator(std::unique_ptr<Communicator> host, const std
   if (host->size() < 2 || index < 0) return {std::move(host), device};
   std::string bound = device;
   if (device == "cuda") {
-    const int visible = cuda_device_count();
-    index = visible > 0 ? local_rank % visible : 0;
+    // The sweep runner's rule (choose_device); without a GPU, device 0, which
+    // the NCCL start then reports as missing.
+    index = std::max(0, choose_device(local_rank, 1).device);
     bound = fmt::format("cuda:{}", index);
   }
   if (!nccl_built()) {
