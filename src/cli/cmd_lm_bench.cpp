@@ -11,7 +11,6 @@
 // one generate call per repetition, from the moment each token reaches the host.
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 
 #include <cstdint>
 #include <chrono>
@@ -23,6 +22,7 @@
 #include "sensecf/core/error.h"
 #include "sensecf/core/random.h"
 #include "sensecf/core/strings.h"
+#include "sensecf/llm/model/device_memory.h"
 #include "sensecf/llm/model/model.h"
 #include "sensecf/llm/model/tiny.h"
 
@@ -63,10 +63,6 @@ double decode_step_bytes(const llm::ModelConfig& c, double element, long batch, 
   const double kv = 2.0 * static_cast<double>(c.num_hidden_layers * c.num_key_value_heads * c.head_dim) *
                     cached_tokens * static_cast<double>(batch);
   return (weights + kv) * element;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 int lm_bench(const std::vector<std::string>& args) {
@@ -193,9 +189,7 @@ int lm_bench(const std::vector<std::string>& args) {
       if (json) std::cout << line;
     }
   }
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  spdlog::info("peak host memory {:.2f} GiB", static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0));
+  spdlog::info("peak host memory {:.2f} GiB", llm::peak_host_memory() / (1024.0 * 1024.0 * 1024.0));
   return 0;
 }
 

@@ -24,7 +24,6 @@
 // H100 SXM and H200 989).
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -46,10 +45,6 @@
 
 namespace sensecf::cli {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
 
@@ -180,9 +175,7 @@ int lm_bench_train(const std::vector<std::string>& args) {
                                   static_cast<double>(completion_len));
   const double tflops = flops / step_s / 1e12;
   const double mfu = peak_tflops > 0 ? tflops / peak_tflops : 0;
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const double host_gib = static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);
+  const double host_gib = gib(llm::peak_host_memory());
   if (!json) {
     std::cout << fmt::format("{:>10} {:>8} {:>12} {:>10} {:>9} {:>6} {:>16} {:>14}\n", "quant", "step ms",
                              "tokens/s", "TFLOP/s", "MFU", "loss", "peak device GiB", "peak host GiB");

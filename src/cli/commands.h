@@ -5,6 +5,7 @@
 // what needs no LibTorch and hands the rest to sensecf-full (docs/binaries.md).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -51,6 +52,8 @@ std::pair<int, int> launcher_rank_and_size();
 // launcher started more than one rank (command_set.cpp), else one process.
 // The LLM-only build has no MPI and refuses more than one rank.
 std::unique_ptr<Communicator> job_communicator();
+// Seconds from `start` to now (steady clock).
+double seconds_since(std::chrono::steady_clock::time_point start);
 // The launcher's node-local rank (Open MPI, MPICH/PMI, Slurm), else 0.
 int launcher_local_rank();
 // job_communicator() for data-parallel training on `device`: with more than

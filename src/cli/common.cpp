@@ -52,6 +52,10 @@ std::pair<int, int> launcher_rank_and_size() {
   return {0, 1};
 }
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 int launcher_local_rank() {
   for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK", "SLURM_LOCALID"}) {
     if (const char* value = std::getenv(var)) return std::max(0, std::atoi(value));

@@ -1,5 +1,7 @@
-// Peak device memory (see model/device_memory.h).
+// Peak device and host memory (see model/device_memory.h).
 #include "sensecf/llm/model/device_memory.h"
+
+#include <sys/resource.h>
 
 #ifdef SENSECF_TORCH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -27,6 +29,12 @@ std::optional<double> peak_device_memory(c10::Device device) {
   (void)device;
 #endif
   return std::nullopt;
+}
+
+double peak_host_memory() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) * 1024.0;  // KiB on Linux
 }
 
 }  // namespace sensecf::llm

@@ -3,7 +3,6 @@
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -136,12 +135,6 @@ std::vector<std::vector<std::size_t>> epoch_batches(const std::vector<TrainExamp
 std::int64_t steps_per_epoch(std::size_t n_train, const FinetuneOptions& o) {
   const auto n_batches = (static_cast<std::int64_t>(n_train) + o.batch_size - 1) / o.batch_size;
   return (n_batches + o.grad_accum - 1) / o.grad_accum;
-}
-
-double peak_rss_mib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
 // The starting adapter's files, hashed ("" without one).
@@ -518,7 +511,7 @@ class Run {
                        "ETA {} | peak RSS {:.0f} MiB{}",
                        pos_.step, total_, p.epoch, loss,
                        std::isfinite(p.eval_loss) ? fmt::format(" eval {:.4f}", p.eval_loss) : "", lr, norm, rate,
-                       std::isfinite(eta) ? format_duration(eta) : "?", peak_rss_mib(),
+                       std::isfinite(eta) ? format_duration(eta) : "?", peak_host_memory() / (1024.0 * 1024.0),
                        device_peak ? fmt::format(", {} peak {:.2f} GiB", model_->device().str(),
                                                  *device_peak / (1024.0 * 1024.0 * 1024.0))
                                    : "");
