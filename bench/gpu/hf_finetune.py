@@ -35,7 +35,7 @@ import torch
 import transformers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_generate import SHAPES  # noqa: E402
+from hf_generate import SHAPES, random_model  # noqa: E402
 
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -49,21 +49,6 @@ def step_flops(config, batch, seq, completion):
     tokens = batch * seq
     return (4.0 * n * tokens + 12.0 * config.num_hidden_layers * seq * heads * d * tokens
             + 4.0 * config.vocab_size * h * batch * completion)
-
-
-def random_model(shape, layers, attention):
-    fields = dict(SHAPES[shape])
-    model_type = fields.pop("model_type")
-    if layers:
-        fields["num_hidden_layers"] = layers
-    config = transformers.AutoConfig.for_model(model_type, **fields)
-    config._attn_implementation = attention
-    torch.manual_seed(1)
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
-        model = transformers.AutoModelForCausalLM.from_config(config)
-    torch.set_default_dtype(torch.float32)
-    return model, config
 
 
 def quantize_nf4(model):

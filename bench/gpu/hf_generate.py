@@ -48,6 +48,23 @@ class Stamps(transformers.StoppingCriteria):
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
+def random_model(shape, layers, attention):
+    """transformers' model of SHAPES[shape] (layers > 0: that many) with random
+    bf16 weights made on the GPU, and its config (also for hf_finetune.py)."""
+    fields = dict(SHAPES[shape])
+    model_type = fields.pop("model_type")
+    if layers:
+        fields["num_hidden_layers"] = layers
+    config = transformers.AutoConfig.for_model(model_type, **fields)
+    config._attn_implementation = attention
+    torch.manual_seed(1)
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        model = transformers.AutoModelForCausalLM.from_config(config)
+    torch.set_default_dtype(torch.float32)
+    return model, config
+
+
 def copy_bandwidth(gib=4):
     n = gib * (1 << 30) // 2
     src = torch.randn(n, dtype=torch.bfloat16, device="cuda")
@@ -78,18 +95,9 @@ def main():
     ap.add_argument("--json", default="")
     args = ap.parse_args()
 
-    fields = dict(SHAPES[args.shape])
-    model_type = fields.pop("model_type")
-    if args.layers:
-        fields["num_hidden_layers"] = args.layers
-    config = transformers.AutoConfig.for_model(model_type, **fields)
-    config._attn_implementation = args.attention
-    torch.manual_seed(1)
-    torch.set_default_dtype(torch.bfloat16)
     start = time.perf_counter()
-    with torch.device("cuda"):
-        model = transformers.AutoModelForCausalLM.from_config(config).eval()
-    torch.set_default_dtype(torch.float32)
+    model, config = random_model(args.shape, args.layers, args.attention)
+    model.eval()
     torch.cuda.synchronize()
     print(f"transformers {transformers.__version__}, torch {torch.__version__}: {args.shape} "
           f"({config.num_hidden_layers} layers) random bf16 weights on cuda in {time.perf_counter() - start:.1f} s")
